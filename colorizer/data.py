@@ -1,0 +1,267 @@
+"""Training data: a folder of photos -> a memory-mapped uint8 cache -> batches of (L, ab, label).
+
+Decoding JPEGs and converting to Lab on two CPU cores costs more than a small network's step, so
+`prepare()` decodes and resizes every photo once into `images.u8` (N x S x S x 3, memory-mapped),
+with the labels, each photo's colourfulness and the ab histogram of the set. `TrainBatches` then
+gathers, crops, flips and converts batches from that cache; its randomness depends only on
+(seed, epoch, photo), so an interrupted run resumes exactly and N processes see what one would.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, DistributedSampler
+
+from .color import normalize_ab, normalize_l, rgb_to_lab, uint8_to_float
+from .images import ImageError, find_images, read_photo
+
+AB_BINS = 32   # histogram of a*, b* over [-128, 128) in bins of 8 Lab units
+
+
+class DataError(Exception):
+    """A training folder or cache that cannot be used; str() names it and the problem."""
+
+
+@dataclass
+class Cache:
+    """A prepared training set, memory-mapped."""
+    root: Path
+    images: np.ndarray          # (N, S, S, 3) uint8
+    labels: np.ndarray          # (N,) int64, -1 = no label
+    colorfulness: np.ndarray    # (N,) float32, Hasler-Suesstrunk colourfulness of each photo
+    ab_hist: np.ndarray         # (AB_BINS, AB_BINS) float64, pixel counts of the set
+    classes: list[str]
+
+    @property
+    def size(self) -> int:
+        return self.images.shape[1]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+def _load_one(args: tuple[str, int, float]) -> tuple[np.ndarray | None, float, np.ndarray | None, str]:
+    """Decode and resize one photo; returns (pixels, colourfulness, ab histogram, status)."""
+    path, size, min_color_std = args
+    try:
+        photo = read_photo(path)
+    except ImageError as e:
+        return None, 0.0, None, f"unreadable: {e}"
+    img = Image.fromarray((photo.rgb * 255.0 + 0.5).astype(np.uint8))
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    pixels = np.array(img, dtype=np.uint8)
+    lab = rgb_to_lab(uint8_to_float(torch.from_numpy(pixels)))
+    ab = lab[1:].reshape(2, -1)
+    if float(ab.std(dim=1).mean()) < min_color_std:
+        return None, 0.0, None, "grey"
+    hist, _, _ = np.histogram2d(ab[0].numpy(), ab[1].numpy(), bins=AB_BINS, range=[[-128, 128], [-128, 128]])
+    return pixels, colorfulness_u8(pixels), hist, "ok"
+
+
+def colorfulness_u8(rgb: np.ndarray) -> float:
+    """Hasler & Suesstrunk (2003) colourfulness of an (H, W, 3) uint8 image."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def scan_folder(folder: Path) -> tuple[list[Path], list[int], list[str]]:
+    """Photos under `folder` and their labels: class subfolders give labels, a flat folder gives -1."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files, labels = [], []
+    for p in find_images(folder):
+        rel = p.relative_to(folder).parts
+        files.append(p)
+        labels.append(classes.index(rel[0]) if len(rel) > 1 else -1)
+    if not files:
+        raise DataError(f"{folder}: no images found")
+    if all(label == -1 for label in labels):
+        classes = []
+    return files, labels, classes
+
+
+def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 256, min_color_std: float = 3.0,
+            classes: list[str] | None = None, workers: int | None = None, progress: bool = True) -> Cache:
+    """Decode every photo under `src` once, resized to size x size, into a cache folder `dst`.
+
+    Photos whose a*b* standard deviation is below `min_color_std` (Lab units) are skipped as near-grey,
+    as the paper removed low-colour-variance images; unreadable files are skipped and counted.
+    `classes` fixes the label order (e.g. a validation set uses the training set's classes).
+    """
+    from tqdm import tqdm
+
+    src, dst = Path(src), Path(dst)
+    files, labels, found = scan_folder(src)
+    if classes is not None and found:
+        unknown = sorted(set(found) - set(classes))
+        if unknown:
+            raise DataError(f"{src}: class folders not in the training classes: {', '.join(unknown[:5])}")
+        labels = [classes.index(found[i]) if i >= 0 else -1 for i in labels]
+    else:
+        classes = found
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
+    kept_labels, colorfulness, kept_files = [], [], []
+    hist = np.zeros((AB_BINS, AB_BINS))
+    skipped = {"grey": 0, "unreadable": 0}
+    n = 0
+    jobs = [(str(f), size, min_color_std) for f in files]
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), initializer=torch.set_num_threads,
+                             initargs=(1,)) as pool:
+        results = pool.map(_load_one, jobs, chunksize=64)
+        for f, label, (pixels, cf, h, status) in tqdm(zip(files, labels, results), total=len(files),
+                                                     desc=f"prepare {src.name}", disable=not progress, unit="img"):
+            if pixels is None:
+                skipped["grey" if status == "grey" else "unreadable"] += 1
+                continue
+            images[n] = pixels
+            kept_labels.append(label)
+            colorfulness.append(cf)
+            kept_files.append(str(f.relative_to(src)))
+            hist += h
+            n += 1
+    if n == 0:
+        shutil.rmtree(tmp)
+        raise DataError(f"{src}: none of the {len(files)} images is usable ({skipped['grey']} near-grey, "
+                        f"{skipped['unreadable']} unreadable)")
+    images.flush()
+    del images
+    _truncate_npy(tmp / "images.npy", n, (size, size, 3))
+    np.save(tmp / "labels.npy", np.asarray(kept_labels, dtype=np.int64))
+    np.save(tmp / "colorfulness.npy", np.asarray(colorfulness, dtype=np.float32))
+    np.save(tmp / "ab_hist.npy", hist)
+    meta = {"source": str(src.resolve()), "size": size, "count": n, "classes": classes,
+            "min_color_std": min_color_std, "skipped": skipped, "files": kept_files}
+    (tmp / "meta.json").write_text(json.dumps(meta))
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
+    return load_cache(dst)
+
+
+def _truncate_npy(path: Path, n: int, item_shape: tuple[int, ...]) -> None:
+    """Shrink an .npy file written for more rows to its first n rows, in place (skipped photos leave a tail)."""
+    full = np.load(path, mmap_mode="r")
+    if full.shape[0] == n:
+        return
+    del full
+    header_tmp = path.with_suffix(".hdr")
+    with open(header_tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (n, *item_shape)})
+    old = np.load(path, mmap_mode="r")
+    offset = old.offset
+    del old
+    new_header = header_tmp.read_bytes()
+    header_tmp.unlink()
+    with open(path, "r+b") as f:
+        f.seek(0)
+        if len(new_header) != offset:
+            raise DataError(f"{path}: cannot rewrite the array header")
+        f.write(new_header)
+        f.truncate(offset + n * int(np.prod(item_shape)))
+
+
+def load_cache(path: str | os.PathLike) -> Cache:
+    path = Path(path)
+    meta_file = path / "meta.json"
+    if not meta_file.exists():
+        raise DataError(f"{path}: not a prepared cache (no meta.json); run `colorize prepare` on a photo folder")
+    meta = json.loads(meta_file.read_text())
+    return Cache(root=path, images=np.load(path / "images.npy", mmap_mode="r"),
+                 labels=np.load(path / "labels.npy"), colorfulness=np.load(path / "colorfulness.npy"),
+                 ab_hist=np.load(path / "ab_hist.npy"), classes=meta["classes"])
+
+
+def rebalance_weights(ab_hist: np.ndarray, mix: float) -> torch.Tensor:
+    """Per-ab-bin loss weights that favour rare (saturated) colours, after Zhang et al. (2016).
+
+    w = 1 / ((1 - mix) * p + mix / Q) over the Q occupied bins, normalised so that E_p[w] = 1;
+    mix = 1 gives uniform weights (the paper's plain MSE).
+    """
+    p = ab_hist / ab_hist.sum()
+    occupied = p > 0
+    w = np.zeros_like(p)
+    w[occupied] = 1.0 / ((1.0 - mix) * p[occupied] + mix / occupied.sum())
+    w /= (p * w).sum()
+    return torch.from_numpy(w).float()
+
+
+def ab_bin_index(ab: torch.Tensor) -> torch.Tensor:
+    """(B, 2, H, W) ab in Lab units -> (B, H, W) index into the flattened AB_BINS x AB_BINS histogram."""
+    idx = ((ab + 128.0) / (256.0 / AB_BINS)).long().clamp_(0, AB_BINS - 1)
+    return idx[:, 0] * AB_BINS + idx[:, 1]
+
+
+class EpochSampler(DistributedSampler):
+    """torch's DistributedSampler (shuffled per epoch, sharded rank::world), optionally drawing photos
+    with probability proportional to `weights` (colour-aware sampling) instead of a permutation."""
+
+    def __init__(self, n: int, *, seed: int, rank: int = 0, world: int = 1, weights: np.ndarray | None = None):
+        super().__init__(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
+
+    def __iter__(self):
+        if self.weights is None:
+            return super().__iter__()
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.multinomial(self.weights, self.total_size, replacement=True, generator=g).tolist()
+        return iter(order[self.rank:self.total_size:self.num_replicas])
+
+
+class TrainBatches(Dataset):
+    """Item b = the b-th batch of one epoch as (L, ab, labels): L and ab normalised, ab at half size.
+
+    Crops and flips are drawn from a generator seeded by (seed, epoch, photo index), so they do not
+    depend on batch size, worker count or process rank.
+    """
+
+    def __init__(self, cache: Cache, order: list[int], batch_size: int, *, crop: int, flip: bool, seed: int,
+                 epoch: int, train: bool = True):
+        if crop > cache.size:
+            raise DataError(f"crop {crop} is larger than the cached photos ({cache.size} px); prepare with a larger --size")
+        self.cache, self.crop, self.flip, self.seed, self.epoch, self.train = cache, crop, flip, seed, epoch, train
+        # training drops a last partial batch (every step has the same batch size); evaluation keeps it
+        last = len(order) - batch_size + 1 if train else len(order)
+        self.batches = [order[i:i + batch_size] for i in range(0, max(last, 0), batch_size)]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = self.batches[b]
+        s, c = self.cache.size, self.crop
+        crops = []
+        for i in idx:
+            if self.train:
+                g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + i)
+                y, x = torch.randint(0, s - c + 1, (2,), generator=g).tolist()
+                flip = self.flip and bool(torch.randint(0, 2, (1,), generator=g))
+            else:  # evaluation: the centre crop, unflipped
+                y = x = (s - c) // 2
+                flip = False
+            img = self.cache.images[i, y:y + c, x:x + c]
+            crops.append(img[:, ::-1] if flip else img)
+        pixels = torch.from_numpy(np.ascontiguousarray(np.stack(crops)))
+        lab = rgb_to_lab(uint8_to_float(pixels))                          # (B, 3, c, c)
+        l = normalize_l(lab[:, :1])
+        ab = torch.nn.functional.avg_pool2d(lab[:, 1:], 2)                # (B, 2, c/2, c/2): output size
+        labels = torch.from_numpy(self.cache.labels[idx])
+        return l, ab, labels
+
+
+def eval_batches(cache: Cache, batch_size: int, crop: int) -> TrainBatches:
+    """The whole cache in order as centre crops, unflipped, the last batch kept."""
+    return TrainBatches(cache, list(range(len(cache))), batch_size, crop=crop, flip=False, seed=0, epoch=0,
+                        train=False)

@@ -1,0 +1,22 @@
+"""Choosing the device in one place: cuda, then mps, then cpu."""
+from __future__ import annotations
+
+import torch
+
+
+def pick_device(name: str = "auto", *, local_rank: int = 0) -> torch.device:
+    """'auto' -> the best available; otherwise the named device, with a clear error if it is absent."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name}: MPS is not available on this machine")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    return device

@@ -1,0 +1,123 @@
+"""Reading the photos users really have, and writing results without losing anything.
+
+Every problem with a file becomes an `ImageError` whose message names the file and the problem, so
+that the CLI can print one line per failure instead of a traceback.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Photos above this many pixels are refused before they are decoded (a decompression bomb can claim
+# gigabytes from a few kilobytes). 120 MP covers every camera of today; raise it with max_pixels.
+MAX_PIXELS = 120_000_000
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".jfif"}
+ALPHA_FORMATS = {".png", ".webp", ".tif", ".tiff", ".gif"}
+
+
+class ImageError(Exception):
+    """A file that cannot be read or written; str() is a one-line message naming the file."""
+
+
+@dataclass
+class Photo:
+    rgb: np.ndarray            # (H, W, 3) float32 in [0, 1], upright
+    alpha: np.ndarray | None   # (H, W) uint8 when the file had transparency, else None
+
+
+def read_photo(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Photo:
+    """Decode any photo Pillow reads: upright (EXIF), 16-bit precision kept, alpha split off."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > max_pixels:
+                    raise ImageError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} MP, above the limit of {max_pixels / 1e6:.0f} MP")
+                if w == 0 or h == 0:
+                    raise ImageError(f"{path}: image has no pixels ({w}x{h})")
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return _to_photo(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image Pillow can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{path}: refused as a possible decompression bomb ({e})") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{path}: corrupt or truncated image ({e})") from None
+
+
+def _to_photo(img: Image.Image) -> Photo:
+    alpha = None
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        alpha = np.asarray(img.getchannel("A"), dtype=np.uint8).copy()
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit greyscale: keep its precision instead of truncating to 8 bits
+        arr = np.asarray(img, dtype=np.float32)
+        scale = 65535.0 if arr.max(initial=0) > 255 or img.mode.startswith("I;16") else 255.0
+        grey = np.clip(arr / scale, 0.0, 1.0)
+        return Photo(np.repeat(grey[:, :, None], 3, axis=2), alpha)
+    if img.mode == "F":
+        grey = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+        return Photo(np.repeat(grey[:, :, None], 3, axis=2), alpha)
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0   # CMYK, YCbCr, L, 1, LA, RGBA ...
+    return Photo(rgb, alpha)
+
+
+def write_photo(path: str | os.PathLike, rgb_u8: np.ndarray, alpha: np.ndarray | None = None, *,
+                overwrite: bool = False) -> None:
+    """Write (H, W, 3) uint8 to `path`, format from its extension, alpha kept where the format has it.
+
+    Written to a temporary file and renamed, so a failure never leaves half a file; an existing file is
+    only replaced with overwrite=True.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise ImageError(f"{path}: unknown output format {ext or '(no extension)'}; use one of "
+                         f"{', '.join(sorted(IMAGE_EXTENSIONS))}")
+    if path.exists() and not overwrite:
+        raise ImageError(f"{path}: already exists (use --overwrite to replace it)")
+    img = Image.fromarray(rgb_u8, "RGB")
+    if alpha is not None and ext in ALPHA_FORMATS:
+        img.putalpha(Image.fromarray(alpha, "L"))
+    options = {"quality": 95} if ext in (".jpg", ".jpeg", ".jfif", ".webp") else {}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".colorize-", suffix=ext, dir=path.parent)
+    except OSError as e:
+        raise ImageError(f"{path}: cannot write here ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format=Image.registered_extensions()[ext], **options)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def find_images(folder: Path) -> list[Path]:
+    """Image files under `folder`, recursively, in a stable order (hidden files skipped)."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))

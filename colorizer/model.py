@@ -1,0 +1,204 @@
+"""The network of Iizuka, Simo-Serra & Ishikawa, "Let there be Color!" (SIGGRAPH 2016).
+
+Four networks and a classifier, as in the paper's table (stride -> output channels):
+
+    low-level (shared)  s2->64  s1->128  s2->128  s1->256  s2->256  s1->512     512 x H/8 x W/8
+    mid-level           s1->512  s1->256                                        256 x H/8 x W/8
+    global              s2->512  s1->512  s2->512  s1->512  FC->1024  FC->512  FC->256
+    fusion              tile global 256 over H/8 x W/8, concat with mid, per-pixel linear -> 256
+    colorization        s1->128  up2  s1->64  s1->64  up2  s1->32  s1->2 (Sigmoid)  2 x H/2 x W/2
+    classification      from the 512-d global layer: FC->256  FC->classes
+
+Every convolution is 3x3 with padding 1; stride-2 convolutions replace pooling; batch norm and ReLU
+follow every layer except the two outputs. `ModelConfig.width` scales every channel count, so the
+small variants we train on CPUs are the same code as the paper's network (width=1).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    num_classes: int = 205   # scene classes of the classification head (Places: 205); 0 = no head
+    width: float = 1.0       # multiplier on every channel count and FC width (paper: 1.0)
+    global_size: int = 224   # side of the square copy the global path sees; a multiple of 32
+
+    def __post_init__(self):
+        if self.global_size % 32 or self.global_size < 32:
+            raise ValueError(f"global_size must be a positive multiple of 32, got {self.global_size}")
+        if not 0 < self.width <= 4:
+            raise ValueError(f"width must be in (0, 4], got {self.width}")
+        if self.num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
+
+    def ch(self, n: int) -> int:
+        """Channel count n of the paper's table, scaled by the width multiplier."""
+        return max(1, round(n * self.width))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    # bias is redundant before batch norm
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def fc_bn_relu(fin: int, fout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(fin, fout, bias=False), nn.BatchNorm1d(fout), nn.ReLU(inplace=True))
+
+
+class LowLevelFeatures(nn.Sequential):
+    """Shared by the local and the global path: (B, 1, H, W) -> (B, 512, H/8, W/8)."""
+
+    def __init__(self, c: ModelConfig):
+        super().__init__(
+            conv_bn_relu(1, c.ch(64), 2),
+            conv_bn_relu(c.ch(64), c.ch(128), 1),
+            conv_bn_relu(c.ch(128), c.ch(128), 2),
+            conv_bn_relu(c.ch(128), c.ch(256), 1),
+            conv_bn_relu(c.ch(256), c.ch(256), 2),
+            conv_bn_relu(c.ch(256), c.ch(512), 1),
+        )
+
+
+class MidLevelFeatures(nn.Sequential):
+    """(B, 512, H/8, W/8) -> (B, 256, H/8, W/8)."""
+
+    def __init__(self, c: ModelConfig):
+        super().__init__(conv_bn_relu(c.ch(512), c.ch(512), 1), conv_bn_relu(c.ch(512), c.ch(256), 1))
+
+
+class GlobalFeatures(nn.Module):
+    """(B, 512, G/8, G/8) from the global copy -> the 512-d layer (for the classifier) and the 256-d prior."""
+
+    def __init__(self, c: ModelConfig):
+        super().__init__()
+        self.convs = nn.Sequential(
+            conv_bn_relu(c.ch(512), c.ch(512), 2),
+            conv_bn_relu(c.ch(512), c.ch(512), 1),
+            conv_bn_relu(c.ch(512), c.ch(512), 2),
+            conv_bn_relu(c.ch(512), c.ch(512), 1),
+        )
+        side = c.global_size // 32  # 7 for the paper's 224
+        self.fc1 = fc_bn_relu(c.ch(512) * side * side, c.ch(1024))
+        self.fc2 = fc_bn_relu(c.ch(1024), c.ch(512))
+        self.fc3 = fc_bn_relu(c.ch(512), c.ch(256))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.convs(x).flatten(1)   # (B, 512 * 7 * 7)
+        mid = self.fc2(self.fc1(x))    # (B, 512): input of the classification network
+        return mid, self.fc3(mid)      # (B, 256): the global prior
+
+
+class Fusion(nn.Module):
+    """Tile the global prior over every position, concatenate with the mid-level features, per-pixel linear."""
+
+    def __init__(self, c: ModelConfig):
+        super().__init__()
+        self.linear = nn.Sequential(
+            nn.Conv2d(c.ch(256) * 2, c.ch(256), 1, bias=False), nn.BatchNorm2d(c.ch(256)), nn.ReLU(inplace=True)
+        )
+
+    def forward(self, mid: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        tiled = prior[:, :, None, None].expand(-1, -1, mid.shape[2], mid.shape[3])  # (B, 256, H/8, W/8)
+        return self.linear(torch.cat([mid, tiled], dim=1))                          # (B, 256, H/8, W/8)
+
+
+class Colorization(nn.Module):
+    """(B, 256, H/8, W/8) -> normalised ab in [0, 1] at (B, 2, H/2, W/2)."""
+
+    def __init__(self, c: ModelConfig):
+        super().__init__()
+        self.layers = nn.Sequential(
+            conv_bn_relu(c.ch(256), c.ch(128)),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            conv_bn_relu(c.ch(128), c.ch(64)),
+            conv_bn_relu(c.ch(64), c.ch(64)),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            conv_bn_relu(c.ch(64), c.ch(32)),
+            nn.Conv2d(c.ch(32), 2, 3, 1, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class Classification(nn.Sequential):
+    """The 512-d global layer -> scene class scores."""
+
+    def __init__(self, c: ModelConfig):
+        super().__init__(fc_bn_relu(c.ch(512), c.ch(256)), nn.Linear(c.ch(256), c.num_classes))
+
+
+class ColorizationNet(nn.Module):
+    """Luminance in, normalised chrominance (and scene class scores) out.
+
+    `forward(l)` is the training form: one low-level pass on a (B, 1, S, S) batch with S == global_size
+    serves both paths. `local_ab(l, prior)` and `global_prior(l_global)` split the two paths for
+    inference at any resolution and for style transfer (the prior from another image).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.low = LowLevelFeatures(config)
+        self.mid = MidLevelFeatures(config)
+        self.glob = GlobalFeatures(config)
+        self.fusion = Fusion(config)
+        self.colorization = Colorization(config)
+        self.classification = Classification(config) if config.num_classes else None
+
+    def global_prior(self, l_global: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, 1, G, G) normalised L -> the 256-d prior and the class scores (None without a head)."""
+        g512, prior = self.glob(self.low(l_global))
+        logits = self.classification(g512) if self.classification is not None else None
+        return prior, logits
+
+    def local_ab(self, l: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) normalised L with H, W multiples of 8, and a (B, 256) prior -> (B, 2, H/2, W/2)."""
+        return self.colorization(self.fusion(self.mid(self.low(l)), prior))
+
+    def forward(self, l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, 1, G, G) -> ab in [0, 1] at (B, 2, G/2, G/2), class scores (B, classes) or None."""
+        size = self.config.global_size
+        if l.shape[-2:] != (size, size):
+            raise ValueError(f"forward() takes {size}x{size} crops; got {tuple(l.shape[-2:])}: use local_ab()")
+        low = self.low(l)                         # (B, 512, G/8, G/8), shared by both paths
+        g512, prior = self.glob(low)
+        ab = self.colorization(self.fusion(self.mid(low), prior))
+        logits = self.classification(g512) if self.classification is not None else None
+        return ab, logits
+
+
+def count_macs(model: ColorizationNet, height: int, width: int) -> int:
+    """Multiply-accumulates of one inference (local path at HxW, global path at GxG), by layer shapes."""
+    macs = 0
+
+    def hook(module, inputs, output):
+        nonlocal macs
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            macs += output[0].numel() * k
+        elif isinstance(module, nn.Linear):
+            macs += module.in_features * module.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            g = model.config.global_size
+            prior, _ = model.global_prior(torch.zeros(1, 1, g, g))
+            model.local_ab(torch.zeros(1, 1, height, width), prior)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return macs

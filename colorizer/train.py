@@ -1,0 +1,305 @@
+"""Training the paper's network: MSE on normalised ab + alpha x scene cross-entropy, ADADELTA by default.
+
+Readable top to bottom: set up (device, processes, data, model, optimiser), maybe resume, then one
+loop of steps with validation, logging and checkpoints. One process or many through torchrun
+(DistributedDataParallel; rank 0 logs, validates and saves). Runs resume exactly: the data order and
+augmentations are functions of (seed, epoch, photo) and the checkpoint holds model, optimiser and step.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Subset
+
+from . import checkpoint as ckpt
+from .color import lab_to_rgb, float_to_uint8, normalize_ab, unnormalize_ab, L_MAX
+from .data import Cache, DataError, EpochSampler, TrainBatches, ab_bin_index, eval_batches, load_cache, prepare, rebalance_weights
+from .device import pick_device
+from .metrics import psnr_u8, topk_correct
+from .model import ColorizationNet, ModelConfig
+
+
+@dataclass
+class TrainConfig:
+    data: str                        # prepared cache or photo folder (class subfolders = scene labels)
+    out: str                         # run folder: checkpoints, logs, caches
+    val: str | None = None           # held-out cache or photo folder
+    width: float = 1.0               # model width multiplier (paper: 1.0)
+    crop: int = 224                  # training crop; also the global path's input size (paper: 224)
+    prepare_size: int = 256          # photos are resized to this square when a photo folder is prepared
+    min_color_std: float = 3.0       # near-grey photos (ab std below this, Lab units) are skipped
+    flip: bool = True
+    batch_size: int = 32             # global batch, split across processes
+    steps: int = 10000
+    optimizer: str = "adadelta"      # the paper's; or "adam"
+    lr: float | None = None          # default: 1.0 for ADADELTA, 1e-3 for Adam
+    alpha: float = 1.0 / 300.0       # weight of the classification loss (paper: 1/300)
+    rebalance: float = 0.0           # 0: plain MSE (paper); (0, 1]: weight rare ab bins more (1 = uniform prior mix)
+    color_sampling: float = 0.0      # 0: uniform; p > 0: draw photos with probability ~ colourfulness^p
+    seed: int = 0
+    eval_every: int = 500
+    ckpt_every: int = 100
+    log_every: int = 10
+    workers: int = 1                 # data-loader processes per training process
+    threads: int | None = None       # torch intra-op threads on CPU
+    device: str = "auto"
+    compile: bool = False            # torch.compile the model (pays a cold start; helps long GPU runs)
+    channels_last: bool = True
+    amp: bool = True                 # bf16 autocast on CUDA (never on CPU: no bf16 hardware here)
+    resume: bool = False
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+class Stop(Exception):
+    pass
+
+
+def _setup_processes() -> tuple[int, int, int]:
+    """-> (rank, world size, local rank); starts the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _cache_for(path: str, out: Path, name: str, cfg: TrainConfig, rank: int, world: int,
+               classes: list[str] | None = None) -> Cache:
+    """A prepared cache as is, or a photo folder prepared once into the run folder (by rank 0)."""
+    p = Path(path)
+    if (p / "meta.json").exists():
+        return load_cache(p)
+    target = out / f"cache-{name}"
+    if rank == 0 and not (target / "meta.json").exists():
+        prepare(p, target, size=cfg.prepare_size, min_color_std=cfg.min_color_std, classes=classes,
+                progress=cfg.progress)
+    if world > 1:
+        dist.barrier()
+    return load_cache(target)
+
+
+def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor | None):
+    """-> (total loss, colour MSE, classification CE or None, logits)."""
+    pred, logits = model(l)
+    se = (pred.float() - normalize_ab(ab)) ** 2                    # (B, 2, h, w)
+    if ab_weights is not None:
+        se = se * ab_weights[ab_bin_index(ab)][:, None]
+    mse = se.mean()
+    ce = None
+    if logits is not None and bool((labels >= 0).any()):
+        ce = F.cross_entropy(logits.float(), labels, ignore_index=-1)
+    return (mse + alpha * ce if ce is not None else mse), mse, ce, logits
+
+
+@torch.no_grad()
+def validate(model: ColorizationNet, cache: Cache, *, crop: int, device: torch.device, batch_size: int = 64) -> dict:
+    """Colour MSE, PSNR of the recoloured photos and of the grey baseline, scene top-1/top-5."""
+    was_training = model.training
+    model.eval()
+    n = mse_sum = psnr_sum = grey_sum = 0.0
+    top1 = top5 = labelled = 0
+    for l, ab, labels in DataLoader(eval_batches(cache, batch_size, crop), batch_size=None):
+        l, ab, labels = l.to(device), ab.to(device), labels.to(device)
+        pred, logits = model(l)
+        mse_sum += float(((pred.float() - normalize_ab(ab)) ** 2).mean(dim=(1, 2, 3)).sum())
+        L = (l + 0.5) * L_MAX
+        up = lambda t: F.interpolate(t, size=L.shape[-2:], mode="bilinear", align_corners=False)
+        ours = float_to_uint8(lab_to_rgb(torch.cat([L, up(unnormalize_ab(pred.float()))], 1))).cpu().numpy()
+        truth = float_to_uint8(lab_to_rgb(torch.cat([L, up(ab)], 1))).cpu().numpy()
+        grey = float_to_uint8(lab_to_rgb(torch.cat([L, torch.zeros_like(up(ab))], 1))).cpu().numpy()
+        psnr_sum += sum(psnr_u8(o, t) for o, t in zip(ours, truth))
+        grey_sum += sum(psnr_u8(g, t) for g, t in zip(grey, truth))
+        if logits is not None:
+            top1 += topk_correct(logits, labels, 1)
+            top5 += topk_correct(logits, labels, 5)
+            labelled += int((labels >= 0).sum())
+        n += l.shape[0]
+    model.train(was_training)
+    out = {"val_mse": mse_sum / n, "val_psnr": psnr_sum / n, "val_psnr_grey": grey_sum / n}
+    if labelled:
+        out |= {"val_top1": top1 / labelled, "val_top5": top5 / labelled}
+    return out
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run (or resume) training as configured; returns the last validation metrics."""
+    rank, world, local_rank = _setup_processes()
+    main = rank == 0
+    device = pick_device(cfg.device, local_rank=local_rank)
+    if cfg.threads and device.type == "cpu":
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if last_path.exists() and not cfg.resume:
+        raise ckpt.CheckpointError(f"{out}: holds a run already (last.pt); pass --resume to continue it or choose another --out")
+    if cfg.batch_size % world:
+        raise DataError(f"batch size {cfg.batch_size} does not split evenly over {world} processes")
+    torch.manual_seed(cfg.seed)
+
+    # data
+    train_cache = _cache_for(cfg.data, out, "train", cfg, rank, world)
+    val_cache = _cache_for(cfg.val, out, "val", cfg, rank, world, classes=train_cache.classes) if cfg.val else None
+    if train_cache.size < cfg.crop:
+        raise DataError(f"{cfg.data}: photos are {train_cache.size} px, smaller than --crop {cfg.crop}")
+    per_rank = cfg.batch_size // world
+    weights = train_cache.colorfulness.astype(np.float64) ** cfg.color_sampling if cfg.color_sampling else None
+    sampler = EpochSampler(len(train_cache), seed=cfg.seed, rank=rank, world=world, weights=weights)
+    steps_per_epoch = len(sampler) // per_rank
+    if steps_per_epoch == 0:
+        raise DataError(f"{cfg.data}: {len(train_cache)} photos are fewer than one batch of {cfg.batch_size}")
+    ab_weights = rebalance_weights(train_cache.ab_hist, 1.0 - cfg.rebalance).to(device) if cfg.rebalance else None
+
+    # model and optimiser
+    model_config = ModelConfig(num_classes=len(train_cache.classes), width=cfg.width, global_size=cfg.crop)
+    model = ColorizationNet(model_config).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    lr = cfg.lr if cfg.lr is not None else (1.0 if cfg.optimizer == "adadelta" else 1e-3)
+    if cfg.optimizer == "adadelta":
+        optimizer = torch.optim.Adadelta(model.parameters(), lr=lr)
+    elif cfg.optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    else:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adadelta or adam")
+    step, best_val, last_val = 0, math.inf, {}
+    if cfg.resume and last_path.exists():
+        state = ckpt.load_checkpoint(last_path)
+        if state["model_config"] != model_config.to_dict():
+            raise ckpt.CheckpointError(f"{last_path}: checkpoint is of another model ({state['model_config']}), "
+                                       f"not {model_config.to_dict()}")
+        model.load_state_dict(ckpt.clean_state_dict(state["model"]))
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        step, best_val, last_val = state["step"], state["best_val"], state.get("last_val", {})
+    net = model
+    if world > 1:
+        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        net = torch.compile(net)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
+
+    # logs
+    writer = None
+    log_file = None
+    if main:
+        (out / "args.json").write_text(json.dumps(asdict(cfg), indent=2))
+        log_file = open(out / "log.jsonl", "a")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            writer = SummaryWriter(str(out / "tb"))
+        except ImportError:
+            pass
+
+    def log(record: dict) -> None:
+        if main:
+            log_file.write(json.dumps({"step": step, "time": time.time(), **record}) + "\n")
+            log_file.flush()
+            if writer is not None:
+                for k, v in record.items():
+                    if isinstance(v, (int, float)):
+                        writer.add_scalar(k, v, step)
+
+    def save(path: Path) -> None:
+        if main:
+            ckpt.save_checkpoint(path, {
+                "model_config": model_config.to_dict(), "model": ckpt.clean_state_dict(model.state_dict()),
+                "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step,
+                "epoch": step // steps_per_epoch, "batch_in_epoch": step % steps_per_epoch, "seed": cfg.seed,
+                "best_val": best_val, "last_val": last_val, "classes": train_cache.classes,
+                "args": {k: v for k, v in asdict(cfg).items() if k != "extra"}})
+
+    stop_signal = []
+    previous = {s: signal.signal(s, lambda signum, frame: stop_signal.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+
+    from tqdm import tqdm
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
+    wait_time = step_time = 0.0
+    images_seen = 0
+    net.train()
+    try:
+        while step < cfg.steps:
+            epoch, first = divmod(step, steps_per_epoch)
+            sampler.set_epoch(epoch)
+            batches = TrainBatches(train_cache, list(sampler), per_rank, crop=cfg.crop, flip=cfg.flip,
+                                   seed=cfg.seed, epoch=epoch)
+            loader = DataLoader(Subset(batches, range(first, len(batches))), batch_size=None,
+                                num_workers=cfg.workers, pin_memory=device.type == "cuda",
+                                persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
+            t_wait = time.perf_counter()
+            for l, ab, labels in loader:
+                t_step = time.perf_counter()
+                wait_time += t_step - t_wait
+                l, ab, labels = (t.to(device, non_blocking=True) for t in (l, ab, labels))
+                if cfg.channels_last:
+                    l = l.contiguous(memory_format=torch.channels_last)
+                with autocast:
+                    loss, mse, ce, _ = compute_loss(net, l, ab, labels, alpha=cfg.alpha, ab_weights=ab_weights)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                images_seen += cfg.batch_size
+                t_wait = time.perf_counter()
+                step_time += t_wait - t_step
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    total = wait_time + step_time
+                    rec = {"loss": float(loss.detach()), "mse": float(mse.detach()), "epoch": epoch,
+                           "images_per_s": images_seen / total, "data_wait_fraction": wait_time / total}
+                    if ce is not None:
+                        rec["ce"] = float(ce.detach())
+                    log(rec)
+                    bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.1f}",
+                                    wait=f"{rec['data_wait_fraction']:.0%}")
+                bar.update(1)
+                if val_cache is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+                    if main:
+                        last_val = validate(model, val_cache, crop=cfg.crop, device=device)
+                        log(last_val)
+                        tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in last_val.items()))
+                        if last_val["val_mse"] < best_val:
+                            best_val = last_val["val_mse"]
+                            save(best_path)
+                    if world > 1:
+                        dist.barrier()
+                if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                    save(last_path)
+                stop = torch.tensor([len(stop_signal)], dtype=torch.int32)
+                if world > 1:
+                    dist.all_reduce(stop)
+                if int(stop):
+                    raise Stop
+                if step >= cfg.steps:
+                    break
+    except Stop:
+        save(last_path)
+        if main:
+            tqdm.write(f"stopped at step {step}; saved {last_path} (resume with --resume)")
+    finally:
+        bar.close()
+        for s, h in previous.items():
+            signal.signal(s, h)
+        if writer is not None:
+            writer.close()
+        if log_file is not None:
+            log_file.close()
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    if stop_signal:
+        raise KeyboardInterrupt
+    return last_val
