@@ -105,8 +105,93 @@ def main(argv: list[str] | None = None) -> int:
     return cmd_colorize(argv)
 
 
+def _colorize_parser() -> argparse.ArgumentParser:
+    from .inference import DEFAULT_PROCESS_SIZE
+
+    p = argparse.ArgumentParser(
+        prog="colorize", description="Colorize black-and-white photos (files or folders, recursively).",
+        epilog="Other commands: " + ", ".join(f"colorize {c} -h" for c in SUBCOMMANDS))
+    p.add_argument("inputs", nargs="+", help="photos and/or folders of photos")
+    p.add_argument("-o", "--output", help="output file (one input photo) or folder; default: PHOTO_color.EXT "
+                                          "beside each photo, FOLDER_color/ for a folder")
+    p.add_argument("--model", help="weights (.safetensors) to use instead of the shipped model")
+    p.add_argument("--reference", help="take the global features (the colour mood) from this photo: the paper's style transfer")
+    p.add_argument("--process-size", type=int, default=DEFAULT_PROCESS_SIZE,
+                   help="longer side the local path sees at most (0 = the photo's own size); colour is "
+                        "added back at full resolution")
+    p.add_argument("--format", help="output extension for folders and multiple photos (default: each input's own)")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--max-pixels", type=float, default=120e6, help="refuse photos larger than this many pixels")
+    return p
+
+
+def _plan(inputs: list[str], output: str | None, fmt: str | None) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Pair every input photo with its output path; -> (jobs, errors)."""
+    from .images import IMAGE_EXTENSIONS, find_images
+
+    jobs, errors = [], []
+    out = Path(output) if output else None
+    single_file = len(inputs) == 1 and not Path(inputs[0]).is_dir()
+    out_is_file = out is not None and single_file and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir()
+    ext = lambda p: ("." + fmt.lstrip(".")) if fmt else p.suffix
+    for item in map(Path, inputs):
+        if item.is_dir():
+            photos = find_images(item)
+            if not photos:
+                errors.append(f"{item}: no images found in this folder")
+            base = (out / item.name if len(inputs) > 1 else out) if out else item.with_name(item.name + "_color")
+            jobs += [(p, (base / p.relative_to(item)).with_suffix(ext(p))) for p in photos]
+        elif out_is_file:
+            jobs.append((item, out))
+        elif out is not None:
+            jobs.append((item, (out / item.name).with_suffix(ext(item))))
+        else:
+            jobs.append((item, item.with_name(f"{item.stem}_color{ext(item)}")))
+    return jobs, errors
+
+
 def cmd_colorize(argv: list[str]) -> int:
-    raise NotImplementedError
+    from tqdm import tqdm
+
+    from .checkpoint import CheckpointError
+    from .images import ImageError, read_photo, write_photo
+    from .inference import Colorizer
+
+    args = _colorize_parser().parse_args(argv)
+    jobs, failures = _plan(args.inputs, args.output, args.format)
+    try:
+        colorizer = Colorizer.load(args.model, device=args.device)
+        reference = read_photo(args.reference, max_pixels=int(args.max_pixels)).rgb if args.reference else None
+    except (CheckpointError, ImageError, ValueError) as e:
+        return _fail(str(e))
+    prior = colorizer.prior(reference)[0] if reference is not None else None
+    for e in failures:
+        print(f"colorize: error: {e}", file=sys.stderr)
+    done = 0
+    for src, dst in tqdm(jobs, desc="colorize", unit="photo", disable=len(jobs) < 2):
+        try:
+            if dst.resolve() == src.resolve():
+                raise ImageError(f"{dst}: is the input itself; choose another output")
+            if dst.exists() and not args.overwrite:
+                raise ImageError(f"{dst}: already exists (use --overwrite to replace it)")
+            photo = read_photo(src, max_pixels=int(args.max_pixels))
+            rgb = colorizer.colorize(photo.rgb, prior=prior, process_size=args.process_size or None)
+            write_photo(dst, rgb, photo.alpha, overwrite=args.overwrite)
+            done += 1
+        except ImageError as e:
+            failures.append(str(e))
+            tqdm.write(f"colorize: error: {e}", file=sys.stderr)
+        except MemoryError:
+            failures.append(f"{src}: out of memory; try a smaller --process-size")
+            tqdm.write(f"colorize: error: {failures[-1]}", file=sys.stderr)
+    if len(jobs) == 1 and done == 1:
+        print(jobs[0][1])
+    if len(jobs) > 1:
+        print(f"colorized {done} of {len(jobs)} photos" + (f"; {len(failures)} failed:" if failures else ""))
+        for f in failures:
+            print(f"  {f}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

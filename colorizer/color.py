@@ -19,9 +19,9 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return kornia.color.rgb_to_lab(rgb.clamp(0.0, 1.0))
 
 
-def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) Lab -> sRGB in [0, 1], out-of-gamut colours clipped."""
-    return kornia.color.lab_to_rgb(lab, clip=True)
+def lab_to_rgb(lab: torch.Tensor, *, clip: bool = True) -> torch.Tensor:
+    """(..., 3, H, W) Lab -> sRGB, out-of-gamut colours clipped to [0, 1] unless clip=False."""
+    return kornia.color.lab_to_rgb(lab, clip=clip)
 
 
 def normalize_l(l: torch.Tensor) -> torch.Tensor:

@@ -195,7 +195,7 @@ def rebalance_weights(ab_hist: np.ndarray, mix: float) -> torch.Tensor:
     w = np.zeros_like(p)
     w[occupied] = 1.0 / ((1.0 - mix) * p[occupied] + mix / occupied.sum())
     w /= (p * w).sum()
-    return torch.from_numpy(w).float()
+    return torch.from_numpy(w).float().flatten()   # indexed by ab_bin_index
 
 
 def ab_bin_index(ab: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,8 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Phot
             with Image.open(path) as img:
                 w, h = img.size
                 if w * h > max_pixels:
-                    raise ImageError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} MP, above the limit of {max_pixels / 1e6:.0f} MP")
+                    raise ImageError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} MP, above the limit of "
+                                     f"{max_pixels / 1e6:.0f} MP (a possible decompression bomb)")
                 if w == 0 or h == 0:
                     raise ImageError(f"{path}: image has no pixels ({w}x{h})")
                 img.load()

@@ -1,0 +1,119 @@
+"""Colorize a photo of any size: the paper's two paths, and the original luminance kept untouched.
+
+The local path runs on the photo itself (at most `process_size` on its longer side, sides padded to a
+multiple of 8); the global path on a square copy of the model's global size (224 in the paper), of
+the same photo or of a reference photo (the paper's style transfer). The predicted ab are upsampled to
+the full size and combined with the photo's own full-resolution L. Where a predicted colour falls out
+of the sRGB gamut its chroma is reduced rather than its RGB clipped, so the output's L is the input's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import load_weights
+from .color import lab_to_rgb, normalize_l, rgb_to_lab, unnormalize_ab, float_to_uint8
+from .device import pick_device
+from .model import ColorizationNet
+
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
+# The local path sees photos at most this large (longer side). The shipped model was trained on 128 px
+# scenes: at a few times that size objects still span its receptive field, and colour stays even
+# across large photos; see benchmarks/process_size.py for the measurement behind the choice.
+DEFAULT_PROCESS_SIZE = 512
+MIN_PROCESS_SIDE = 32  # tiny photos are upsampled to at least this on their shorter side
+
+
+@dataclass
+class Colorizer:
+    """A loaded model on a device, with what came with its weights."""
+    model: ColorizationNet
+    device: torch.device
+    classes: list[str]
+    info: dict
+
+    @classmethod
+    def load(cls, weights: str | Path | None = None, *, device: str = "auto") -> "Colorizer":
+        """Weights written by `save_weights` (default: the model that ships with the package)."""
+        dev = pick_device(device)
+        model, classes, info = load_weights(weights or DEFAULT_WEIGHTS)
+        return cls(model.to(dev).eval(), dev, classes, info)
+
+    @torch.no_grad()
+    def prior(self, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The 256-d global prior (1, 256) and class scores of a photo ((H, W, 3) float in [0, 1])."""
+        g = self.model.config.global_size
+        l = self._l(rgb)
+        l_global = F.interpolate(l, size=(g, g), mode="bilinear", antialias=True, align_corners=False)
+        return self.model.global_prior(normalize_l(l_global))
+
+    def _l(self, rgb: np.ndarray) -> torch.Tensor:
+        return rgb_to_lab(torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float())[:, :1]
+
+    @torch.no_grad()
+    def predict_ab(self, l: torch.Tensor, prior: torch.Tensor, *, process_size: int | None = DEFAULT_PROCESS_SIZE
+                   ) -> torch.Tensor:
+        """(1, 1, H, W) L in [0, 100] and a (1, 256) prior -> (1, 2, H, W) ab in Lab units."""
+        h, w = l.shape[-2:]
+        scale = 1.0
+        if process_size and max(h, w) > process_size:
+            scale = process_size / max(h, w)
+        if min(h, w) * scale < MIN_PROCESS_SIDE:
+            scale = MIN_PROCESS_SIDE / min(h, w)
+        ph, pw = max(1, round(h * scale)), max(1, round(w * scale))
+        l_small = l if (ph, pw) == (h, w) else F.interpolate(l, size=(ph, pw), mode="bilinear",
+                                                             antialias=scale < 1, align_corners=False)
+        pad_h, pad_w = -ph % 8, -pw % 8
+        x = F.pad(normalize_l(l_small), (0, pad_w, 0, pad_h), mode="replicate")   # (1, 1, ph+, pw+)
+        ab01 = self.model.local_ab(x, prior)                                      # (1, 2, ph+/2, pw+/2)
+        ab = F.interpolate(unnormalize_ab(ab01), scale_factor=2, mode="bilinear", align_corners=False)
+        ab = ab[:, :, :ph, :pw]
+        if (ph, pw) != (h, w):
+            ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
+        return ab
+
+    @torch.no_grad()
+    def colorize(self, rgb: np.ndarray, *, reference: np.ndarray | None = None,
+                 process_size: int | None = DEFAULT_PROCESS_SIZE, prior: torch.Tensor | None = None) -> np.ndarray:
+        """(H, W, 3) float RGB in [0, 1] (colour or grey) -> (H, W, 3) uint8 colorized RGB.
+
+        The global features come from `reference` when given (style transfer), or from `prior`.
+        """
+        l = self._l(rgb)                                                          # (1, 1, H, W), full size
+        if prior is None:
+            prior, _ = self.prior(reference if reference is not None else rgb)
+        ab = self.predict_ab(l, prior.to(self.device), process_size=process_size)
+        return float_to_uint8(lab_to_rgb_keep_l(l, ab))[0].cpu().numpy()
+
+
+def lab_to_rgb_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
+    """Lab -> sRGB in [0, 1], reducing the chroma of out-of-gamut pixels (bisection on a scale of ab)
+    instead of clipping RGB, which would change their luminance."""
+    raw = lab_to_rgb(torch.cat([l, ab], 1), clip=False)
+    rgb = raw.clamp(0.0, 1.0)
+    bad = ((raw < -1e-3) | (raw > 1 + 1e-3)).any(dim=1, keepdim=True)            # (B, 1, H, W)
+    del raw
+    if not bool(bad.any()):
+        return rgb
+    mask = bad.expand_as(l)
+    l_bad = l[mask]                                                               # (N,)
+    ab_bad = ab.permute(0, 2, 3, 1)[bad[:, 0]]                                    # (N, 2)
+    lo = torch.zeros_like(l_bad)
+    hi = torch.ones_like(l_bad)
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        lab = torch.cat([l_bad[:, None], ab_bad * mid[:, None]], 1).T[None, :, :, None]  # (1, 3, N, 1)
+        raw_mid = lab_to_rgb(lab, clip=False)[0, :, :, 0]
+        ok = ((raw_mid >= -1e-3) & (raw_mid <= 1 + 1e-3)).all(dim=0)
+        lo = torch.where(ok, mid, lo)
+        hi = torch.where(ok, hi, mid)
+    lab = torch.cat([l_bad[:, None], ab_bad * lo[:, None]], 1).T[None, :, :, None]
+    fixed = lab_to_rgb(lab)[0, :, :, 0]                                           # (3, N)
+    rgb = rgb.permute(0, 2, 3, 1).clone()
+    rgb[bad[:, 0]] = fixed.T
+    return rgb.permute(0, 3, 1, 2)
+

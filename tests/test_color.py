@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+import torch
+from skimage import color as skcolor
+
+from colorizer.color import (AB_RANGE, float_to_uint8, lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab,
+                             uint8_to_float, unnormalize_ab)
+
+
+def test_rgb_to_lab_matches_scikit_image():
+    rng = np.random.default_rng(0)
+    rgb = rng.random((17, 23, 3))
+    ref = skcolor.rgb2lab(rgb, illuminant="D65", observer="2")
+    ours = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1).float()).permute(1, 2, 0).numpy()
+    assert np.abs(ours - ref).max() < 0.05
+
+
+def test_lab_to_rgb_matches_scikit_image_and_round_trips():
+    rng = np.random.default_rng(1)
+    rgb = rng.random((9, 11, 3))
+    lab = skcolor.rgb2lab(rgb)
+    ours = lab_to_rgb(torch.from_numpy(lab).permute(2, 0, 1).float()).permute(1, 2, 0).numpy()
+    assert np.abs(ours - skcolor.lab2rgb(lab)).max() < 1e-3
+    assert np.abs(ours - rgb).max() < 1e-3
+
+
+def test_primaries_have_known_lab():
+    red = torch.tensor([1.0, 0.0, 0.0])[:, None, None]
+    l, a, b = rgb_to_lab(red)[:, 0, 0].tolist()
+    assert l == pytest.approx(53.24, abs=0.05) and a == pytest.approx(80.09, abs=0.1) and b == pytest.approx(67.20, abs=0.1)
+
+
+def test_normalisation_round_trip_and_range():
+    ab = torch.linspace(-AB_RANGE, AB_RANGE, 11)
+    assert torch.allclose(unnormalize_ab(normalize_ab(ab)), ab, atol=1e-5)
+    assert normalize_ab(torch.tensor(0.0)) == 0.5            # grey is the middle of the Sigmoid
+    assert normalize_ab(ab).min() >= 0 and normalize_ab(ab).max() <= 1
+    assert normalize_l(torch.tensor([0.0, 100.0])).tolist() == [-0.5, 0.5]
+
+
+def test_uint8_conversions_round_trip():
+    u8 = torch.randint(0, 256, (2, 5, 6, 3), dtype=torch.uint8)
+    assert torch.equal(float_to_uint8(uint8_to_float(u8)), u8)

@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from colorizer.model import ColorizationNet, ModelConfig, count_macs
+
+# The paper's table: (input channels, output channels) of every 3x3 convolution, FC and 1x1 layer.
+LOW = [(1, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 512)]
+MID = [(512, 512), (512, 256)]
+GLOBAL_CONV = [(512, 512)] * 4
+GLOBAL_FC = [(512 * 7 * 7, 1024), (1024, 512), (512, 256)]
+FUSION = [(512, 256)]
+COLOR = [(256, 128), (128, 64), (64, 64), (64, 32)]
+COLOR_OUT = (32, 2)
+CLASSIFY = [(512, 256)]
+
+
+def paper_parameter_count(classes: int) -> int:
+    """Weights of every layer, plus 2 per channel for batch norm (scale, shift) after each hidden layer,
+    plus biases on the two output layers (hidden layers need none before batch norm)."""
+    conv = lambda layers: sum(9 * i * o + 2 * o for i, o in layers)
+    dense = lambda layers: sum(i * o + 2 * o for i, o in layers)
+    n = conv(LOW) + conv(MID) + conv(GLOBAL_CONV) + dense(GLOBAL_FC) + dense(FUSION) + conv(COLOR)
+    n += 9 * COLOR_OUT[0] * COLOR_OUT[1] + COLOR_OUT[1]
+    n += dense(CLASSIFY) + 256 * classes + classes
+    return n
+
+
+def test_paper_configuration_parameter_count():
+    model = ColorizationNet(ModelConfig(num_classes=205))
+    n = sum(p.numel() for p in model.parameters())
+    assert n == paper_parameter_count(205)
+    assert 42.0e6 < n < 42.8e6   # the paper's network is about 42.4 M parameters
+
+
+def test_paper_configuration_shapes():
+    model = ColorizationNet(ModelConfig(num_classes=205)).eval()
+    with torch.no_grad():
+        ab, logits = model(torch.zeros(2, 1, 224, 224))
+        assert ab.shape == (2, 2, 112, 112) and logits.shape == (2, 205)
+        low = model.low(torch.zeros(1, 1, 224, 224))
+        assert low.shape == (1, 512, 28, 28)
+        g512, prior = model.glob(low)
+        assert g512.shape == (1, 512) and prior.shape == (1, 256)
+        assert model.glob.convs(low).shape == (1, 512, 7, 7)
+        assert model.local_ab(torch.zeros(1, 1, 64, 96), prior).shape == (1, 2, 32, 48)
+    assert ((ab >= 0) & (ab <= 1)).all()   # Sigmoid output
+
+
+@pytest.mark.parametrize("config", [ModelConfig(num_classes=10, width=0.25, global_size=64),
+                                    ModelConfig(num_classes=0, width=0.5, global_size=32),
+                                    ModelConfig(num_classes=100, width=0.5, global_size=128)])
+def test_variants_forward_backward(config):
+    model = ColorizationNet(config)
+    x = torch.randn(3, 1, config.global_size, config.global_size)
+    ab, logits = model(x)
+    assert ab.shape == (3, 2, config.global_size // 2, config.global_size // 2)
+    assert (logits is None) == (config.num_classes == 0)
+    loss = ab.mean() + (logits.mean() if logits is not None else 0)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_forward_rejects_other_sizes_and_bad_configs():
+    model = ColorizationNet(ModelConfig(num_classes=2, width=0.125, global_size=32))
+    with pytest.raises(ValueError, match="32x32"):
+        model(torch.zeros(1, 1, 64, 64))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        ModelConfig(global_size=100)
+    with pytest.raises(ValueError, match="width"):
+        ModelConfig(width=0)
+
+
+def test_mac_count_matches_hand_count_for_low_level_path():
+    config = ModelConfig(num_classes=205)
+    model = ColorizationNet(config)
+    macs = count_macs(model, 224, 224)
+    # the global FC layers alone: 25088*1024 + 1024*512 + 512*256, plus classifier 512*256 + 256*205
+    fc = 25088 * 1024 + 1024 * 512 + 512 * 256 + 512 * 256 + 256 * 205
+    # first layer of the low-level network at 224 -> 112: 112*112*64 outputs * 9 MACs, twice (two paths)
+    first = 2 * 112 * 112 * 64 * 9
+    assert macs > fc + first
+    assert 2 * macs == pytest.approx(24.58e9, rel=0.01)   # 24.6 GFLOP for one 224x224 photo, both paths
