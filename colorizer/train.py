@@ -23,8 +23,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 
 from . import checkpoint as ckpt
+from . import distributed
 from .color import lab_to_rgb, float_to_uint8, normalize_ab, unnormalize_ab, L_MAX
-from .data import Cache, DataError, EpochSampler, TrainBatches, ab_bin_index, eval_batches, load_cache, prepare, rebalance_weights
+from .data import Cache, colorfulness_u8, DataError, EpochSampler, TrainBatches, ab_bin_index, eval_batches, load_cache, prepare, rebalance_weights
 from .device import pick_device
 from .metrics import psnr_u8, topk_correct
 from .model import ColorizationNet, ModelConfig
@@ -66,16 +67,6 @@ class Stop(Exception):
     pass
 
 
-def _setup_processes() -> tuple[int, int, int]:
-    """-> (rank, world size, local rank); starts the process group when launched by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, 0
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend)
-    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
 def _cache_for(path: str, out: Path, name: str, cfg: TrainConfig, rank: int, world: int,
                classes: list[str] | None = None) -> Cache:
     """A prepared cache as is, or a photo folder prepared once into the run folder (by rank 0)."""
@@ -109,7 +100,7 @@ def validate(model: ColorizationNet, cache: Cache, *, crop: int, device: torch.d
     """Colour MSE, PSNR of the recoloured photos and of the grey baseline, scene top-1/top-5."""
     was_training = model.training
     model.eval()
-    n = mse_sum = psnr_sum = grey_sum = 0.0
+    n = mse_sum = psnr_sum = grey_sum = cf_sum = cf_true_sum = 0.0
     top1 = top5 = labelled = 0
     for l, ab, labels in DataLoader(eval_batches(cache, batch_size, crop), batch_size=None):
         l, ab, labels = l.to(device), ab.to(device), labels.to(device)
@@ -121,6 +112,8 @@ def validate(model: ColorizationNet, cache: Cache, *, crop: int, device: torch.d
         truth = float_to_uint8(lab_to_rgb(torch.cat([L, up(ab)], 1))).cpu().numpy()
         grey = float_to_uint8(lab_to_rgb(torch.cat([L, torch.zeros_like(up(ab))], 1))).cpu().numpy()
         psnr_sum += sum(psnr_u8(o, t) for o, t in zip(ours, truth))
+        cf_sum += sum(colorfulness_u8(o) for o in ours)
+        cf_true_sum += sum(colorfulness_u8(t) for t in truth)
         grey_sum += sum(psnr_u8(g, t) for g, t in zip(grey, truth))
         if logits is not None:
             top1 += topk_correct(logits, labels, 1)
@@ -128,7 +121,8 @@ def validate(model: ColorizationNet, cache: Cache, *, crop: int, device: torch.d
             labelled += int((labels >= 0).sum())
         n += l.shape[0]
     model.train(was_training)
-    out = {"val_mse": mse_sum / n, "val_psnr": psnr_sum / n, "val_psnr_grey": grey_sum / n}
+    out = {"val_mse": mse_sum / n, "val_psnr": psnr_sum / n, "val_psnr_grey": grey_sum / n,
+           "val_colorfulness": cf_sum / n, "val_colorfulness_truth": cf_true_sum / n}
     if labelled:
         out |= {"val_top1": top1 / labelled, "val_top5": top5 / labelled}
     return out
@@ -136,7 +130,7 @@ def validate(model: ColorizationNet, cache: Cache, *, crop: int, device: torch.d
 
 def train(cfg: TrainConfig) -> dict:
     """Run (or resume) training as configured; returns the last validation metrics."""
-    rank, world, local_rank = _setup_processes()
+    rank, world, local_rank = distributed.setup()
     main = rank == 0
     device = pick_device(cfg.device, local_rank=local_rank)
     if cfg.threads and device.type == "cpu":
@@ -187,8 +181,9 @@ def train(cfg: TrainConfig) -> dict:
         step, best_val, last_val = state["step"], state["best_val"], state.get("last_val", {})
     net = model
     if world > 1:
-        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        # the wrappers share model's parameters and buffers, so `model` stays the one to save and validate
+        net = DistributedDataParallel(distributed.convert_batchnorm(model),
+                                      device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
         net = torch.compile(net)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
@@ -298,8 +293,7 @@ def train(cfg: TrainConfig) -> dict:
             writer.close()
         if log_file is not None:
             log_file.close()
-        if world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+        distributed.teardown()
     if stop_signal:
         raise KeyboardInterrupt
     return last_val
