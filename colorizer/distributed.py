@@ -56,19 +56,23 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         if not self.training:
             return super().forward(x)
         dims = [0] + list(range(2, x.dim()))
-        count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
-        stats = dist_fn.all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]), group=_stats_group or dist.group.WORLD)
+        group = _stats_group or dist.group.WORLD
         c = x.shape[1]
-        n = stats[-1]
-        mean = stats[:c] / n
-        var = stats[c:2 * c] / n - mean * mean                   # biased, used to normalise
+        shape = [1, c] + [1] * (x.dim() - 2)
+        count = torch.tensor([x.numel() / c], dtype=x.dtype, device=x.device)
+        # two passes (mean, then squared deviations) like torch's own batch norm: E[x^2] - E[x]^2
+        # cancels badly in float32 when a channel's mean is large against its spread
+        sums = dist_fn.all_reduce(torch.cat([x.sum(dims), count]), group=group)   # summed over processes
+        n = sums[-1]
+        mean = sums[:c] / n
+        centred = x - mean.view(shape)
+        var = dist_fn.all_reduce((centred * centred).sum(dims), group=group) / n   # biased, to normalise
         with torch.no_grad():
             self.num_batches_tracked += 1
             m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
             self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
             self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1), alpha=m)
-        shape = [1, c] + [1] * (x.dim() - 2)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        y = centred * torch.rsqrt(var.view(shape) + self.eps)
         return y * self.weight.view(shape) + self.bias.view(shape)
 
 

@@ -293,6 +293,8 @@ def train(cfg: TrainConfig) -> dict:
             writer.close()
         if log_file is not None:
             log_file.close()
+        # the DDP reducer must go before its process group, or gloo's destructor waits forever
+        net = None
         distributed.teardown()
     if stop_signal:
         raise KeyboardInterrupt
