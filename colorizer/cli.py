@@ -98,6 +98,38 @@ def cmd_prepare(argv: list[str]) -> int:
     return 0
 
 
+def cmd_evaluate(argv: list[str]) -> int:
+    from .checkpoint import CheckpointError
+    from .evaluate import evaluate, markdown_table, save_json
+    from .images import ImageError
+    from .inference import DEFAULT_PROCESS_SIZE, Colorizer
+
+    p = argparse.ArgumentParser(prog="colorize evaluate", description="Metrics on folders of colour photos, "
+                                "beside the grey baseline: PSNR, SSIM, colourfulness, AuC, scene top-1/top-5.")
+    p.add_argument("folders", nargs="+", help="folders of colour photos (class subfolders enable scene accuracy)")
+    p.add_argument("--model", help="weights (.safetensors); default: the shipped model")
+    p.add_argument("--out", default="evaluation", help="folder for results.json and the comparison grids")
+    p.add_argument("--limit", type=int, help="evaluate an evenly spaced sample of at most this many photos per folder")
+    p.add_argument("--process-size", type=int, default=DEFAULT_PROCESS_SIZE, help="as for colorize (0 = full size)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    args = p.parse_args(argv)
+    try:
+        colorizer = Colorizer.load(args.model, device=args.device)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        results = []
+        for folder in args.folders:
+            grid = out / f"grid-{Path(folder).resolve().name}.png"
+            results.append(evaluate(colorizer, folder, limit=args.limit, process_size=args.process_size or None,
+                                    grid=grid))
+    except (CheckpointError, ImageError, FileNotFoundError, ValueError, OSError) as e:
+        return _fail(str(e))
+    print(markdown_table(results))
+    save_json(results, out / "results.json")
+    print(f"\nwrote {out / 'results.json'} and comparison grids (grey | ours | truth) in {out}/")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in SUBCOMMANDS:

@@ -1,0 +1,129 @@
+"""`colorize evaluate`: colorize the greyscale version of colour photos and compare with the truth.
+
+Every number is reported beside the grey baseline (the input's L with ab = 0), which every
+colorizer must beat on PSNR to be adding information rather than noise.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .color import lab_to_rgb, rgb_to_lab, float_to_uint8
+from .images import find_images, read_photo
+from .inference import DEFAULT_PROCESS_SIZE, Colorizer
+from .metrics import ab_error_auc, colorfulness, psnr_u8, ssim_u8
+
+
+@dataclass
+class Scores:
+    psnr: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+    cf: list[float] = field(default_factory=list)
+    auc: list[float] = field(default_factory=list)
+
+    def add(self, out: np.ndarray, truth: np.ndarray, ab_out: np.ndarray, ab_truth: np.ndarray) -> None:
+        self.psnr.append(psnr_u8(out, truth))
+        self.ssim.append(ssim_u8(out, truth))
+        self.cf.append(colorfulness(out))
+        self.auc.append(ab_error_auc(ab_out, ab_truth))
+
+    def summary(self, cf_truth: float) -> dict:
+        cf = float(np.mean(self.cf))
+        return {"psnr": float(np.mean(self.psnr)), "ssim": float(np.mean(self.ssim)), "colorfulness": cf,
+                "delta_colorfulness": cf - cf_truth, "auc": float(np.mean(self.auc))}
+
+
+def _ab(rgb_u8: np.ndarray) -> np.ndarray:
+    return rgb_to_lab(torch.from_numpy(rgb_u8).permute(2, 0, 1).float() / 255)[1:].permute(1, 2, 0).numpy()
+
+
+def evaluate(colorizer: Colorizer, folder: str | Path, *, limit: int | None = None,
+             process_size: int | None = DEFAULT_PROCESS_SIZE, grid: str | Path | None = None,
+             grid_count: int = 6, progress: bool = True) -> dict:
+    """Metrics of `colorizer` and of the grey baseline over the photos under `folder`."""
+    from tqdm import tqdm
+
+    folder = Path(folder)
+    photos = find_images(folder)
+    if not photos:
+        raise FileNotFoundError(f"{folder}: no images found")
+    if limit:
+        photos = photos[:: max(1, len(photos) // limit)][:limit]
+    ours, grey = Scores(), Scores()
+    cf_truth, top1, top5, labelled = [], 0, 0, 0
+    samples = set(np.linspace(0, len(photos) - 1, min(grid_count, len(photos))).round().astype(int).tolist())
+    rows = []
+    for i, path in enumerate(tqdm(photos, desc=f"evaluate {folder.name}", unit="photo", disable=not progress)):
+        truth = (read_photo(path).rgb * 255 + 0.5).astype(np.uint8)              # 8-bit truth, as stored
+        lab = rgb_to_lab(torch.from_numpy(truth).permute(2, 0, 1).float() / 255)
+        grey_rgb = float_to_uint8(lab_to_rgb(torch.cat([lab[:1], torch.zeros_like(lab[1:])]))).numpy()
+        grey_in = grey_rgb.astype(np.float32) / 255                              # what the user would have
+        out = colorizer.colorize(grey_in, process_size=process_size)
+        ab_truth = lab[1:].permute(1, 2, 0).numpy()
+        ours.add(out, truth, _ab(out), ab_truth)
+        grey.add(grey_rgb, truth, np.zeros_like(ab_truth), ab_truth)
+        cf_truth.append(colorfulness(truth))
+        label = _label(path, folder, colorizer.classes)
+        if label is not None:
+            _, logits = colorizer.prior(grey_in)
+            top = logits[0].topk(5).indices.tolist()
+            top1 += int(top[0] == label)
+            top5 += int(label in top)
+            labelled += 1
+        if i in samples:
+            rows.append((grey_rgb, out, truth))
+    cft = float(np.mean(cf_truth))
+    result = {"folder": str(folder), "photos": len(photos), "process_size": process_size,
+              "colorfulness_truth": cft, "ours": ours.summary(cft), "grey": grey.summary(cft)}
+    if labelled:
+        result["ours"] |= {"top1": top1 / labelled, "top5": top5 / labelled}
+    if grid:
+        comparison_grid(rows).save(grid)
+    return result
+
+
+def _label(path: Path, folder: Path, classes: list[str]) -> int | None:
+    parts = path.relative_to(folder).parts
+    return classes.index(parts[0]) if len(parts) > 1 and parts[0] in classes else None
+
+
+def comparison_grid(rows: list[tuple[np.ndarray, ...]], height: int = 192) -> Image.Image:
+    """One row per photo: grey | ours | truth, each scaled to `height`."""
+    tiles = []
+    for row in rows:
+        ims = [Image.fromarray(a) for a in row]
+        w = round(ims[0].width * height / ims[0].height)
+        tiles.append([im.resize((w, height), Image.Resampling.LANCZOS) for im in ims])
+    width = max(sum(t.width for t in row) + 4 * (len(row) - 1) for row in tiles)
+    grid = Image.new("RGB", (width, len(tiles) * (height + 4) - 4), "white")
+    for r, row in enumerate(tiles):
+        x = 0
+        for tile in row:
+            grid.paste(tile, (x, r * (height + 4)))
+            x += tile.width + 4
+    return grid
+
+
+def markdown_table(results: list[dict]) -> str:
+    """The field's table: one block of rows (ours, grey baseline) per evaluated folder."""
+    head = "| set | method | PSNR (dB) | SSIM | CF | dCF | AuC | top-1 | top-5 |\n|---|---|---|---|---|---|---|---|---|"
+    lines = [head]
+    for r in results:
+        name = Path(r["folder"]).name or r["folder"]
+        for method in ("ours", "grey"):
+            m = r[method]
+            top = (f"{m['top1']:.1%} | {m['top5']:.1%}" if "top1" in m else "- | -")
+            label = "ours" if method == "ours" else "grey baseline"
+            lines.append(f"| {name} ({r['photos']}) | {label} | {m['psnr']:.2f} | {m['ssim']:.4f} | "
+                         f"{m['colorfulness']:.1f} | {m['delta_colorfulness']:+.1f} | {m['auc']:.2%} | {top} |")
+        lines.append(f"| {name} | truth | | | {r['colorfulness_truth']:.1f} | | | | |")
+    return "\n".join(lines)
+
+
+def save_json(results: list[dict], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(results, indent=2))

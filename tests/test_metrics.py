@@ -1,0 +1,66 @@
+"""Metrics against reference implementations and known values; `colorize evaluate` end to end."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from colorizer.cli import main
+from colorizer.metrics import ab_error_auc, colorfulness, psnr_u8, ssim_u8, topk_correct
+from conftest import gradient_rgb
+
+
+def test_psnr_and_ssim_match_scikit_image():
+    rng = np.random.default_rng(0)
+    a = gradient_rgb(40, 50)
+    b = np.clip(a.astype(int) + rng.integers(-20, 20, a.shape), 0, 255).astype(np.uint8)
+    assert psnr_u8(a, b) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255), rel=1e-9)
+    ref = structural_similarity(a, b, channel_axis=2, data_range=255, gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False)
+    assert ssim_u8(a, b) == pytest.approx(ref, rel=1e-9)
+    assert psnr_u8(a, a) == float("inf") and ssim_u8(a, a) == pytest.approx(1.0)
+
+
+def test_colourfulness_known_values():
+    grey = np.full((10, 10, 3), 100, np.uint8)
+    assert colorfulness(grey) == 0.0
+    red = np.zeros((10, 10, 3), np.uint8)
+    red[..., 0] = 255
+    # rg = 255, yb = 127.5, no spread: 0.3 * sqrt(255^2 + 127.5^2)
+    assert colorfulness(red) == pytest.approx(0.3 * np.hypot(255, 127.5))
+    assert colorfulness(gradient_rgb(30, 30)) > colorfulness((gradient_rgb(30, 30) * 0.3 + 80).astype(np.uint8))
+
+
+def test_auc_of_cumulative_ab_error():
+    ab = np.zeros((4, 4, 2))
+    assert ab_error_auc(ab, ab) == pytest.approx(1.0)
+    far = ab + np.array([200.0, 0.0])
+    assert ab_error_auc(far, ab) == pytest.approx(0.0)
+    mid = ab + np.array([75.0, 0.0])   # every pixel's error is 75: within t for the upper half of [0, 150]
+    assert ab_error_auc(mid, ab) == pytest.approx(0.5, abs=0.01)
+
+
+def test_topk():
+    import torch
+    logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5]])
+    labels = torch.tensor([1, 2, -1])
+    assert topk_correct(logits, labels, 1) == 1 and topk_correct(logits, labels, 2) == 1
+    assert topk_correct(logits, labels, 3) == 2
+
+
+def test_evaluate_command_writes_table_json_and_grid(tmp_path, tiny_weights, capsys):
+    data = tmp_path / "photos"
+    for c in ("a", "b"):
+        (data / c).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(gradient_rgb(40, 56, seed=i)).save(data / c / f"{i}.png")
+    out = tmp_path / "ev"
+    assert main(["evaluate", str(data), "--model", str(tiny_weights), "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| photos (4) | ours |" in table and "| photos (4) | grey baseline |" in table
+    result = json.loads((out / "results.json").read_text())[0]
+    assert result["photos"] == 4 and {"top1", "top5"} <= result["ours"].keys()
+    assert result["grey"]["colorfulness"] < 1.0 and result["grey"]["psnr"] > 10
+    grid = Image.open(out / "grid-photos.png")
+    assert grid.height >= 4 * 192 and grid.width > 3 * 192   # 4 rows of grey | ours | truth
