@@ -71,7 +71,7 @@ def evaluate(colorizer: Colorizer, folder: str | Path, *, limit: int | None = No
         label = _label(path, folder, colorizer.classes)
         if label is not None:
             _, logits = colorizer.prior(grey_in)
-            top = logits[0].topk(5).indices.tolist()
+            top = logits[0].topk(min(5, logits.shape[1])).indices.tolist()
             top1 += int(top[0] == label)
             top5 += int(label in top)
             labelled += 1

@@ -21,9 +21,10 @@ def psnr_u8(a: np.ndarray, b: np.ndarray) -> float:
 def ssim_u8(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM between two (H, W, 3) uint8 images: scikit-image's, Gaussian-weighted as Wang et al. (2004)."""
     small = min(a.shape[0], a.shape[1])
-    win = min(7, small if small % 2 else small - 1)
+    # scikit-image's Gaussian window spans 11 pixels; photos smaller than that get the largest odd window
+    win = None if small >= 11 else max(3, small if small % 2 else small - 1)
     return float(structural_similarity(a, b, channel_axis=2, data_range=255, gaussian_weights=True,
-                                       sigma=1.5, use_sample_covariance=False, win_size=max(win, 3)))
+                                       sigma=1.5, use_sample_covariance=False, win_size=win))
 
 
 colorfulness = colorfulness_u8  # Hasler & Suesstrunk (2003) on (H, W, 3) uint8; defined beside the data code
