@@ -8,13 +8,14 @@ of the sRGB gamut its chroma is reduced rather than its RGB clipped, so the outp
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .backends import TorchEngine, make_engine
 from .checkpoint import load_weights
 from .color import lab_to_rgb, normalize_l, rgb_to_lab, unnormalize_ab, float_to_uint8
 from .device import pick_device
@@ -33,15 +34,24 @@ class Colorizer:
     """A loaded model on a device, with what came with its weights."""
     model: ColorizationNet
     device: torch.device
-    classes: list[str]
-    info: dict
+    classes: list[str] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+    engine: object = None   # runs the two paths; default: fused eager PyTorch
+
+    def __post_init__(self):
+        self.model = self.model.to(self.device).eval()
+        if self.engine is None:
+            self.engine = TorchEngine(self.model, self.device)
 
     @classmethod
-    def load(cls, weights: str | Path | None = None, *, device: str = "auto") -> "Colorizer":
-        """Weights written by `save_weights` (default: the model that ships with the package)."""
+    def load(cls, weights: str | Path | None = None, *, device: str = "auto", backend: str = "auto") -> "Colorizer":
+        """Weights written by `save_weights` (default: the model that ships with the package).
+
+        backend: 'auto' (ONNX Runtime on CPU, falling back to PyTorch), 'onnx' or 'torch'."""
         dev = pick_device(device)
         model, classes, info = load_weights(weights or DEFAULT_WEIGHTS)
-        return cls(model.to(dev).eval(), dev, classes, info)
+        model = model.to(dev).eval()
+        return cls(model, dev, classes, info, make_engine(model, dev, backend))
 
     @torch.no_grad()
     def prior(self, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -49,7 +59,7 @@ class Colorizer:
         g = self.model.config.global_size
         l = self._l(rgb)
         l_global = F.interpolate(l, size=(g, g), mode="bilinear", antialias=True, align_corners=False)
-        return self.model.global_prior(normalize_l(l_global))
+        return self.engine.global_prior(normalize_l(l_global))
 
     def _l(self, rgb: np.ndarray) -> torch.Tensor:
         return rgb_to_lab(torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float())[:, :1]
@@ -69,7 +79,7 @@ class Colorizer:
                                                              antialias=scale < 1, align_corners=False)
         pad_h, pad_w = -ph % 8, -pw % 8
         x = F.pad(normalize_l(l_small), (0, pad_w, 0, pad_h), mode="replicate")   # (1, 1, ph+, pw+)
-        ab01 = self.model.local_ab(x, prior)                                      # (1, 2, ph+/2, pw+/2)
+        ab01 = self.engine.local_ab(x, prior).to(l.device)                        # (1, 2, ph+/2, pw+/2)
         ab = F.interpolate(unnormalize_ab(ab01), scale_factor=2, mode="bilinear", align_corners=False)
         ab = ab[:, :, :ph, :pw]
         if (ph, pw) != (h, w):
@@ -86,7 +96,7 @@ class Colorizer:
         l = self._l(rgb)                                                          # (1, 1, H, W), full size
         if prior is None:
             prior, _ = self.prior(reference if reference is not None else rgb)
-        ab = self.predict_ab(l, prior.to(self.device), process_size=process_size)
+        ab = self.predict_ab(l, prior, process_size=process_size)
         return float_to_uint8(lab_to_rgb_keep_l(l, ab))[0].cpu().numpy()
 
 

@@ -1,0 +1,156 @@
+"""Inference engines for the two paths: fused eager PyTorch, or ONNX Runtime (the fastest on CPUs here).
+
+Both expose `global_prior(l_global) -> (prior, logits)` and `local_ab(l, prior) -> ab01` on normalised
+tensors, so `Colorizer` does not care which runs. `benchmarks/speed.py` measures them against each other
+and against the machine's GEMM limit. Measured on the 2-core CPU here, the fused eager engine reached
+the GEMM limit at 512 px and above with no cold start, ahead of ONNX Runtime, so 'auto' picks it;
+ONNX Runtime stays available (`--backend onnx`) and is what `colorize export --onnx` writes.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .model import ColorizationNet
+
+
+def fuse_batchnorm(model: ColorizationNet) -> ColorizationNet:
+    """A copy of an eval-mode model with each batch norm folded into the conv / linear layer before it."""
+    model = copy.deepcopy(model).eval()
+    for parent in list(model.modules()):
+        children = list(parent.named_children())
+        for (name_a, a), (name_b, b) in zip(children, children[1:]):
+            if isinstance(b, nn.modules.batchnorm._BatchNorm) and isinstance(a, (nn.Conv2d, nn.Linear)):
+                scale = b.weight / torch.sqrt(b.running_var + b.eps)
+                shape = (-1,) + (1,) * (a.weight.dim() - 1)
+                with torch.no_grad():
+                    bias = a.bias if a.bias is not None else torch.zeros_like(b.running_mean)
+                    a.weight.mul_(scale.reshape(shape))
+                    a.bias = nn.Parameter((bias - b.running_mean) * scale + b.bias)
+                setattr(parent, name_b, nn.Identity())
+    return model
+
+
+class TorchEngine:
+    name = "torch"
+
+    def __init__(self, model: ColorizationNet, device: torch.device):
+        self.model = fuse_batchnorm(model).to(device)
+        if device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def global_prior(self, l_global: torch.Tensor):
+        return self.model.global_prior(l_global)
+
+    @torch.inference_mode()
+    def local_ab(self, l: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        return self.model.local_ab(l.contiguous(memory_format=torch.channels_last), prior)
+
+
+class _Global(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, l_global):
+        prior, logits = self.model.global_prior(l_global)
+        return (prior, logits) if logits is not None else (prior,)
+
+
+class _Local(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, l, prior):
+        return self.model.local_ab(l, prior)
+
+
+def export_onnx(model: ColorizationNet, folder: str | Path) -> tuple[Path, Path]:
+    """Write global.onnx (L at the global size -> prior, class scores) and local.onnx (L of any
+    height and width, multiples of 8, and a prior -> ab in [0, 1] at half size) into `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = fuse_batchnorm(model).cpu()
+    g = model.config.global_size
+    glob, local = folder / "global.onnx", folder / "local.onnx"
+    prior_dim = model.fusion.linear[0].in_channels // 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outputs = ["prior", "logits"] if model.classification is not None else ["prior"]
+        torch.onnx.export(_Global(model), (torch.zeros(1, 1, g, g),), str(glob), input_names=["l_global"],
+                          output_names=outputs, dynamic_axes={"l_global": {0: "batch"}}, dynamo=False)
+        torch.onnx.export(_Local(model), (torch.zeros(1, 1, 64, 64), torch.zeros(1, prior_dim)), str(local),
+                          input_names=["l", "prior"], output_names=["ab"],
+                          dynamic_axes={"l": {0: "batch", 2: "height", 3: "width"}, "prior": {0: "batch"},
+                                        "ab": {0: "batch", 2: "half_height", 3: "half_width"}}, dynamo=False)
+    return glob, local
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "colorizer" / "onnx"
+
+
+def weights_key(model: ColorizationNet) -> str:
+    h = hashlib.sha256(repr(model.config).encode())
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class OnnxEngine:
+    """ONNX Runtime sessions of the two paths, exported once per set of weights and cached on disk."""
+    name = "onnx"
+
+    def __init__(self, model: ColorizationNet, *, threads: int | None = None, cache: Path | None = None):
+        import onnxruntime as ort
+
+        folder = (cache or _cache_dir()) / weights_key(model)
+        if not ((folder / "global.onnx").exists() and (folder / "local.onnx").exists()):
+            tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+            export_onnx(model, tmp)
+            os.makedirs(folder.parent, exist_ok=True)
+            try:
+                os.replace(tmp, folder)
+            except OSError:   # another process got there first
+                pass
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        self.global_session = ort.InferenceSession(str(folder / "global.onnx"), options, providers=providers)
+        self.local_session = ort.InferenceSession(str(folder / "local.onnx"), options, providers=providers)
+
+    def global_prior(self, l_global: torch.Tensor):
+        out = self.global_session.run(None, {"l_global": l_global.cpu().numpy().astype(np.float32)})
+        return torch.from_numpy(out[0]), (torch.from_numpy(out[1]) if len(out) > 1 else None)
+
+    def local_ab(self, l: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        feed = {"l": l.cpu().numpy().astype(np.float32), "prior": prior.cpu().numpy().astype(np.float32)}
+        return torch.from_numpy(self.local_session.run(None, feed)[0])
+
+
+def make_engine(model: ColorizationNet, device: torch.device, backend: str = "auto"):
+    """'auto' and 'torch': fused PyTorch (the fastest measured, see the module docstring); 'onnx':
+    ONNX Runtime on CPU, falling back to PyTorch with a warning if it cannot load."""
+    if backend not in ("auto", "onnx", "torch"):
+        raise ValueError(f"unknown backend {backend!r}; choose auto, onnx or torch")
+    if backend == "onnx":
+        if device.type != "cpu":
+            raise ValueError("--backend onnx runs on the CPU; use --device cpu or --backend torch")
+        try:
+            return OnnxEngine(model)
+        except Exception as e:   # a missing or broken onnxruntime must never stop colorizing
+            warnings.warn(f"ONNX Runtime unavailable ({str(e).splitlines()[0][:100]}); using PyTorch")
+    return TorchEngine(model, device)
