@@ -1,4 +1,6 @@
 """The `colorize` command end to end, as a user runs it."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -115,3 +117,15 @@ def test_errors_are_one_line_no_traceback(tmp_path, colour_jpeg, tiny_weights, c
     err = capsys.readouterr().err
     lines = [l for l in err.splitlines() if l.startswith("colorize: error:")]
     assert code != 0 and len(lines) == 1 and "Traceback" not in err
+
+
+def test_shipped_model_colorizes_the_sample_with_no_flags(tmp_path):
+    from colorizer.inference import DEFAULT_WEIGHTS
+    assert DEFAULT_WEIGHTS.exists() and DEFAULT_WEIGHTS.stat().st_size < 50e6
+    sample = Path(__file__).resolve().parents[1] / "colorizer" / "assets" / "sample_bw.jpg"
+    out = tmp_path / "sample_color.jpg"
+    assert main([str(sample), "-o", str(out)]) == 0
+    rgb = np.asarray(Image.open(out).convert("RGB"), dtype=np.float32)
+    assert Image.open(out).size == Image.open(sample).size
+    chroma = np.abs(rgb - rgb.mean(axis=2, keepdims=True)).mean()
+    assert chroma > 2.0                                     # a grey photo came out in colour
