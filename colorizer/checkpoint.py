@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
+from .files import atomic_write
 from .model import ColorizationNet, ModelConfig
 
 WEIGHTS_FORMAT = "colorizer/iizuka2016/v1"
@@ -35,18 +35,6 @@ def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_weights(path: str | os.PathLike, model: ColorizationNet, *, classes: list[str] | None = None,
                  half: bool = False, info: dict | None = None) -> None:
     """Weights as safetensors; the config, class names and `info` (e.g. how they were trained) as metadata."""
@@ -54,7 +42,7 @@ def save_weights(path: str | os.PathLike, model: ColorizationNet, *, classes: li
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in state.items()}
     meta = {"format": WEIGHTS_FORMAT, "config": json.dumps(model.config.to_dict()),
             "classes": json.dumps(classes or []), "info": json.dumps(info or {})}
-    _atomic(Path(path), lambda tmp: save_file(state, tmp, metadata=meta))
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
 
 
 def read_weights_metadata(path: str | os.PathLike) -> dict:
@@ -87,7 +75,7 @@ def load_weights(path: str | os.PathLike) -> tuple[ColorizationNet, list[str], d
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """A training checkpoint: tensors, numbers, strings, lists and dicts only (loadable with weights_only)."""
     state = {"format": CHECKPOINT_FORMAT, **state}
-    _atomic(Path(path), lambda tmp: torch.save(state, tmp))
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -110,3 +98,4 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[ColorizationNet, lis
     model.load_state_dict(clean_state_dict(state["model"]))
     info = {"step": state["step"], "train_args": state.get("args", {})}
     return model.eval(), state.get("classes", []), info
+

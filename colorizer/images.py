@@ -6,13 +6,14 @@ that the CLI can print one line per failure instead of a traceback.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .files import atomic_write
 
 # Photos above this many pixels are refused before they are decoded (a decompression bomb can claim
 # gigabytes from a few kilobytes). 120 MP covers every camera of today; raise it with max_pixels.
@@ -102,23 +103,17 @@ def write_photo(path: str | os.PathLike, rgb_u8: np.ndarray, alpha: np.ndarray |
     if alpha is not None and ext in ALPHA_FORMATS:
         img.putalpha(Image.fromarray(alpha, "L"))
     options = {"quality": 95} if ext in (".jpg", ".jpeg", ".jfif", ".webp") else {}
+    def save(tmp: str) -> None:
+        img.save(tmp, format=Image.registered_extensions()[ext], **options)
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".colorize-", suffix=ext, dir=path.parent)
-    except OSError as e:
-        raise ImageError(f"{path}: cannot write here ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=Image.registered_extensions()[ext], **options)
-        os.replace(tmp, path)
+        atomic_write(path, save)
     except OSError as e:
         raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def find_images(folder: Path) -> list[Path]:
     """Image files under `folder`, recursively, in a stable order (hidden files skipped)."""
     return sorted(p for p in folder.rglob("*")
                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+
