@@ -1,0 +1,51 @@
+"""Weights round trips and clear errors for files that are not ours."""
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from colorizer.checkpoint import (CheckpointError, clean_state_dict, load_checkpoint, load_weights, save_checkpoint,
+                                  save_weights)
+from colorizer.model import ColorizationNet, ModelConfig
+
+CONFIG = ModelConfig(num_classes=4, width=0.125, global_size=32)
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_weights_round_trip(tmp_path, half):
+    model = ColorizationNet(CONFIG).eval()
+    save_weights(tmp_path / "w.safetensors", model, classes=list("abcd"), half=half, info={"step": 7})
+    loaded, classes, info = load_weights(tmp_path / "w.safetensors")
+    assert loaded.config == CONFIG and classes == list("abcd") and info == {"step": 7}
+    for k, v in model.state_dict().items():
+        assert torch.allclose(loaded.state_dict()[k].float(), v.float(), atol=1e-3 if half else 0)
+
+
+def test_foreign_and_mismatched_weights_are_refused(tmp_path):
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="not colorizer weights"):
+        load_weights(tmp_path / "other.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="not a safetensors weights file"):
+        load_weights(tmp_path / "junk.safetensors")
+    with pytest.raises(CheckpointError, match="no such weights file"):
+        load_weights(tmp_path / "missing.safetensors")
+    # weights of one config described as another
+    model = ColorizationNet(CONFIG)
+    save_weights(tmp_path / "w.safetensors", model)
+    from safetensors import safe_open
+    with safe_open(str(tmp_path / "w.safetensors"), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    meta["config"] = meta["config"].replace('"width": 0.125', '"width": 0.25')
+    save_file(tensors, str(tmp_path / "lying.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match="do not match their config"):
+        load_weights(tmp_path / "lying.safetensors")
+
+
+def test_training_checkpoint_round_trip_without_pickle(tmp_path):
+    state = {"model": {"module._orig_mod.w": torch.ones(2)}, "step": 3, "rng": torch.get_rng_state()}
+    save_checkpoint(tmp_path / "c.pt", state)
+    loaded = load_checkpoint(tmp_path / "c.pt")
+    assert loaded["step"] == 3 and clean_state_dict(loaded["model"]).keys() == {"w"}
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a colorizer training checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
