@@ -177,6 +177,8 @@ def train(cfg: TrainConfig) -> dict:
                                        f"not {model_config.to_dict()}")
         model.load_state_dict(ckpt.clean_state_dict(state["model"]))
         optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:   # the command line's learning rate wins (same value on a plain resume)
+            group["lr"] = lr
         torch.set_rng_state(state["rng"])
         step, best_val, last_val = state["step"], state["best_val"], state.get("last_val", {})
     net = model
