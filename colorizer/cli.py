@@ -37,7 +37,8 @@ def _train_parser() -> argparse.ArgumentParser:
         "steps": "total optimisation steps", "optimizer": "adadelta (paper) or adam",
         "lr": "learning rate (default 1.0 for adadelta, 1e-3 for adam)",
         "alpha": "weight of the scene classification loss (paper: 1/300)",
-        "rebalance": "0 = plain MSE (paper); >0 weights rare ab colours more (against sepia)",
+        "rebalance": "0 = plain MSE (paper); s in (0, 1] weights each ab bin by 1/(s p + (1-s)/Q) "
+                     "(p its frequency, Q bins): rare, saturated colours count more (against sepia)",
         "color_sampling": "0 = uniform; p > 0 samples photos with probability ~ colourfulness^p",
         "seed": "random seed (data order, crops, flips, init)", "eval_every": "validate every N steps",
         "ckpt_every": "save last.pt every N steps", "log_every": "log every N steps",

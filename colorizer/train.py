@@ -46,7 +46,7 @@ class TrainConfig:
     optimizer: str = "adadelta"      # the paper's; or "adam"
     lr: float | None = None          # default: 1.0 for ADADELTA, 1e-3 for Adam
     alpha: float = 1.0 / 300.0       # weight of the classification loss (paper: 1/300)
-    rebalance: float = 0.0           # 0: plain MSE (paper); (0, 1]: weight rare ab bins more (1 = uniform prior mix)
+    rebalance: float = 0.0           # 0: plain MSE (paper); s in (0, 1]: ab bin weights 1/(s p + (1-s)/Q), 1 = inverse frequency
     color_sampling: float = 0.0      # 0: uniform; p > 0: draw photos with probability ~ colourfulness^p
     seed: int = 0
     eval_every: int = 500
