@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import torch
 
 from colorizer.backends import OnnxEngine, TorchEngine
@@ -145,6 +146,16 @@ def main() -> None:
     print("cold start (s): " + ", ".join(f"{k} {v:.1f}" for k, v in cold.items()) + " (onnx: export + sessions, cached after the first run)")
 
     if not args.paper:
+        # the whole colorize() call: Lab conversion at full size, both paths, upsampling, gamut fit
+        from colorizer.inference import Colorizer
+        col = Colorizer(model, torch.device("cpu"))
+        results["end_to_end_ms"] = {}
+        for h, w in SIZES[1:]:
+            rgb = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
+            s = median_time(lambda: col.colorize(rgb, process_size=max(h, w)), max(3, args.repeats // 2))
+            net = results["sizes"][f"{w}x{h}"]["torch"]["ms"]
+            results["end_to_end_ms"][f"{w}x{h}"] = s * 1e3
+            print(f"colorize() end to end at {w}x{h}: {s * 1e3:.0f} ms, of which the network {net / (s * 1e3):.0%}")
         mem = {f"{w}x{h}": peak_memory_mib(args.model, h, w, "auto") for h, w in [(768, 1024), (3000, 4000)]}
         results["peak_memory_mib"] = mem
         print("peak memory of colorize (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in mem.items()))
