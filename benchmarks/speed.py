@@ -113,7 +113,7 @@ def main() -> None:
         engines["compile"] = Compiled(model)
 
     results = {"gemm_gflops": peak, "model": name, "sizes": {}, "cold_start_s": cold}
-    print(f"\n| input | GFLOP | " + " | ".join(f"{e} ms | {e} % of GEMM" for e in engines) + " |")
+    print("\n| input | GFLOP | " + " | ".join(f"{e} ms | {e} % of GEMM" for e in engines) + " |")
     print("|---|---|" + "---|---|" * len(engines))
     for h, w in SIZES:
         flops = 2 * count_macs(model, h, w)

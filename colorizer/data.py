@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, DistributedSampler
 
-from .color import normalize_ab, normalize_l, rgb_to_lab, uint8_to_float
+from .color import normalize_l, rgb_to_lab, uint8_to_float
 from .images import ImageError, find_images, read_photo
 
 AB_BINS = 32   # histogram of a*, b* over [-128, 128) in bins of 8 Lab units

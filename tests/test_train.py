@@ -40,7 +40,7 @@ def caches(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     photos = make_photo_folder(root / "photos")
     train_cache = prepare(photos, root / "train", size=40, progress=False, workers=1)
-    val_cache = prepare(make_photo_folder(root / "valphotos", per_class=4), root / "val", size=40,
+    prepare(make_photo_folder(root / "valphotos", per_class=4), root / "val", size=40,
                         classes=train_cache.classes, progress=False, workers=1)
     return root / "train", root / "val"
 
