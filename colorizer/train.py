@@ -108,8 +108,9 @@ def validate(model: ColorizationNet, cache: Cache, *, crop: int, device: torch.d
         L = (l + 0.5) * L_MAX
         up = lambda t: F.interpolate(t, size=L.shape[-2:], mode="bilinear", align_corners=False)
         ours = float_to_uint8(lab_to_rgb(torch.cat([L, up(unnormalize_ab(pred.float()))], 1))).cpu().numpy()
-        truth = float_to_uint8(lab_to_rgb(torch.cat([L, up(ab)], 1))).cpu().numpy()
-        grey = float_to_uint8(lab_to_rgb(torch.cat([L, torch.zeros_like(up(ab))], 1))).cpu().numpy()
+        ab_full = up(ab)
+        truth = float_to_uint8(lab_to_rgb(torch.cat([L, ab_full], 1))).cpu().numpy()
+        grey = float_to_uint8(lab_to_rgb(torch.cat([L, torch.zeros_like(ab_full)], 1))).cpu().numpy()
         psnr_sum += sum(psnr_u8(o, t) for o, t in zip(ours, truth))
         cf_sum += sum(colorfulness_u8(o) for o in ours)
         cf_true_sum += sum(colorfulness_u8(t) for t in truth)
