@@ -179,11 +179,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _colorize_parser() -> argparse.ArgumentParser:
     from .inference import DEFAULT_PROCESS_SIZE
+    from .video import CUT_THRESHOLD
 
     p = argparse.ArgumentParser(
-        prog="colorize", description="Colorize black-and-white photos (files or folders, recursively).",
+        prog="colorize", description="Colorize black-and-white photos (files or folders, recursively) and films.",
         epilog="Other commands: " + ", ".join(f"colorize {c} -h" for c in SUBCOMMANDS))
-    p.add_argument("inputs", nargs="+", help="photos and/or folders of photos")
+    p.add_argument("inputs", nargs="+", help="photos, folders of photos, and/or videos (.mp4, .mkv, .mov, ...)")
     p.add_argument("-o", "--output", help="output file (one input photo) or folder; default: PHOTO_color.EXT "
                                           "beside each photo, FOLDER_color/ for a folder")
     p.add_argument("--model", help="weights (.safetensors) to use instead of the shipped model")
@@ -197,17 +198,26 @@ def _colorize_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=float, default=120e6, help="refuse photos larger than this many pixels")
     p.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"],
                    help="inference engine: auto = fused PyTorch (fastest measured here), onnx = ONNX Runtime")
+    v = p.add_argument_group("videos")
+    v.add_argument("--prior", choices=["shot", "frame"], default="shot",
+                   help="shot: one global prior per shot, the mean of its frames' (steady colours); "
+                        "frame: each frame its own, as for photos (flickers more)")
+    v.add_argument("--cut-threshold", type=float, default=CUT_THRESHOLD,
+                   help="mean change of L (0-100) between frames that counts as a shot cut")
+    v.add_argument("--batch", type=int, default=8, help="frames colorized together")
     return p
 
 
 def _plan(inputs: list[str], output: str | None, fmt: str | None) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Pair every input photo with its output path; -> (jobs, errors)."""
     from .images import IMAGE_EXTENSIONS, find_images
+    from .video import VIDEO_EXTENSIONS
 
     jobs, errors = [], []
     out = Path(output) if output else None
     single_file = len(inputs) == 1 and not Path(inputs[0]).is_dir()
-    out_is_file = out is not None and single_file and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir()
+    out_is_file = (out is not None and single_file and out.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+                   and not out.is_dir())
     ext = lambda p: ("." + fmt.lstrip(".")) if fmt else p.suffix
     for item in map(Path, inputs):
         if item.is_dir():
@@ -225,12 +235,23 @@ def _plan(inputs: list[str], output: str | None, fmt: str | None) -> tuple[list[
     return jobs, errors
 
 
+def _colorize_video(colorizer, src: Path, dst: Path, args, reference) -> None:
+    from .video import colorize_video
+
+    result = colorize_video(colorizer, src, dst, prior_mode=args.prior, reference=reference,
+                            process_size=args.process_size or None, batch=args.batch,
+                            cut_threshold=args.cut_threshold, overwrite=args.overwrite)
+    resumed = f", {result.resumed_shots} finished before" if result.resumed_shots else ""
+    print(f"{src}: {result.frames} frames, {len(result.shots)} shots{resumed}", file=sys.stderr)
+
+
 def cmd_colorize(argv: list[str]) -> int:
     from tqdm import tqdm
 
     from .checkpoint import CheckpointError
     from .images import ImageError, read_photo, write_photo
     from .inference import Colorizer
+    from .video import VideoError, is_video
 
     args = _colorize_parser().parse_args(argv)
     jobs, failures = _plan(args.inputs, args.output, args.format)
@@ -243,6 +264,19 @@ def cmd_colorize(argv: list[str]) -> int:
     for e in failures:
         print(f"colorize: error: {e}", file=sys.stderr)
     done = 0
+    videos = [(src, dst) for src, dst in jobs if is_video(src)]
+    jobs = [job for job in jobs if not is_video(job[0])]
+    for src, dst in videos:
+        try:
+            _colorize_video(colorizer, src, dst, args, reference)
+            done += 1
+        except VideoError as e:
+            failures.append(str(e))
+            print(f"colorize: error: {e}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print(f"\ncolorize: interrupted; finished shots are kept: run the same command again to resume {dst}",
+                  file=sys.stderr)
+            return 130
     for src, dst in tqdm(jobs, desc="colorize", unit="photo", disable=len(jobs) < 2):
         try:
             if dst.resolve() == src.resolve():
@@ -259,10 +293,12 @@ def cmd_colorize(argv: list[str]) -> int:
         except MemoryError:
             failures.append(f"{src}: out of memory; try a smaller --process-size")
             tqdm.write(f"colorize: error: {failures[-1]}", file=sys.stderr)
-    if len(jobs) == 1 and done == 1:
-        print(jobs[0][1])
-    if len(jobs) > 1:
-        print(f"colorized {done} of {len(jobs)} photos" + (f"; {len(failures)} failed:" if failures else ""))
+    count = len(jobs) + len(videos)
+    if count == 1 and done == 1:
+        print((jobs or videos)[0][1])
+    if count > 1:
+        noun = "files" if videos and jobs else "videos" if videos else "photos"
+        print(f"colorized {done} of {count} {noun}" + (f"; {len(failures)} failed:" if failures else ""))
         for f in failures:
             print(f"  {f}")
     return 1 if failures else 0

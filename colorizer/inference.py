@@ -71,8 +71,9 @@ class Colorizer:
     @torch.no_grad()
     def predict_ab(self, l: torch.Tensor, prior: torch.Tensor, *, process_size: int | None = DEFAULT_PROCESS_SIZE
                    ) -> torch.Tensor:
-        """(1, 1, H, W) L in [0, 100] and a (1, 256) prior -> (1, 2, H, W) ab in Lab units."""
+        """(B, 1, H, W) L in [0, 100] and a (B or 1, 256) prior -> (B, 2, H, W) ab in Lab units."""
         h, w = l.shape[-2:]
+        prior = prior.expand(l.shape[0], -1)
         scale = 1.0
         if process_size and max(h, w) > process_size:
             scale = process_size / max(h, w)
@@ -102,6 +103,17 @@ class Colorizer:
             prior, _ = self.prior(reference) if reference is not None else self._prior_from_l(l)
         ab = self.predict_ab(l, prior, process_size=process_size)
         return float_to_uint8(lab_to_rgb_keep_l(l, ab))[0].cpu().numpy()
+
+    @torch.no_grad()
+    def colorize_batch(self, frames: np.ndarray, prior: torch.Tensor, *,
+                       process_size: int | None = DEFAULT_PROCESS_SIZE) -> np.ndarray:
+        """(B, H, W, 3) uint8 frames of one size and a (B or 1, 256) prior -> (B, H, W, 3) uint8 colorized,
+        in one pass of the local path (the video path: all frames of a shot share its prior)."""
+        rgb = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        l = rgb_to_lab(rgb)[:, :1]
+        del rgb
+        ab = self.predict_ab(l, prior.to(self.device), process_size=process_size)
+        return float_to_uint8(lab_to_rgb_keep_l(l, ab)).cpu().numpy()
 
 
 def lab_to_rgb_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
