@@ -6,6 +6,7 @@
     colorize evaluate FOLDER                     quality metrics beside the grey baseline
     colorize export --onnx FILE                  export the model for deployment
     colorize weights CHECKPOINT OUT.safetensors  turn a training checkpoint into shippable weights
+    colorize web                                 a local page to colorize in the browser (extra: web)
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-SUBCOMMANDS = ("prepare", "train", "evaluate", "export", "weights")
+SUBCOMMANDS = ("prepare", "train", "evaluate", "export", "weights", "web")
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -167,6 +168,42 @@ def cmd_weights(argv: list[str]) -> int:
     except (CheckpointError, OSError) as e:
         return _fail(str(e))
     print(f"wrote {args.out} (step {info['step']})")
+    return 0
+
+
+def cmd_web(argv: list[str]) -> int:
+    from .checkpoint import CheckpointError
+    from .inference import DEFAULT_PROCESS_SIZE, Colorizer
+    from .web import MAX_PIXELS, MAX_UPLOAD_MB, Service, serve
+
+    p = argparse.ArgumentParser(prog="colorize web", description="A local web page to colorize photos, with "
+                                "before/after comparison, download, reference photos and examples.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--model", help="weights (.safetensors); default: the shipped model")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB, help="largest photo file accepted")
+    p.add_argument("--max-pixels", type=float, default=MAX_PIXELS, help="largest photo accepted, in pixels")
+    p.add_argument("--process-size", type=int, default=DEFAULT_PROCESS_SIZE, help="as for colorize")
+    args = p.parse_args(argv)
+    try:
+        import fastapi  # noqa: F401
+        import multipart  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        return _fail(f"colorize web needs the web extra ({e.name} is missing): pip install 'colorizer[web]'")
+    try:
+        colorizer = Colorizer.load(args.model, device=args.device)
+    except (CheckpointError, ValueError) as e:
+        return _fail(str(e))
+    service = Service(colorizer, max_upload_mb=args.max_upload_mb, max_pixels=int(args.max_pixels),
+                      process_size=args.process_size or None)
+    try:
+        serve(service, args.host, args.port)
+    except KeyboardInterrupt:
+        pass
+    except OSError as e:
+        return _fail(f"cannot listen on {args.host}:{args.port} ({e.strerror or e})")
     return 0
 
 

@@ -5,6 +5,7 @@ that the CLI can print one line per failure instead of a traceback.
 """
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -41,29 +42,38 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Phot
         raise ImageError(f"{path}: is a folder, not an image")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file")
+    return decode_photo(path, name=str(path), max_pixels=max_pixels)
+
+
+def decode_photo(source: str | os.PathLike | bytes, *, name: str, max_pixels: int = MAX_PIXELS) -> Photo:
+    """read_photo for a file or for bytes in memory (an upload); errors call it `name`."""
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError(f"{name}: empty file")
+        source = io.BytesIO(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 w, h = img.size
                 if w * h > max_pixels:
-                    raise ImageError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} MP, above the limit of "
+                    raise ImageError(f"{name}: {w}x{h} is {w * h / 1e6:.0f} MP, above the limit of "
                                      f"{max_pixels / 1e6:.0f} MP (a possible decompression bomb)")
                 if w == 0 or h == 0:
-                    raise ImageError(f"{path}: image has no pixels ({w}x{h})")
+                    raise ImageError(f"{name}: image has no pixels ({w}x{h})")
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 return _to_photo(img)
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image Pillow can read") from None
+        raise ImageError(f"{name}: not an image Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{path}: refused as a possible decompression bomb ({e})") from None
+        raise ImageError(f"{name}: refused as a possible decompression bomb ({e})") from None
     except PermissionError:
-        raise ImageError(f"{path}: permission denied") from None
+        raise ImageError(f"{name}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{path}: corrupt or truncated image ({e})") from None
+        raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
 
 
 def _to_photo(img: Image.Image) -> Photo:

@@ -1,0 +1,88 @@
+"""Flicker of colorized film: one global prior per shot vs. one per frame (what a photo colorizer does).
+
+Clips with known truth are made from colour photos (colorizer.synthetic): a static shot and a slow
+pan/zoom, each with film grain and exposure flicker, turned grey, then colorized both ways. Flicker is
+the mean absolute change of ab between consecutive frames, per pixel and of the frame mean (the colour
+mood); the colour truth's own change is the floor that motion alone causes.
+
+    python benchmarks/flicker.py [PHOTO ...] [--frames 48] [--size 384x256] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from colorizer import Colorizer, read_photo  # noqa: E402
+from colorizer.color import rgb_to_lab  # noqa: E402
+from colorizer.metrics import psnr_u8  # noqa: E402
+from colorizer.synthetic import film_look, pan_zoom, to_grey, write_clip  # noqa: E402
+from colorizer.video import colorize_video, frame_flicker, read_frames  # noqa: E402
+
+DEFAULT_PHOTOS = [Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak24" / f"kodim{i:02d}.png"
+                  for i in (3, 5, 14, 23)]
+
+
+def ab_of(frames: list[np.ndarray]) -> list[np.ndarray]:
+    rgb = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+    return list(rgb_to_lab(rgb)[:, 1:].permute(0, 2, 3, 1).numpy())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("photos", nargs="*", type=Path, default=DEFAULT_PHOTOS)
+    p.add_argument("--frames", type=int, default=48)
+    p.add_argument("--size", default="384x256")
+    p.add_argument("--model", help="weights; default: the shipped model")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+    colorizer = Colorizer.load(args.model)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for photo in args.photos:
+            rgb = (read_photo(photo).rgb * 255).round().astype(np.uint8)
+            for motion in ("static", "pan/zoom"):
+                truth = film_look(pan_zoom(rgb, args.frames, size, static=motion == "static"), seed=1)
+                clip = write_clip(Path(tmp) / "clip.mp4", to_grey(truth), audio_hz=None)
+                row = {"photo": photo.name, "motion": motion, "truth": frame_flicker(ab_of(truth))}
+                for mode in ("frame", "shot"):
+                    t = time.perf_counter()
+                    result = colorize_video(colorizer, clip, Path(tmp) / f"{mode}.mp4", prior_mode=mode,
+                                            progress=False, overwrite=True)
+                    seconds = time.perf_counter() - t
+                    frames = read_frames(result.output)
+                    row[mode] = frame_flicker(ab_of(frames)) | {
+                        "psnr": float(np.mean([psnr_u8(a, b) for a, b in zip(frames, truth)])),
+                        "frames_per_s": len(frames) / seconds, "shots": len(result.shots)}
+                rows.append(row)
+                print(f"{photo.name:12s} {motion:8s} pixel |dab| frame {row['frame']['pixel']:.3f} "
+                      f"shot {row['shot']['pixel']:.3f} truth {row['truth']['pixel']:.3f} | mood frame "
+                      f"{row['frame']['mood']:.3f} shot {row['shot']['mood']:.3f} truth {row['truth']['mood']:.3f}"
+                      f" | PSNR frame {row['frame']['psnr']:.2f} shot {row['shot']['psnr']:.2f}", flush=True)
+    print("\n| clip | pixel flicker, per frame | per shot | ratio | colour truth | mood flicker, per frame "
+          "| per shot | ratio | PSNR per frame / per shot |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for motion in ("static", "pan/zoom"):
+        sel = [r for r in rows if r["motion"] == motion]
+        mean = lambda mode, key: float(np.mean([r[mode][key] for r in sel]))
+        print(f"| {motion} ({len(sel)} clips x {args.frames} frames) | {mean('frame', 'pixel'):.3f} | "
+              f"{mean('shot', 'pixel'):.3f} | {mean('frame', 'pixel') / mean('shot', 'pixel'):.2f}x | "
+              f"{mean('truth', 'pixel'):.3f} | {mean('frame', 'mood'):.3f} | {mean('shot', 'mood'):.3f} | "
+              f"{mean('frame', 'mood') / mean('shot', 'mood'):.2f}x | "
+              f"{mean('frame', 'psnr'):.2f} / {mean('shot', 'psnr'):.2f} dB |")
+    fps = np.mean([r["shot"]["frames_per_s"] for r in rows])
+    print(f"\nthroughput, per-shot mode incl. decode, scan and encode: {fps:.1f} frames/s at {args.size}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
