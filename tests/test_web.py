@@ -1,0 +1,217 @@
+"""The web page: the service's limits and messages, and the page itself driven in headless Chromium."""
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorizer import Colorizer
+from colorizer.web import Service, UploadError, create_app
+
+from conftest import gradient_rgb
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _grey(h=48, w=64, seed=0) -> np.ndarray:
+    return np.asarray(Image.fromarray(gradient_rgb(h, w, seed)).convert("L").convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def service(tiny_weights):
+    return Service(Colorizer.load(tiny_weights, device="cpu"), max_upload_mb=1, max_pixels=2_000_000,
+                   max_side=4000)
+
+
+def test_service_colorizes_at_the_photos_size_and_follows_the_reference(service):
+    out = Image.open(io.BytesIO(service.colorize_png(_png(_grey(48, 64)), "a.png")))
+    assert out.format == "PNG" and out.size == (64, 48) and out.mode == "RGB"
+    rgb = np.asarray(out).astype(int)
+    assert np.abs(rgb[..., 0] - rgb[..., 2]).mean() > 3, "colour came back"
+    ref = gradient_rgb(64, 64, seed=5)[:, ::-1].copy()
+    styled = np.asarray(Image.open(io.BytesIO(service.colorize_png(_png(_grey(48, 64)), "a.png", _png(ref)))))
+    assert np.abs(styled.astype(int) - rgb).mean() > 2
+
+
+def test_service_keeps_transparency(service):
+    rgba = np.dstack([_grey(), np.full((48, 64), 128, np.uint8)])
+    out = Image.open(io.BytesIO(service.colorize_png(_png(rgba), "a.png")))
+    assert out.mode == "RGBA" and np.asarray(out)[..., 3].max() == 128
+
+
+@pytest.mark.parametrize("data, status, message", [
+    (b"%PDF-1.4 not a photo", 400, "notes.pdf: not an image"),
+    (b"", 400, "notes.pdf: empty file"),
+    (b"\xff\xd8" + bytes(2 * 2**20), 413, "above the upload limit of 1 MB"),
+])
+def test_service_refuses_bad_uploads(service, data, status, message):
+    with pytest.raises(UploadError, match=message) as e:
+        service.colorize_png(data, "notes.pdf")
+    assert e.value.status == status
+
+
+def test_service_refuses_oversized_dimensions(service):
+    with pytest.raises(UploadError, match="each side may be at most 4000") as e:
+        service.colorize_png(_png(np.zeros((2, 4100, 3), np.uint8)), "strip.png")
+    assert e.value.status == 413
+    with pytest.raises(UploadError, match="above the limit of 2 MP") as e:
+        service.colorize_png(_png(np.zeros((1500, 1500, 3), np.uint8)), "big.png")
+    assert e.value.status == 413
+
+
+# ---------------------------------------------------------------- the page, in a real browser
+
+@pytest.fixture(scope="module")
+def server(service):
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not srv.started:
+        assert time.time() < deadline and thread.is_alive(), "the web server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Chromium is missing: run sh tests/install-browser.sh (the README's test command does)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.goto(server + "/")
+    page.wait_for_function("document.querySelectorAll('#examples img').length > 0")
+    yield page
+    context.close()
+
+
+def _wait_done(page, text=""):
+    page.wait_for_function(
+        "t => document.body.dataset.state === 'done' && document.getElementById('status').textContent.includes(t)",
+        arg=text, timeout=60_000)
+
+
+def _download(page, tmp_path, name) -> np.ndarray:
+    with page.expect_download() as info:
+        page.click("#download")
+    path = tmp_path / name
+    info.value.save_as(path)
+    assert info.value.suggested_filename == "photo_color.png"
+    return np.asarray(Image.open(path))
+
+
+def test_page_colorizes_an_upload_and_the_reference_changes_the_colours(page, tmp_path):
+    (tmp_path / "photo.png").write_bytes(_png(_grey(48, 64)))
+    page.set_input_files("#photo-input", str(tmp_path / "photo.png"))
+    _wait_done(page, "64x48")
+    plain = _download(page, tmp_path, "plain.png")
+    assert plain.shape == (48, 64, 3)
+    assert np.abs(plain[..., 0].astype(int) - plain[..., 2]).mean() > 3, "a colour image came back"
+    assert page.is_visible("#compare") and page.is_visible("#slider")
+
+    (tmp_path / "mood.png").write_bytes(_png(gradient_rgb(64, 64, seed=5)[:, ::-1].copy()))
+    page.set_input_files("#reference-input", str(tmp_path / "mood.png"))
+    _wait_done(page, "colour mood from mood.png")
+    styled = _download(page, tmp_path, "styled.png")
+    assert styled.shape == plain.shape and np.abs(styled.astype(int) - plain).mean() > 2
+
+    page.click("#reference-clear")                    # without the reference: the photo's own colours again
+    page.wait_for_function("!document.getElementById('status').textContent.includes('mood')")
+    _wait_done(page, "64x48")
+    assert np.array_equal(_download(page, tmp_path, "again.png"), plain)
+
+
+def test_page_rejects_a_non_image_politely(page, tmp_path):
+    (tmp_path / "notes.txt").write_text("shopping list")
+    page.set_input_files("#photo-input", str(tmp_path / "notes.txt"))
+    page.wait_for_function("document.body.dataset.state === 'error'")
+    assert "notes.txt: not an image" in page.inner_text("#error")
+    assert not page.is_visible("#compare")
+
+
+def test_page_reports_an_oversized_photo(page, tmp_path):
+    (tmp_path / "strip.png").write_bytes(_png(np.zeros((2, 4100, 3), np.uint8)))
+    page.set_input_files("#photo-input", str(tmp_path / "strip.png"))
+    page.wait_for_function("document.body.dataset.state === 'error'")
+    assert "strip.png: 4100x2 is too large" in page.inner_text("#error")
+
+
+def test_page_examples_colorize_with_a_click(page):
+    page.click("img[data-example='lake.jpg']")
+    _wait_done(page, "384x256")
+    page.click("img[data-example='ref-parrots.jpg']")
+    _wait_done(page, "ref-parrots.jpg")
+    size = page.evaluate("[document.getElementById('result').naturalWidth, document.getElementById('result').naturalHeight]")
+    assert size == [384, 256]
+
+
+def test_page_takes_a_dropped_photo(page):
+    # what a drag and drop from the desktop delivers: a drop event whose DataTransfer holds the file
+    page.evaluate("""async () => {
+        const blob = await (await fetch('/examples/houses.jpg')).blob();
+        const data = new DataTransfer();
+        data.items.add(new File([blob], 'dropped.jpg', { type: 'image/jpeg' }));
+        document.getElementById('photo-drop').dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true }));
+    }""")
+    _wait_done(page)
+    assert page.inner_text("#photo-name") == "dropped.jpg"
+    assert page.get_attribute("#download", "download") == "dropped_color.png"
+
+
+def test_colorize_web_command_serves_the_page(tiny_weights):
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "colorizer", "web", "--port", str(port), "--model",
+                             str(tiny_weights), "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    html = r.read().decode()
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, proc.stdout.read() if proc.poll() else "timeout"
+                time.sleep(0.2)
+        assert "Let there be Color!" in html and 'id="photo-input"' in html
+    finally:
+        proc.terminate()
+        proc.wait(10)
