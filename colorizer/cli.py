@@ -246,21 +246,21 @@ def _colorize_parser() -> argparse.ArgumentParser:
 
 
 def _plan(inputs: list[str], output: str | None, fmt: str | None) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """Pair every input photo with its output path; -> (jobs, errors)."""
+    """Pair every input photo and video with its output path; -> (jobs, errors)."""
     from .images import IMAGE_EXTENSIONS, find_images
-    from .video import VIDEO_EXTENSIONS
+    from .video import VIDEO_EXTENSIONS, find_videos, is_video
 
     jobs, errors = [], []
     out = Path(output) if output else None
     single_file = len(inputs) == 1 and not Path(inputs[0]).is_dir()
     out_is_file = (out is not None and single_file and out.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
                    and not out.is_dir())
-    ext = lambda p: ("." + fmt.lstrip(".")) if fmt else p.suffix
+    ext = lambda p: ("." + fmt.lstrip(".")) if fmt and not is_video(p) else p.suffix   # --format: photos only
     for item in map(Path, inputs):
         if item.is_dir():
-            photos = find_images(item)
+            photos = find_images(item) + find_videos(item)
             if not photos:
-                errors.append(f"{item}: no images found in this folder")
+                errors.append(f"{item}: no images or videos found in this folder")
             base = (out / item.name if len(inputs) > 1 else out) if out else item.with_name(item.name + "_color")
             jobs += [(p, (base / p.relative_to(item)).with_suffix(ext(p))) for p in photos]
         elif out_is_file:

@@ -87,6 +87,12 @@ def is_video(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
+def find_videos(folder: Path) -> list[Path]:
+    """Video files under `folder`, recursively, in a stable order (hidden files and folders skipped)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and is_video(p)
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
 def _open(path: Path):
     if not path.exists():
         raise VideoError(f"{path}: no such file")

@@ -162,3 +162,17 @@ def test_bad_videos_get_one_line_errors_and_nothing_is_written(tiny_weights, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     with pytest.raises(VideoError, match="no such file"):
         probe(tmp_path / "missing.mp4")
+
+
+def test_cli_folder_with_photos_and_films(tiny_weights, clip, tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "archive"
+    (folder / "reels").mkdir(parents=True)
+    Image.fromarray(gradient_rgb(48, 64)).convert("L").save(folder / "portrait.png")
+    (folder / "reels" / "film.mp4").write_bytes(clip.read_bytes())
+    assert main([str(folder), "--model", str(tiny_weights), "--format", "jpg"]) == 0
+    out = tmp_path / "archive_color"
+    assert (out / "portrait.jpg").exists()                       # --format applies to photos ...
+    assert len(read_frames(out / "reels" / "film.mp4")) == 2 * SHOT   # ... films keep their container
+    assert "colorized 2 of 2 files" in capsys.readouterr().out
