@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from .backends import TorchEngine, make_engine
 from .checkpoint import load_weights
-from .color import lab_to_rgb, normalize_l, rgb_to_lab, unnormalize_ab, float_to_uint8
+from .color import (l_from_rgb, l_from_uint8, lab_to_linear_rgb, linear_rgb_to_rgb, linear_to_uint8, normalize_l,
+                    unnormalize_ab)
 from .device import pick_device
 from .model import ColorizationNet
 
@@ -66,7 +67,7 @@ class Colorizer:
         return self.engine.global_prior(normalize_l(l_global))
 
     def _l(self, rgb: np.ndarray) -> torch.Tensor:
-        return rgb_to_lab(torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float())[:, :1]
+        return l_from_rgb(torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float())
 
     @torch.no_grad()
     def predict_ab(self, l: torch.Tensor, prior: torch.Tensor, *, process_size: int | None = DEFAULT_PROCESS_SIZE
@@ -102,44 +103,51 @@ class Colorizer:
         if prior is None:   # the photo's own L serves the global path too: no second Lab conversion
             prior, _ = self.prior(reference) if reference is not None else self._prior_from_l(l)
         ab = self.predict_ab(l, prior, process_size=process_size)
-        return float_to_uint8(lab_to_rgb_keep_l(l, ab))[0].cpu().numpy()
+        return lab_to_uint8_keep_l(l, ab)[0].cpu().numpy()
 
     @torch.no_grad()
     def colorize_batch(self, frames: np.ndarray, prior: torch.Tensor, *,
                        process_size: int | None = DEFAULT_PROCESS_SIZE) -> np.ndarray:
         """(B, H, W, 3) uint8 frames of one size and a (B or 1, 256) prior -> (B, H, W, 3) uint8 colorized,
         in one pass of the local path (the video path: all frames of a shot share its prior)."""
-        rgb = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-        l = rgb_to_lab(rgb)[:, :1]
-        del rgb
+        l = l_from_uint8(torch.from_numpy(frames).to(self.device))
         ab = self.predict_ab(l, prior.to(self.device), process_size=process_size)
-        return float_to_uint8(lab_to_rgb_keep_l(l, ab)).cpu().numpy()
+        return lab_to_uint8_keep_l(l, ab).cpu().numpy()
+
+
+# sRGB [-1e-3, 1 + 1e-3], the tolerance of the gamut test, in linear RGB
+_LINEAR_LOW, _LINEAR_HIGH = -1e-3 / 12.92, 1.001 ** 2.4
 
 
 def lab_to_rgb_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
-    """Lab -> sRGB in [0, 1], reducing the chroma of out-of-gamut pixels (bisection on a scale of ab)
-    instead of clipping RGB, which would change their luminance."""
-    raw = lab_to_rgb(torch.cat([l, ab], 1), clip=False)
-    rgb = raw.clamp(0.0, 1.0)
-    bad = ((raw < -1e-3) | (raw > 1 + 1e-3)).any(dim=1, keepdim=True)            # (B, 1, H, W)
-    del raw
-    if not bool(bad.any()):
-        return rgb
-    mask = bad.expand_as(l)
-    l_bad = l[mask]                                                               # (N,)
-    ab_bad = ab.permute(0, 2, 3, 1)[bad[:, 0]]                                    # (N, 2)
-    lo = torch.zeros_like(l_bad)
-    hi = torch.ones_like(l_bad)
-    for _ in range(iterations):
-        mid = (lo + hi) / 2
-        lab = torch.cat([l_bad[:, None], ab_bad * mid[:, None]], 1).T[None, :, :, None]  # (1, 3, N, 1)
-        raw_mid = lab_to_rgb(lab, clip=False)[0, :, :, 0]
-        ok = ((raw_mid >= -1e-3) & (raw_mid <= 1 + 1e-3)).all(dim=0)
-        lo = torch.where(ok, mid, lo)
-        hi = torch.where(ok, hi, mid)
-    lab = torch.cat([l_bad[:, None], ab_bad * lo[:, None]], 1).T[None, :, :, None]
-    fixed = lab_to_rgb(lab)[0, :, :, 0]                                           # (3, N)
-    rgb = rgb.permute(0, 2, 3, 1).clone()
-    rgb[bad[:, 0]] = fixed.T
-    return rgb.permute(0, 3, 1, 2)
+    """Lab -> sRGB in [0, 1], reducing the chroma of out-of-gamut pixels instead of clipping RGB."""
+    return linear_rgb_to_rgb(lab_to_linear_keep_l(l, ab, iterations))
 
+
+def lab_to_uint8_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
+    """(B, 1, H, W) L and (B, 2, H, W) ab -> (B, H, W, 3) uint8 sRGB, as lab_to_rgb_keep_l, rounded."""
+    return linear_to_uint8(lab_to_linear_keep_l(l, ab, iterations))
+
+
+def lab_to_linear_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
+    """Lab -> linear RGB in [0, 1], reducing the chroma of out-of-gamut pixels (bisection on a scale of
+    ab) instead of clipping RGB, which would change their luminance. The gamut test and the bisection run
+    in linear RGB: the sRGB curve maps [0, 1] onto itself, so companding is needed only once, at the end."""
+    linear = lab_to_linear_rgb(torch.cat([l, ab], 1))
+    bad = ((linear < _LINEAR_LOW) | (linear > _LINEAR_HIGH)).any(dim=1, keepdim=True)   # (B, 1, H, W)
+    if bool(bad.any()):
+        l_bad = l[bad.expand_as(l)]                                                # (N,)
+        ab_bad = ab.permute(0, 2, 3, 1)[bad[:, 0]]                                 # (N, 2)
+        lo = torch.zeros_like(l_bad)
+        hi = torch.ones_like(l_bad)
+        as_image = lambda scale: torch.cat([l_bad[:, None], ab_bad * scale[:, None]], 1).T[None, :, :, None]
+        for _ in range(iterations):
+            mid = (lo + hi) / 2
+            lin_mid = lab_to_linear_rgb(as_image(mid))[0, :, :, 0]                 # (3, N)
+            ok = ((lin_mid >= _LINEAR_LOW) & (lin_mid <= _LINEAR_HIGH)).all(dim=0)
+            lo = torch.where(ok, mid, lo)
+            hi = torch.where(ok, hi, mid)
+        linear = linear.permute(0, 2, 3, 1).clone()
+        linear[bad[:, 0]] = lab_to_linear_rgb(as_image(lo))[0, :, :, 0].T
+        linear = linear.permute(0, 3, 1, 2)
+    return linear.clamp_(0.0, 1.0)

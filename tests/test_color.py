@@ -41,3 +41,19 @@ def test_normalisation_round_trip_and_range():
 def test_uint8_conversions_round_trip():
     u8 = torch.randint(0, 256, (2, 5, 6, 3), dtype=torch.uint8)
     assert torch.equal(float_to_uint8(uint8_to_float(u8)), u8)
+
+
+def test_fast_inference_conversions_match_kornia():
+    from colorizer.color import l_from_rgb, l_from_uint8, lab_to_linear_rgb, linear_rgb_to_rgb, linear_to_uint8
+
+    torch.manual_seed(0)
+    u8 = torch.randint(0, 256, (2, 33, 47, 3), dtype=torch.uint8)
+    rgb = u8.permute(0, 3, 1, 2).float() / 255
+    assert torch.allclose(l_from_uint8(u8), rgb_to_lab(rgb)[:, :1], atol=1e-4)
+    assert torch.allclose(l_from_rgb(rgb), rgb_to_lab(rgb)[:, :1], atol=1e-4)
+    lab = torch.cat([torch.rand(2, 1, 33, 47) * 100, torch.randn(2, 2, 33, 47) * 60], 1)   # in and out of gamut
+    assert torch.allclose(linear_rgb_to_rgb(lab_to_linear_rgb(lab)), lab_to_rgb(lab, clip=False), atol=1e-4)
+    linear = torch.rand(2, 3, 33, 47) ** 3          # dense in the dark tones, where companding is steepest
+    exact = float_to_uint8(linear_rgb_to_rgb(linear)).int()
+    assert (linear_to_uint8(linear).int() - exact).abs().max() <= 1
+    assert (linear_to_uint8(linear).int() == exact).float().mean() > 0.99
