@@ -65,6 +65,7 @@ class VideoInfo:
     frames: int | None      # as the container claims (may be missing or wrong); scan() counts for real
     codec: str
     audio: str | None       # the first audio track's codec, if any
+    aspect: Fraction | None = None   # pixel (sample) aspect ratio of anamorphic video, e.g. 32/27 on a DVD
 
 
 @dataclass
@@ -130,8 +131,10 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     try:
         fps = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        aspect = stream.codec_context.sample_aspect_ratio or stream.sample_aspect_ratio
         return VideoInfo(stream.codec_context.width, stream.codec_context.height, Fraction(fps),
-                         stream.frames or None, stream.codec_context.name, audio)
+                         stream.frames or None, stream.codec_context.name, audio,
+                         Fraction(aspect) if aspect and aspect != 1 else None)
     finally:
         container.close()
 
@@ -221,11 +224,14 @@ def _encoder(suffix: str):
     return _ENCODERS.get(suffix.lower(), _DEFAULT_ENCODER)
 
 
-def _open_writer(path: Path, suffix: str, width: int, height: int, fps: Fraction):
+def _open_writer(path: Path, suffix: str, info: VideoInfo):
     codec, options, _ = _encoder(suffix)
+    width, height, fps = info.width, info.height, info.fps
     out = av.open(str(path), "w", format=_muxer(suffix))
     stream = out.add_stream(codec, rate=fps)
     stream.width, stream.height = width, height
+    if info.aspect:
+        stream.codec_context.sample_aspect_ratio = info.aspect
     # 4:2:0 needs even sides; odd-sized films keep their size with full-resolution chroma instead
     stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 or codec != "libx264" else "yuv444p"
     stream.options = dict(options)
@@ -339,11 +345,12 @@ def _colorize_shots(colorizer, src, shots, todo, frame_priors, segment, info, su
                 continue
             if writer is None:
                 tmp = segment(shot_id).with_name(f".tmp-{segment(shot_id).name}")
-                writer, stream = _open_writer(tmp, suffix, info.width, info.height, info.fps)
+                writer, stream = _open_writer(tmp, suffix, info)
                 first = index
             if not pending:
                 first = index
-            pending.append(frame.to_ndarray(format="rgb24"))
+            # frames keep the first frame's size even where a stream changes resolution midway
+            pending.append(frame.to_ndarray(format="rgb24", width=info.width, height=info.height))
             if len(pending) == batch or index + 1 == shots[shot_id].end:
                 flush()
             if index + 1 == shots[shot_id].end:   # shot finished: close its segment and put it in place

@@ -176,3 +176,21 @@ def test_cli_folder_with_photos_and_films(tiny_weights, clip, tmp_path, capsys):
     assert (out / "portrait.jpg").exists()                       # --format applies to photos ...
     assert len(read_frames(out / "reels" / "film.mp4")) == 2 * SHOT   # ... films keep their container
     assert "colorized 2 of 2 files" in capsys.readouterr().out
+
+
+def test_anamorphic_film_keeps_its_pixel_aspect(colorizer, tmp_path):
+    import av
+
+    src = tmp_path / "dvd.mp4"
+    with av.open(str(src), "w") as out:                 # 72x48 stored, shown 32/27 wider, as a DVD
+        s = out.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = 72, 48, "yuv420p"
+        s.codec_context.sample_aspect_ratio = Fraction(32, 27)
+        for i in range(4):
+            for packet in s.encode(av.VideoFrame.from_ndarray(gradient_rgb(48, 72, seed=i), format="rgb24")):
+                out.mux(packet)
+        for packet in s.encode():
+            out.mux(packet)
+    out = colorize_video(colorizer, src, tmp_path / "dvd_color.mp4", progress=False).output
+    info = probe(out)
+    assert (info.width, info.height, info.aspect) == (72, 48, Fraction(32, 27))
