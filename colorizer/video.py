@@ -66,6 +66,12 @@ class VideoInfo:
     codec: str
     audio: str | None       # the first audio track's codec, if any
     aspect: Fraction | None = None   # pixel (sample) aspect ratio of anamorphic video, e.g. 32/27 on a DVD
+    rotation: int = 0       # degrees counter-clockwise the player turns the frames (phones: -90, 90, 180)
+
+    @property
+    def quarter_turns(self) -> int:
+        """np.rot90's k that turns a stored frame upright (as players show it)."""
+        return round(self.rotation / 90) % 4
 
 
 @dataclass
@@ -132,9 +138,13 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         fps = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
         aspect = stream.codec_context.sample_aspect_ratio or stream.sample_aspect_ratio
+        try:   # the display rotation is side data of the frames: decode the first
+            rotation = int(getattr(next(container.decode(stream), None), "rotation", 0) or 0)
+        except av.error.FFmpegError:
+            rotation = 0   # scan() reports an undecodable video with the frame number
         return VideoInfo(stream.codec_context.width, stream.codec_context.height, Fraction(fps),
                          stream.frames or None, stream.codec_context.name, audio,
-                         Fraction(aspect) if aspect and aspect != 1 else None)
+                         Fraction(aspect) if aspect and aspect != 1 else None, rotation)
     finally:
         container.close()
 
@@ -177,8 +187,9 @@ def shots_from_cuts(cuts: list[int], frames: int) -> list[Shot]:
 
 @torch.no_grad()
 def scan(colorizer: Colorizer, path: str | os.PathLike, *, batch: int = 32, progress: bool = True,
-         total: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Pass 1: every frame's global prior (N, 256) and cut score (N,), decoding at the global size."""
+         total: int | None = None, quarter_turns: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 1: every frame's global prior (N, 256) and cut score (N,), decoding at the global size
+    (turned upright by quarter_turns, as the network expects to see scenes)."""
     path = Path(path)
     g = colorizer.model.config.global_size
     priors, scores, pending = [], [], []
@@ -192,6 +203,7 @@ def scan(colorizer: Colorizer, path: str | os.PathLike, *, batch: int = 32, prog
     bar = tqdm(total=total, desc="scan shots", unit="frame", disable=not progress, leave=False)
     for frame in _frames(path):
         rgb = frame.reformat(width=g, height=g, format="rgb24", interpolation="AREA").to_ndarray()
+        rgb = np.ascontiguousarray(np.rot90(rgb, quarter_turns))
         l = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255.0))[:, :1]
         thumb = F.adaptive_avg_pool2d(l, THUMB)
         scores.append(0.0 if previous is None else float((thumb - previous).abs().mean()))
@@ -232,6 +244,8 @@ def _open_writer(path: Path, suffix: str, info: VideoInfo):
     stream.width, stream.height = width, height
     if info.aspect:
         stream.codec_context.sample_aspect_ratio = info.aspect
+    if info.rotation:
+        stream.set_display_rotation(info.rotation)
     # 4:2:0 needs even sides; odd-sized films keep their size with full-resolution chroma instead
     stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 or codec != "libx264" else "yuv444p"
     stream.options = dict(options)
@@ -272,7 +286,8 @@ def colorize_video(colorizer: Colorizer, src: str | os.PathLike, dst: str | os.P
                 "reference": None if reference is None else hashlib.sha1(reference.tobytes()).hexdigest()}
     plan = _load_plan(work, settings)
     if plan is None:
-        frame_priors, scores = scan(colorizer, src, progress=progress, total=info.frames)
+        frame_priors, scores = scan(colorizer, src, progress=progress, total=info.frames,
+                                    quarter_turns=info.quarter_turns)
         shots = shots_from_cuts(find_cuts(scores, cut_threshold), len(scores))
         if reference is not None:
             frame_priors = np.repeat(colorizer.prior(reference)[0].float().cpu().numpy(), len(scores), 0)
@@ -328,8 +343,11 @@ def _colorize_shots(colorizer, src, shots, todo, frame_priors, segment, info, su
         if not pending:
             return
         priors = torch.from_numpy(frame_priors[first:first + len(pending)])
-        out = colorizer.colorize_batch(np.stack(pending), priors, process_size=process_size)
-        for rgb in out:
+        turns = info.quarter_turns   # the network sees frames upright; they are stored back as they came
+        out = colorizer.colorize_batch(np.rot90(np.stack(pending), turns, axes=(1, 2)).copy(), priors,
+                                       process_size=process_size)
+        for rgb in np.rot90(out, -turns, axes=(1, 2)):
+            rgb = np.ascontiguousarray(rgb)
             for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 writer.mux(packet)
         done += len(pending)

@@ -194,3 +194,30 @@ def test_anamorphic_film_keeps_its_pixel_aspect(colorizer, tmp_path):
     out = colorize_video(colorizer, src, tmp_path / "dvd_color.mp4", progress=False).output
     info = probe(out)
     assert (info.width, info.height, info.aspect) == (72, 48, Fraction(32, 27))
+
+
+def test_phone_film_is_colorized_upright_and_keeps_its_rotation(colorizer, tmp_path, monkeypatch):
+    import av
+
+    src = tmp_path / "phone.mp4"
+    stored = gradient_rgb(48, 64)
+    stored[:8] = 255                                        # a bright band along the stored top edge
+    with av.open(str(src), "w") as out:
+        s = out.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.set_display_rotation(-90)                         # players turn it a quarter clockwise
+        for _ in range(3):
+            for packet in s.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+                out.mux(packet)
+        for packet in s.encode():
+            out.mux(packet)
+    assert probe(src).rotation == -90
+    seen = []
+    real = colorizer.colorize_batch
+    monkeypatch.setattr(colorizer, "colorize_batch", lambda frames, *a, **k: seen.append(frames) or real(frames, *a, **k))
+    out = colorize_video(colorizer, src, tmp_path / "phone_color.mp4", progress=False).output
+    assert seen[0].shape[1:] == (64, 48, 3), "the network saw the frames as players show them"
+    assert seen[0][0, :, -8:].mean() > 240, "the stored top edge is on the right once turned upright"
+    info = probe(out)
+    assert (info.width, info.height, info.rotation) == (64, 48, -90)
+    assert read_frames(out)[0][:8].mean() > 200, "frames are stored back as they came"
