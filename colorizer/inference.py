@@ -58,7 +58,7 @@ class Colorizer:
 
     @torch.no_grad()
     def prior(self, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The 256-d global prior (1, 256) and class scores of a photo ((H, W, 3) float in [0, 1])."""
+        """The global prior (1, C; C = 256 at the paper's width) and class scores of a photo ((H, W, 3) float in [0, 1])."""
         return self._prior_from_l(self._l(rgb))
 
     def _prior_from_l(self, l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -72,7 +72,7 @@ class Colorizer:
     @torch.no_grad()
     def predict_ab(self, l: torch.Tensor, prior: torch.Tensor, *, process_size: int | None = DEFAULT_PROCESS_SIZE
                    ) -> torch.Tensor:
-        """(B, 1, H, W) L in [0, 100] and a (B or 1, 256) prior -> (B, 2, H, W) ab in Lab units."""
+        """(B, 1, H, W) L in [0, 100] and a (B or 1, C) prior -> (B, 2, H, W) ab in Lab units."""
         h, w = l.shape[-2:]
         prior = prior.expand(l.shape[0], -1)
         scale = 1.0
@@ -108,7 +108,7 @@ class Colorizer:
     @torch.no_grad()
     def colorize_batch(self, frames: np.ndarray, prior: torch.Tensor, *,
                        process_size: int | None = DEFAULT_PROCESS_SIZE) -> np.ndarray:
-        """(B, H, W, 3) uint8 frames of one size and a (B or 1, 256) prior -> (B, H, W, 3) uint8 colorized,
+        """(B, H, W, 3) uint8 frames of one size and a (B or 1, C) prior -> (B, H, W, 3) uint8 colorized,
         in one pass of the local path (the video path: all frames of a shot share its prior)."""
         l = l_from_uint8(torch.from_numpy(frames).to(self.device))
         ab = self.predict_ab(l, prior.to(self.device), process_size=process_size)

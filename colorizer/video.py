@@ -1,9 +1,9 @@
 """Colorize films without flicker: one global prior per shot.
 
-The network's global features are a 256-d scene prior. Computed frame by frame, they wander with every
-change of framing and grain, and the colours of a still scene wander with them. Here every shot gets one
-prior, the mean of its frames' priors, so the colour mood holds steady while the local features follow
-the motion.
+The network's global features are a scene prior (256-d in the paper). Computed frame by frame, they
+wander with every change of framing and grain, and the colours of a still scene wander with them. Here
+every shot gets one prior, the mean of its frames' priors, so the colour mood holds steady while the
+local features follow the motion.
 
 Two passes over the video (decoding is cheap beside the network):
   1. scan: decode every frame at the global size, run the global path, and score how much each frame
@@ -188,7 +188,7 @@ def shots_from_cuts(cuts: list[int], frames: int) -> list[Shot]:
 @torch.no_grad()
 def scan(colorizer: Colorizer, path: str | os.PathLike, *, batch: int = 32, progress: bool = True,
          total: int | None = None, quarter_turns: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Pass 1: every frame's global prior (N, 256) and cut score (N,), decoding at the global size
+    """Pass 1: every frame's global prior (N, C) and cut score (N,), decoding at the global size
     (turned upright by quarter_turns, as the network expects to see scenes)."""
     path = Path(path)
     g = colorizer.model.config.global_size
