@@ -66,9 +66,12 @@ def _l_from_y(y: torch.Tensor) -> torch.Tensor:
 
 def _xyz_to_linear_matrix(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """kornia's XYZ -> linear RGB matrix, read off by converting the unit vectors, times the D65 white."""
-    basis = torch.eye(3, dtype=torch.float64)[:, :, None, None]                   # (3 colours, 3, 1, 1)
-    m = kornia.color.xyz_to_rgb(basis)[:, :, 0, 0].T                              # (rgb, xyz)
-    return (m * torch.tensor(_D65_WHITE, dtype=torch.float64)).to(device, dtype)
+    key = (device, dtype, "xyz")
+    if key not in _tables:   # computed in float64 on the CPU, then cast (MPS has no float64)
+        basis = torch.eye(3, dtype=torch.float64)[:, :, None, None]               # (3 colours, 3, 1, 1)
+        m = kornia.color.xyz_to_rgb(basis)[:, :, 0, 0].T                          # (rgb, xyz)
+        _tables[key] = (m * torch.tensor(_D65_WHITE, dtype=torch.float64)).to(dtype).to(device)
+    return _tables[key]
 
 
 def lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
