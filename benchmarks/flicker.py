@@ -42,6 +42,7 @@ def main() -> None:
     p.add_argument("--size", default="384x256")
     p.add_argument("--model", help="weights; default: the shipped model")
     p.add_argument("--json", type=Path)
+    p.add_argument("--steady", type=float, default=0.8, help="SteadyColour strength for the third mode")
     args = p.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     colorizer = Colorizer.load(args.model)
@@ -53,9 +54,11 @@ def main() -> None:
                 truth = film_look(pan_zoom(rgb, args.frames, size, static=motion == "static"), seed=1)
                 clip = write_clip(Path(tmp) / "clip.mp4", to_grey(truth), audio_hz=None)
                 row = {"photo": photo.name, "motion": motion, "truth": frame_flicker(ab_of(truth))}
-                for mode in ("frame", "shot"):
+                for mode in ("frame", "shot", "steady"):
                     t = time.perf_counter()
-                    result = colorize_video(colorizer, clip, Path(tmp) / f"{mode}.mp4", prior_mode=mode,
+                    result = colorize_video(colorizer, clip, Path(tmp) / f"{mode}.mp4",
+                                            prior_mode="frame" if mode == "frame" else "shot",
+                                            steady=args.steady if mode == "steady" else 0.0,
                                             progress=False, overwrite=True)
                     seconds = time.perf_counter() - t
                     frames = read_frames(result.output)
@@ -63,21 +66,22 @@ def main() -> None:
                         "psnr": float(np.mean([psnr_u8(a, b) for a, b in zip(frames, truth)])),
                         "frames_per_s": len(frames) / seconds, "shots": len(result.shots)}
                 rows.append(row)
-                print(f"{photo.name:12s} {motion:8s} pixel |dab| frame {row['frame']['pixel']:.3f} "
-                      f"shot {row['shot']['pixel']:.3f} truth {row['truth']['pixel']:.3f} | mood frame "
-                      f"{row['frame']['mood']:.3f} shot {row['shot']['mood']:.3f} truth {row['truth']['mood']:.3f}"
-                      f" | PSNR frame {row['frame']['psnr']:.2f} shot {row['shot']['psnr']:.2f}", flush=True)
-    print("\n| clip | pixel, per frame | pixel, per shot | ratio | truth | mood, per frame | mood, per shot | ratio "
-          "| truth | PSNR frame / shot |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+                print(f"{photo.name:12s} {motion:8s} " + " | ".join(
+                    f"{m}: pixel {row[m]['pixel']:.3f} mood {row[m]['mood']:.3f}"
+                    + (f" PSNR {row[m]['psnr']:.2f}" if m != "truth" else "")
+                    for m in ("frame", "shot", "steady", "truth")), flush=True)
+    names = {"frame": "one prior per frame", "shot": "one prior per shot",
+             "steady": f"per shot + SteadyColour {args.steady}", "truth": "colour truth"}
+    print("\n| clip | mode | pixel flicker | vs per frame | mood flicker | vs per frame | PSNR (dB) |")
+    print("|---|---|---|---|---|---|---|")
     for motion in ("static", "pan/zoom"):
         sel = [r for r in rows if r["motion"] == motion]
         mean = lambda mode, key: float(np.mean([r[mode][key] for r in sel]))
-        print(f"| {motion} ({len(sel)} clips x {args.frames} frames) | {mean('frame', 'pixel'):.3f} | "
-              f"{mean('shot', 'pixel'):.3f} | {mean('frame', 'pixel') / mean('shot', 'pixel'):.2f}x | "
-              f"{mean('truth', 'pixel'):.3f} | {mean('frame', 'mood'):.3f} | {mean('shot', 'mood'):.3f} | "
-              f"{mean('frame', 'mood') / mean('shot', 'mood'):.2f}x | {mean('truth', 'mood'):.3f} | "
-              f"{mean('frame', 'psnr'):.2f} / {mean('shot', 'psnr'):.2f} dB |")
+        for mode in ("frame", "shot", "steady", "truth"):
+            psnr = f"{mean(mode, 'psnr'):.2f}" if mode != "truth" else ""
+            print(f"| {motion} ({len(sel)} x {args.frames} frames) | {names[mode]} | {mean(mode, 'pixel'):.3f} | "
+                  f"{mean('frame', 'pixel') / mean(mode, 'pixel'):.2f}x | {mean(mode, 'mood'):.3f} | "
+                  f"{mean('frame', 'mood') / mean(mode, 'mood'):.2f}x | {psnr} |")
     fps = np.mean([r["shot"]["frames_per_s"] for r in rows])
     print(f"\nthroughput, per-shot mode incl. decode, scan and encode: {fps:.1f} frames/s at {args.size}")
     if args.json:

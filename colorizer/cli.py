@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _colorize_parser() -> argparse.ArgumentParser:
     from .inference import DEFAULT_PROCESS_SIZE
-    from .video import CUT_THRESHOLD
+    from .video import CUT_THRESHOLD, STEADY
 
     p = argparse.ArgumentParser(
         prog="colorize", description="Colorize black-and-white photos (files or folders, recursively) and films.",
@@ -241,6 +241,9 @@ def _colorize_parser() -> argparse.ArgumentParser:
                         "frame: each frame its own, as for photos (flickers more)")
     v.add_argument("--cut-threshold", type=float, default=CUT_THRESHOLD,
                    help="mean change of L (0-100) between frames that counts as a shot cut")
+    v.add_argument("--steady", type=float, default=None,
+                   help=f"0-1: where luminance did not change since the last frame, lean on its colour this much "
+                        f"(calms colour noise in still areas; default {STEADY} with --prior shot, 0 with frame)")
     v.add_argument("--batch", type=int, default=8, help="frames colorized together")
     return p
 
@@ -277,7 +280,7 @@ def _colorize_video(colorizer, src: Path, dst: Path, args, reference) -> None:
 
     result = colorize_video(colorizer, src, dst, prior_mode=args.prior, reference=reference,
                             process_size=args.process_size or None, batch=args.batch,
-                            cut_threshold=args.cut_threshold, overwrite=args.overwrite)
+                            cut_threshold=args.cut_threshold, steady=args.steady, overwrite=args.overwrite)
     resumed = f", {result.resumed_shots} finished before" if result.resumed_shots else ""
     print(f"{src}: {result.frames} frames, {len(result.shots)} shots{resumed}", file=sys.stderr)
 

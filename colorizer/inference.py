@@ -70,9 +70,12 @@ class Colorizer:
         return l_from_rgb(torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float())
 
     @torch.no_grad()
-    def predict_ab(self, l: torch.Tensor, prior: torch.Tensor, *, process_size: int | None = DEFAULT_PROCESS_SIZE
-                   ) -> torch.Tensor:
-        """(B, 1, H, W) L in [0, 100] and a (B or 1, C) prior -> (B, 2, H, W) ab in Lab units."""
+    def predict_ab(self, l: torch.Tensor, prior: torch.Tensor, *, process_size: int | None = DEFAULT_PROCESS_SIZE,
+                   ab_filter=None) -> torch.Tensor:
+        """(B, 1, H, W) L in [0, 100] and a (B or 1, C) prior -> (B, 2, H, W) ab in Lab units.
+
+        ab_filter(l_small, ab_small) -> ab_small, if given, sees L and ab at the size the local path saw
+        (the video path's temporal filter)."""
         h, w = l.shape[-2:]
         prior = prior.expand(l.shape[0], -1)
         scale = 1.0
@@ -88,6 +91,8 @@ class Colorizer:
         ab01 = self.engine.local_ab(x, prior).to(l.device)                        # (1, 2, ph+/2, pw+/2)
         ab = F.interpolate(unnormalize_ab(ab01), scale_factor=2, mode="bilinear", align_corners=False)
         ab = ab[:, :, :ph, :pw]
+        if ab_filter is not None:
+            ab = ab_filter(l_small, ab)
         if (ph, pw) != (h, w):
             ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
         return ab
@@ -107,11 +112,11 @@ class Colorizer:
 
     @torch.no_grad()
     def colorize_batch(self, frames: np.ndarray, prior: torch.Tensor, *,
-                       process_size: int | None = DEFAULT_PROCESS_SIZE) -> np.ndarray:
+                       process_size: int | None = DEFAULT_PROCESS_SIZE, ab_filter=None) -> np.ndarray:
         """(B, H, W, 3) uint8 frames of one size and a (B or 1, C) prior -> (B, H, W, 3) uint8 colorized,
         in one pass of the local path (the video path: all frames of a shot share its prior)."""
         l = l_from_uint8(torch.from_numpy(frames).to(self.device))
-        ab = self.predict_ab(l, prior.to(self.device), process_size=process_size)
+        ab = self.predict_ab(l, prior.to(self.device), process_size=process_size, ab_filter=ab_filter)
         return lab_to_uint8_keep_l(l, ab).cpu().numpy()
 
 

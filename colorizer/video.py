@@ -50,6 +50,7 @@ _DEFAULT_ENCODER = ("libx264", {"crf": "17", "preset": "veryfast", "bf": "0"}, "
 CUT_THRESHOLD = 12.0   # a cut needs a mean |change in L| (0-100) between frames of at least this ...
 CUT_RATIO = 3.0        # ... and this many times the median change of the frames around it
 THUMB = 32             # side of the greyscale thumbnail the cut score is computed on
+STEADY = 0.8          # SteadyColour strength by default (benchmarks/flicker.py: 0.9 gains little more)
 BATCH_PIXELS = 8 * 1920 * 1080   # frames per batch are capped so that a batch holds at most this many pixels
 
 
@@ -162,6 +163,35 @@ def _frames(path: Path) -> Iterator[av.VideoFrame]:
         container.close()
 
 
+@dataclass
+class SteadyColour:
+    """A temporal filter on the predicted ab, within a shot: where a pixel's luminance did not change
+    since the frame before, its colour leans on the previous frame's colour (weight `strength`); where
+    it changed (motion, a new object), the new prediction is taken as it is. This calms the colour
+    'boiling' that grain causes in still areas without dragging colour across moving edges.
+    Runs at the local path's resolution (cheap); reset() at every cut."""
+    strength: float = 0.8   # weight of the previous frame's colour where nothing moved
+    sigma: float = 3.0      # change of L (0-100, 3x3 mean) at which the weight has fallen to 1/e
+
+    def __post_init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self._l = self._ab = None
+
+    def __call__(self, l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        out = []
+        for i in range(l.shape[0]):   # frames in order; each leans on the filtered frame before it
+            li, ab_i = l[i:i + 1], ab[i:i + 1]
+            if self.strength > 0 and self._l is not None and self._l.shape == li.shape:
+                change = F.avg_pool2d((li - self._l).abs(), 3, stride=1, padding=1, count_include_pad=False)
+                weight = self.strength * torch.exp(-(change / self.sigma) ** 2)
+                ab_i = ab_i + weight * (self._ab - ab_i)
+            self._l, self._ab = li, ab_i
+            out.append(ab_i)
+        return torch.cat(out)
+
+
 def find_cuts(scores: np.ndarray, threshold: float = CUT_THRESHOLD, ratio: float = CUT_RATIO,
               window: int = 12) -> list[int]:
     """Frames that start a new shot, from scores[i] = mean |L_i - L_(i-1)| (scores[0] is ignored).
@@ -262,15 +292,18 @@ def _muxer(suffix: str) -> str | None:
 def colorize_video(colorizer: Colorizer, src: str | os.PathLike, dst: str | os.PathLike, *,
                    prior_mode: str = "shot", reference: np.ndarray | None = None,
                    process_size: int | None = DEFAULT_PROCESS_SIZE, batch: int = 8,
-                   cut_threshold: float = CUT_THRESHOLD, overwrite: bool = False, progress: bool = True,
-                   on_shot: Callable[[int, Shot], None] | None = None) -> VideoResult:
+                   cut_threshold: float = CUT_THRESHOLD, steady: float | None = None, overwrite: bool = False,
+                   progress: bool = True, on_shot: Callable[[int, Shot], None] | None = None) -> VideoResult:
     """Colorize the film `src` into `dst` (same frame rate, size and audio), resumably.
 
     prior_mode: 'shot' (one global prior per shot, the mean of its frames') or 'frame' (each frame its
     own, as a photo colorizer does; flickers more). `reference`: an (H, W, 3) float RGB photo whose
-    prior every frame takes (the paper's style transfer). on_shot(i, shot) is called as each shot is
-    finished."""
+    prior every frame takes (the paper's style transfer). steady: strength of the SteadyColour filter
+    (default STEADY with one prior per shot, 0 with one per frame; 0 = off: each frame is exactly what
+    the photo colorizer gives with its prior). on_shot(i, shot) is called as each shot is finished."""
     src, dst = Path(src), Path(dst)
+    if steady is None:
+        steady = STEADY if prior_mode == "shot" else 0.0
     if prior_mode not in ("shot", "frame"):
         raise ValueError(f"prior_mode must be 'shot' or 'frame', not {prior_mode!r}")
     if dst.resolve() == src.resolve():
@@ -282,7 +315,8 @@ def colorize_video(colorizer: Colorizer, src: str | os.PathLike, dst: str | os.P
     info = probe(src)
     work = dst.with_name(f".{dst.name}.parts")
     settings = {"source": _source_id(src), "model": _fingerprint(colorizer), "prior_mode": prior_mode,
-                "process_size": process_size, "cut_threshold": cut_threshold, "output": dst.suffix.lower(),
+                "process_size": process_size, "cut_threshold": cut_threshold, "steady": steady,
+                "output": dst.suffix.lower(),
                 "reference": None if reference is None else hashlib.sha1(reference.tobytes()).hexdigest()}
     plan = _load_plan(work, settings)
     if plan is None:
@@ -312,7 +346,7 @@ def colorize_video(colorizer: Colorizer, src: str | os.PathLike, dst: str | os.P
     batch = max(1, min(batch, BATCH_PIXELS // (info.width * info.height)))   # 8 at 1080p, 2 at 4K
     if todo:
         colorized = _colorize_shots(colorizer, src, shots, set(todo), frame_priors, segment, info, dst.suffix,
-                                    process_size, batch, progress, resumed, on_shot)
+                                    process_size, batch, progress, resumed, on_shot, SteadyColour(steady))
     _join(src, [segment(i) for i in range(len(shots))], shots, info, dst, overwrite)
     shutil.rmtree(work, ignore_errors=True)
     return VideoResult(dst, frames_total, shots, colorized, resumed)
@@ -327,7 +361,7 @@ def _load_plan(work: Path, settings: dict) -> dict | None:
 
 
 def _colorize_shots(colorizer, src, shots, todo, frame_priors, segment, info, suffix, process_size, batch,
-                    progress, resumed, on_shot) -> int:
+                    progress, resumed, on_shot, steady: SteadyColour) -> int:
     """Pass 2: colorize the frames of the unfinished shots, one segment file per shot."""
     owner = np.repeat(np.arange(len(shots)), [len(s) for s in shots])    # frame -> its shot
     total = int(sum(len(shots[i]) for i in todo))
@@ -345,7 +379,8 @@ def _colorize_shots(colorizer, src, shots, todo, frame_priors, segment, info, su
         priors = torch.from_numpy(frame_priors[first:first + len(pending)])
         turns = info.quarter_turns   # the network sees frames upright; they are stored back as they came
         out = colorizer.colorize_batch(np.rot90(np.stack(pending), turns, axes=(1, 2)).copy(), priors,
-                                       process_size=process_size)
+                                       process_size=process_size,
+                                       ab_filter=steady if steady.strength > 0 else None)
         for rgb in np.rot90(out, -turns, axes=(1, 2)):
             rgb = np.ascontiguousarray(rgb)
             for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
@@ -364,6 +399,7 @@ def _colorize_shots(colorizer, src, shots, todo, frame_priors, segment, info, su
             if writer is None:
                 tmp = segment(shot_id).with_name(f".tmp-{segment(shot_id).name}")
                 writer, stream = _open_writer(tmp, suffix, info)
+                steady.reset()   # a new shot: nothing to lean on
                 first = index
             if not pending:
                 first = index

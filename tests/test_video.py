@@ -60,7 +60,7 @@ def test_scan_finds_the_cut(colorizer, clip):
 
 def test_video_keeps_rate_size_audio_and_uses_one_prior_per_shot(colorizer, clip, tmp_path):
     out = tmp_path / "out.mp4"
-    result = colorize_video(colorizer, clip, out, progress=False)
+    result = colorize_video(colorizer, clip, out, progress=False, steady=0)
     assert result.shots == [Shot(0, SHOT), Shot(SHOT, 2 * SHOT)] and result.colorized == 2 * SHOT
     src, dst = probe(clip), probe(out)
     assert (dst.width, dst.height, dst.fps) == (src.width, src.height, Fraction(25))
@@ -88,12 +88,32 @@ def test_shot_prior_flickers_less_than_per_frame(colorizer, tmp_path):
     grey = to_grey(film_look(pan_zoom(a, 16, (64, 48), static=True), grain=4.0, exposure=0.05))
     clip = write_clip(tmp_path / "static.mp4", grey, audio_hz=None)
     flicker = {}
-    for mode in ("shot", "frame"):
-        out = colorize_video(colorizer, clip, tmp_path / f"{mode}.mp4", prior_mode=mode, progress=False)
+    for mode, steady in (("shot", 0.0), ("frame", 0.0), ("steady", 0.8)):
+        out = colorize_video(colorizer, clip, tmp_path / f"{mode}.mp4", prior_mode="frame" if mode == "frame" else "shot",
+                             steady=steady, progress=False)
         assert len(out.shots) == 1
         flicker[mode] = frame_flicker(_ab(read_frames(out.output)))
     assert flicker["shot"]["mood"] < 0.5 * flicker["frame"]["mood"]
     assert flicker["shot"]["pixel"] < flicker["frame"]["pixel"]
+    assert flicker["steady"]["pixel"] < 0.8 * flicker["shot"]["pixel"]
+
+
+def test_steady_colour_calms_still_areas_and_follows_motion():
+    from colorizer.video import SteadyColour
+
+    torch.manual_seed(0)
+    l = torch.full((6, 1, 16, 16), 50.0)
+    l[3:, :, :, :8] = 80.0                               # from frame 3 on, the left half changes (motion)
+    ab = torch.randn(6, 2, 16, 16) * 4                  # the network's frame-to-frame colour noise
+    out = SteadyColour(0.8)(l, ab)
+    assert torch.equal(out[0], ab[0])                    # nothing to lean on yet
+    still, moved = (slice(None), slice(None), slice(None), slice(10, None)), (slice(None), slice(None), slice(None), slice(None, 6))
+    assert (out[1:][still].diff(dim=0).abs().mean() < 0.5 * ab[1:][still].diff(dim=0).abs().mean())
+    assert torch.allclose(out[3][moved[1:]], ab[3][moved[1:]], atol=1e-3), "where L changed, the new colour is taken"
+    f = SteadyColour(0.8)
+    f(l[:3], ab[:3])
+    f.reset()
+    assert torch.equal(f(l[3:4], ab[3:4]), ab[3:4]), "reset() (at a cut) forgets the previous shot"
 
 
 def test_frame_flicker_ignores_cuts():
