@@ -215,3 +215,12 @@ def test_colorize_web_command_serves_the_page(tiny_weights):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_page_drop_zones_work_from_the_keyboard(page, tmp_path):
+    (tmp_path / "photo.png").write_bytes(_png(_grey(48, 64)))
+    page.focus("#photo-drop")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(tmp_path / "photo.png"))
+    _wait_done(page, "64x48")
