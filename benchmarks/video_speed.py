@@ -25,6 +25,7 @@ from colorizer import Colorizer, read_photo  # noqa: E402
 from colorizer.color import float_to_uint8, lab_to_rgb, rgb_to_lab  # noqa: E402
 from colorizer.synthetic import film_look, pan_zoom, to_grey, write_clip  # noqa: E402
 from colorizer.video import colorize_video  # noqa: E402
+from speed import median_time  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak24" / "kodim05.png"
 
@@ -51,16 +52,6 @@ def naive_batch(colorizer: Colorizer, frames: np.ndarray, prior: torch.Tensor) -
     return float_to_uint8(out).numpy()
 
 
-def best_of(fn, repeats: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="640x480,1280x720")
@@ -81,9 +72,9 @@ def main() -> None:
             batch = np.stack(grey[:args.batch])
             prior = colorizer.prior(batch[0] / 255.0)[0]
             l = rgb_to_lab(torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 255)[:, :1]
-            t_net = best_of(lambda: colorizer.predict_ab(l, prior))
-            t_naive = best_of(lambda: naive_batch(colorizer, batch, prior))
-            t_ours = best_of(lambda: colorizer.colorize_batch(batch, prior))
+            t_net = median_time(lambda: colorizer.predict_ab(l, prior), 3)
+            t_naive = median_time(lambda: naive_batch(colorizer, batch, prior), 3)
+            t_ours = median_time(lambda: colorizer.colorize_batch(batch, prior), 3)
             clip = write_clip(Path(tmp) / f"{size}.mp4", grey, lossless=False)
             t = time.perf_counter()
             colorize_video(colorizer, clip, Path(tmp) / f"{size}_color.mp4", progress=False, batch=args.batch)

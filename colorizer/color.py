@@ -96,7 +96,7 @@ def linear_to_uint8(linear: torch.Tensor) -> torch.Tensor:
     key = (linear.device, "companding")
     if key not in _tables:
         ramp = torch.linspace(0.0, 1.0, _COMPANDING_STEPS + 1).expand(3, 1, -1)
-        _tables[key] = float_to_uint8(kornia.color.linear_rgb_to_rgb(ramp))[0, :, 0].to(linear.device)   # (steps + 1,)
+        _tables[key] = float_to_uint8(linear_rgb_to_rgb(ramp))[0, :, 0].to(linear.device)   # (steps + 1,)
     idx = linear.movedim(-3, -1).clamp(0.0, 1.0).mul(_COMPANDING_STEPS).round_().long()
     return _tables[key][idx]
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .backends import TorchEngine, make_engine
 from .checkpoint import load_weights
-from .color import (l_from_rgb, l_from_uint8, lab_to_linear_rgb, linear_rgb_to_rgb, linear_to_uint8, normalize_l,
+from .color import (l_from_rgb, l_from_uint8, lab_to_linear_rgb, linear_to_uint8, normalize_l,
                     unnormalize_ab)
 from .device import pick_device
 from .model import ColorizationNet
@@ -124,13 +124,8 @@ class Colorizer:
 _LINEAR_LOW, _LINEAR_HIGH = -1e-3 / 12.92, 1.001 ** 2.4
 
 
-def lab_to_rgb_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
-    """Lab -> sRGB in [0, 1], reducing the chroma of out-of-gamut pixels instead of clipping RGB."""
-    return linear_rgb_to_rgb(lab_to_linear_keep_l(l, ab, iterations))
-
-
 def lab_to_uint8_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
-    """(B, 1, H, W) L and (B, 2, H, W) ab -> (B, H, W, 3) uint8 sRGB, as lab_to_rgb_keep_l, rounded."""
+    """(B, 1, H, W) L and (B, 2, H, W) ab -> (B, H, W, 3) uint8 sRGB, L kept (lab_to_linear_keep_l)."""
     return linear_to_uint8(lab_to_linear_keep_l(l, ab, iterations))
 
 
