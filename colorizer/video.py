@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .color import normalize_l, rgb_to_lab
+from .color import l_from_uint8, normalize_l
 from .inference import DEFAULT_PROCESS_SIZE, Colorizer
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv",
@@ -234,7 +234,7 @@ def scan(colorizer: Colorizer, path: str | os.PathLike, *, batch: int = 32, prog
     for frame in _frames(path):
         rgb = frame.reformat(width=g, height=g, format="rgb24", interpolation="AREA").to_ndarray()
         rgb = np.ascontiguousarray(np.rot90(rgb, quarter_turns))
-        l = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255.0))[:, :1]
+        l = l_from_uint8(torch.from_numpy(rgb)[None])                                # (1, 1, g, g)
         thumb = F.adaptive_avg_pool2d(l, THUMB)
         scores.append(0.0 if previous is None else float((thumb - previous).abs().mean()))
         previous = thumb
@@ -400,7 +400,6 @@ def _colorize_shots(colorizer, src, shots, todo, frame_priors, segment, info, su
                 tmp = segment(shot_id).with_name(f".tmp-{segment(shot_id).name}")
                 writer, stream = _open_writer(tmp, suffix, info)
                 steady.reset()   # a new shot: nothing to lean on
-                first = index
             if not pending:
                 first = index
             # frames keep the first frame's size even where a stream changes resolution midway

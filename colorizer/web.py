@@ -51,10 +51,13 @@ class Service:
         self.max_pixels, self.max_side, self.process_size = max_pixels, max_side, process_size
         self._lock = threading.Lock()   # one photo at a time: each already uses every core
 
-    def read(self, data: bytes, name: str):
-        if len(data) > self.max_bytes:
-            raise UploadError(f"{name}: {len(data) / 2**20:.1f} MB is above the upload limit of "
+    def check_size(self, size: int, name: str) -> None:
+        if size > self.max_bytes:
+            raise UploadError(f"{name}: {size / 2**20:.1f} MB is above the upload limit of "
                               f"{self.max_bytes / 2**20:.0f} MB", 413)
+
+    def read(self, data: bytes, name: str):
+        self.check_size(len(data), name)
         try:
             photo = decode_photo(data, name=name, max_pixels=self.max_pixels)
         except ImageError as e:
@@ -124,13 +127,12 @@ def create_app(service: Service):
         photo, reference = form.get("photo"), form.get("reference")
         if not isinstance(photo, UploadFile):
             return error("no photo in the upload (send it as the form field 'photo')", 400)
-        for part in (photo, reference):
-            if isinstance(part, UploadFile) and (part.size or 0) > service.max_bytes:
-                return error(f"{part.filename}: {part.size / 2**20:.1f} MB is above the upload limit of "
-                             f"{service.max_bytes / 2**20:.0f} MB", 413)
-        data = await photo.read()
-        ref = await reference.read() if isinstance(reference, UploadFile) else None
         try:
+            for part in (photo, reference):   # before reading a spooled part into memory
+                if isinstance(part, UploadFile):
+                    service.check_size(part.size or 0, part.filename or "photo")
+            data = await photo.read()
+            ref = await reference.read() if isinstance(reference, UploadFile) else None
             png = await run_in_threadpool(service.colorize_png, data, photo.filename or "photo", ref,
                                           (reference.filename if ref else None) or "reference")
         except UploadError as e:
