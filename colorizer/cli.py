@@ -35,7 +35,12 @@ def _train_parser() -> argparse.ArgumentParser:
         "prepare_size": "square size photo folders are resized to when prepared (paper: 256)",
         "min_color_std": "skip near-grey photos whose ab std is below this (Lab units)",
         "flip": "random horizontal flips", "batch_size": "global batch size, split over processes",
-        "steps": "total optimisation steps", "optimizer": "adadelta (paper) or adam",
+        "steps": "total optimisation steps (the most; --minutes may end the run first)",
+        "minutes": "time budget in minutes of wall time (0 = none): the run stops and saves there, and a "
+                   "cosine schedule ends exactly there",
+        "schedule": "learning rate: constant, or cosine (linear warm-up, then cosine decay to the end)",
+        "warmup": "warm-up as a fraction of the run (cosine)", "final_lr": "cosine ends at this fraction of --lr",
+        "init": "start from these weights (.safetensors; same architecture and classes), e.g. the shipped model", "optimizer": "adadelta (paper) or adam",
         "lr": "learning rate (default 1.0 for adadelta, 1e-3 for adam)",
         "alpha": "weight of the scene classification loss (paper: 1/300)",
         "rebalance": "0 = plain MSE (paper); s in (0, 1] weights each ab bin by 1/(s p + (1-s)/Q) "
@@ -45,7 +50,7 @@ def _train_parser() -> argparse.ArgumentParser:
         "ckpt_every": "save last.pt every N steps", "log_every": "log every N steps",
         "workers": "data-loading processes per training process", "threads": "CPU threads for torch",
         "device": "auto, cpu, cuda, cuda:N or mps", "compile": "torch.compile the model",
-        "channels_last": "channels-last memory format", "amp": "bf16 autocast on CUDA",
+        "channels_last": "channels-last memory format", "amp": "bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX)",
         "resume": "continue the run in --out from last.pt", "progress": "show a progress bar",
     }
     for f in fields(TrainConfig):

@@ -1,6 +1,8 @@
 """Choosing the device in one place: cuda, then mps, then cpu."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 
@@ -20,3 +22,12 @@ def pick_device(name: str = "auto", *, local_rank: int = 0) -> torch.device:
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank % torch.cuda.device_count())
     return device
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 runs many times slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))

@@ -25,7 +25,7 @@ from . import checkpoint as ckpt
 from . import distributed
 from .color import lab_to_rgb, float_to_uint8, normalize_ab, unnormalize_ab, L_MAX
 from .data import Cache, colorfulness_u8, DataError, EpochSampler, TrainBatches, ab_bin_index, eval_batches, load_cache, prepare, rebalance_weights
-from .device import pick_device
+from .device import cpu_has_fast_bf16, pick_device
 from .metrics import psnr_u8, topk_correct
 from .model import ColorizationNet, ModelConfig
 
@@ -42,6 +42,11 @@ class TrainConfig:
     flip: bool = True
     batch_size: int = 32             # global batch, split across processes
     steps: int = 10000
+    minutes: float = 0.0             # time budget for the steps (0: none); the schedule then ends at the budget
+    schedule: str = "constant"       # "constant", or "cosine": linear warm-up then cosine decay to the end
+    warmup: float = 0.03             # warm-up, as a fraction of the run (cosine schedule)
+    final_lr: float = 0.02           # the cosine schedule ends at this fraction of --lr
+    init: str | None = None          # weights (.safetensors) to start from, e.g. the shipped model
     optimizer: str = "adadelta"      # the paper's; or "adam"
     lr: float | None = None          # default: 1.0 for ADADELTA, 1e-3 for Adam
     alpha: float = 1.0 / 300.0       # weight of the classification loss (paper: 1/300)
@@ -56,7 +61,7 @@ class TrainConfig:
     device: str = "auto"
     compile: bool = False            # torch.compile the model (pays a cold start; helps long GPU runs)
     channels_last: bool = True
-    amp: bool = True                 # bf16 autocast on CUDA (never on CPU: no bf16 hardware here)
+    amp: bool = True                 # bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16, AMX)
     resume: bool = False
     progress: bool = True
     extra: dict = field(default_factory=dict)
@@ -64,6 +69,45 @@ class TrainConfig:
 
 class Stop(Exception):
     pass
+
+
+def progress(cfg: TrainConfig, step: int, seconds: float) -> float:
+    """How far the run is, in [0, 1]: by steps, or by the time budget where that comes first."""
+    p = step / cfg.steps
+    if cfg.minutes > 0:
+        p = max(p, seconds / (60.0 * cfg.minutes))
+    return min(p, 1.0)
+
+
+def lr_at(cfg: TrainConfig, base: float, p: float) -> float:
+    """The learning rate at progress p: constant, or warm-up then cosine decay ending exactly at p = 1."""
+    if cfg.schedule == "constant":
+        return base
+    if cfg.schedule != "cosine":
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; choose constant or cosine")
+    if p < cfg.warmup:
+        return base * max(p / cfg.warmup, 0.01)
+    t = (p - cfg.warmup) / max(1.0 - cfg.warmup, 1e-9)
+    low = base * cfg.final_lr
+    return low + (base - low) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+
+
+def autocast_for(cfg: TrainConfig, device: torch.device):
+    """bf16 autocast where the hardware has it: CUDA, or a CPU with native bf16 (else it runs far slower)."""
+    enabled = cfg.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()))
+    return torch.autocast(device.type if device.type in ("cuda", "cpu") else "cpu", dtype=torch.bfloat16,
+                          enabled=enabled)
+
+
+def _init_from(model: ColorizationNet, path: str, classes: list[str]) -> None:
+    """Start from shipped weights: the same architecture, and the same classes in the same order."""
+    init_model, init_classes, _ = ckpt.load_weights(path)
+    if init_model.config != model.config:
+        raise ckpt.CheckpointError(f"{path}: weights are of another model ({init_model.config.to_dict()}), "
+                                   f"not {model.config.to_dict()}")
+    if model.config.num_classes and init_classes != classes:
+        raise ckpt.CheckpointError(f"{path}: its scene classes differ from the training data's")
+    model.load_state_dict(init_model.state_dict())
 
 
 def _cache_for(path: str, out: Path, name: str, cfg: TrainConfig, rank: int, world: int,
@@ -162,6 +206,8 @@ def train(cfg: TrainConfig) -> dict:
     model = ColorizationNet(model_config).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if cfg.init and not (cfg.resume and last_path.exists()):
+        _init_from(model, cfg.init, train_cache.classes)
     lr = cfg.lr if cfg.lr is not None else (1.0 if cfg.optimizer == "adadelta" else 1e-3)
     if cfg.optimizer == "adadelta":
         optimizer = torch.optim.Adadelta(model.parameters(), lr=lr)
@@ -169,7 +215,7 @@ def train(cfg: TrainConfig) -> dict:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     else:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adadelta or adam")
-    step, best_val, last_val = 0, math.inf, {}
+    step, best_val, last_val, seconds = 0, math.inf, {}, 0.0
     if cfg.resume and last_path.exists():
         state = ckpt.load_checkpoint(last_path)
         if state["model_config"] != model_config.to_dict():
@@ -181,6 +227,7 @@ def train(cfg: TrainConfig) -> dict:
             group["lr"] = lr
         torch.set_rng_state(state["rng"])
         step, best_val, last_val = state["step"], state["best_val"], state.get("last_val", {})
+        seconds = float(state.get("seconds", 0.0))
     net = model
     if world > 1:
         # the wrappers share model's parameters and buffers, so `model` stays the one to save and validate
@@ -188,7 +235,7 @@ def train(cfg: TrainConfig) -> dict:
                                       device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
         net = torch.compile(net)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
+    autocast = autocast_for(cfg, device)
 
     # logs
     writer = None
@@ -217,7 +264,7 @@ def train(cfg: TrainConfig) -> dict:
                 "model_config": model_config.to_dict(), "model": ckpt.clean_state_dict(model.state_dict()),
                 "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step,
                 "epoch": step // steps_per_epoch, "batch_in_epoch": step % steps_per_epoch, "seed": cfg.seed,
-                "best_val": best_val, "last_val": last_val, "classes": train_cache.classes,
+                "best_val": best_val, "last_val": last_val, "seconds": seconds, "classes": train_cache.classes,
                 "args": {k: v for k, v in asdict(cfg).items() if k != "extra"}})
 
     stop_signal = []
@@ -228,9 +275,11 @@ def train(cfg: TrainConfig) -> dict:
     bar = tqdm(total=cfg.steps, initial=step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
     wait_time = step_time = 0.0
     images_seen = 0
+    started = time.perf_counter() - seconds       # the budget counts wall time, across resumes
+    finished = progress(cfg, step, seconds) >= 1.0
     net.train()
     try:
-        while step < cfg.steps:
+        while not finished:
             epoch, first = divmod(step, steps_per_epoch)
             sampler.set_epoch(epoch)
             batches = TrainBatches(train_cache, list(sampler), per_rank, crop=cfg.crop, flip=cfg.flip,
@@ -245,6 +294,8 @@ def train(cfg: TrainConfig) -> dict:
                 l, ab, labels = (t.to(device, non_blocking=True) for t in (l, ab, labels))
                 if cfg.channels_last:
                     l = l.contiguous(memory_format=torch.channels_last)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(cfg, lr, progress(cfg, step, seconds))
                 with autocast:
                     loss, mse, ce, _ = compute_loss(net, l, ab, labels, alpha=cfg.alpha, ab_weights=ab_weights)
                 optimizer.zero_grad(set_to_none=True)
@@ -254,9 +305,16 @@ def train(cfg: TrainConfig) -> dict:
                 images_seen += cfg.batch_size
                 t_wait = time.perf_counter()
                 step_time += t_wait - t_step
-                if step % cfg.log_every == 0 or step == cfg.steps:
+                # one collective per step: any rank's stop signal, and the slowest rank's clock
+                shared = torch.tensor([float(len(stop_signal)), t_wait - started], dtype=torch.float64)
+                if world > 1:
+                    dist.all_reduce(shared, op=dist.ReduceOp.MAX)
+                seconds = float(shared[1])
+                finished = progress(cfg, step, seconds) >= 1.0
+                if step % cfg.log_every == 0 or finished:
                     total = wait_time + step_time
                     rec = {"loss": float(loss.detach()), "mse": float(mse.detach()), "epoch": epoch,
+                           "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
                            "images_per_s": images_seen / total, "data_wait_fraction": wait_time / total}
                     if ce is not None:
                         rec["ce"] = float(ce.detach())
@@ -264,7 +322,7 @@ def train(cfg: TrainConfig) -> dict:
                     bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.1f}",
                                     wait=f"{rec['data_wait_fraction']:.0%}")
                 bar.update(1)
-                if val_cache is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+                if val_cache is not None and (step % cfg.eval_every == 0 or finished):
                     if main:
                         last_val = validate(model, val_cache, crop=cfg.crop, device=device)
                         log(last_val)
@@ -274,14 +332,11 @@ def train(cfg: TrainConfig) -> dict:
                             save(best_path)
                     if world > 1:
                         dist.barrier()
-                if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                if step % cfg.ckpt_every == 0 or finished:
                     save(last_path)
-                stop = torch.tensor([len(stop_signal)], dtype=torch.int32)
-                if world > 1:
-                    dist.all_reduce(stop)
-                if int(stop):
+                if shared[0] > 0:
                     raise Stop
-                if step >= cfg.steps:
+                if finished:
                     break
     except Stop:
         save(last_path)

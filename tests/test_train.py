@@ -191,3 +191,57 @@ def test_two_processes_with_torchrun_train_the_same_model_as_one(caches, tmp_pat
     assert_same_weights({k: one[k] for k in one if "running_mean" in k}, {k: two[k] for k in one if "running_mean" in k},
                         atol=1e-3)
     assert load_checkpoint(tmp_path / "two" / "last.pt")["step"] == 1
+
+
+def test_cosine_schedule_warms_up_then_ends_at_the_final_rate():
+    from colorizer.train import lr_at, progress
+    cfg = TrainConfig(data="d", out="o", steps=100, schedule="cosine", warmup=0.1, final_lr=0.02)
+    rates = [lr_at(cfg, 1e-3, progress(cfg, s, 0.0)) for s in range(101)]
+    assert rates[0] < rates[5] < rates[10] == pytest.approx(1e-3)          # linear warm-up to the peak
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))              # then it only decays
+    assert rates[100] == pytest.approx(2e-5)                                # ... ending exactly at the end
+    constant = TrainConfig(data="d", out="o", steps=100)
+    assert {lr_at(constant, 1e-3, progress(constant, s, 0.0)) for s in range(101)} == {1e-3}
+
+
+def test_time_budget_keys_the_schedule_to_the_clock():
+    from colorizer.train import lr_at, progress
+    cfg = TrainConfig(data="d", out="o", steps=10**6, minutes=2.0, schedule="cosine", warmup=0.0)
+    assert progress(cfg, 10, 60.0) == pytest.approx(0.5)       # half the budget spent, few of the steps
+    assert progress(cfg, 10, 500.0) == 1.0
+    assert lr_at(cfg, 1.0, progress(cfg, 10, 60.0)) == pytest.approx(0.51)
+
+
+def test_minutes_stops_the_run_cleanly_and_resume_keeps_the_spent_budget(caches, tmp_path):
+    train_dir, _ = caches
+    cfg = tiny(tmp_path / "run", train_dir, steps=10**6, minutes=0.05, schedule="cosine", eval_every=10**6)
+    t0 = time.perf_counter()
+    train(cfg)
+    assert time.perf_counter() - t0 < 60
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert 0 < state["step"] < 10**6 and state["seconds"] >= 3.0
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    last = [r for r in records if "lr" in r][-1]
+    assert last["lr"] == pytest.approx(0.02 * 1.0, rel=0.2)   # adadelta's 1.0, decayed to the final rate
+    # a resumed run whose budget is spent does nothing more
+    train(TrainConfig(**{**cfg.__dict__, "resume": True}))
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == state["step"]
+
+
+def test_init_starts_from_weights_and_refuses_another_architecture(caches, tmp_path):
+    from colorizer.checkpoint import save_weights
+    from colorizer.model import ColorizationNet, ModelConfig
+    train_dir, _ = caches
+    classes = load_cache(train_dir).classes
+    torch.manual_seed(7)
+    start = ColorizationNet(ModelConfig(num_classes=len(classes), width=0.125, global_size=32))
+    save_weights(tmp_path / "start.safetensors", start, classes=classes)
+    train(tiny(tmp_path / "run", train_dir, steps=1, eval_every=100, init=str(tmp_path / "start.safetensors"),
+               optimizer="adam", lr=1e-9))
+    trained = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
+    key = next(k for k in trained if k.endswith("0.0.weight"))      # the first convolution
+    assert torch.allclose(trained[key], start.state_dict()[key], atol=1e-6), key
+    other = ColorizationNet(ModelConfig(num_classes=len(classes), width=0.25, global_size=32))
+    save_weights(tmp_path / "other.safetensors", other, classes=classes)
+    with pytest.raises(CheckpointError, match="another model"):
+        train(tiny(tmp_path / "run2", train_dir, steps=1, init=str(tmp_path / "other.safetensors")))
