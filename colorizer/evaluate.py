@@ -16,7 +16,7 @@ from PIL import Image
 from .color import lab_to_rgb, rgb_to_lab, float_to_uint8
 from .images import find_images, read_photo
 from .inference import DEFAULT_PROCESS_SIZE, Colorizer
-from .metrics import ab_error_auc, colorfulness, psnr_u8, ssim_u8
+from .metrics import ab_error_auc, add_counts, colorfulness, hue_counts, hue_scores, psnr_u8, ssim_u8
 
 
 @dataclass
@@ -25,17 +25,19 @@ class Scores:
     ssim: list[float] = field(default_factory=list)
     cf: list[float] = field(default_factory=list)
     auc: list[float] = field(default_factory=list)
+    hue: dict = field(default_factory=dict)     # pooled pixel counts behind the hue metrics
 
     def add(self, out: np.ndarray, truth: np.ndarray, ab_out: np.ndarray, ab_truth: np.ndarray) -> None:
         self.psnr.append(psnr_u8(out, truth))
         self.ssim.append(ssim_u8(out, truth))
         self.cf.append(colorfulness(out))
         self.auc.append(ab_error_auc(ab_out, ab_truth))
+        self.hue = add_counts(self.hue, hue_counts(ab_out, ab_truth))
 
     def summary(self, cf_truth: float) -> dict:
         cf = float(np.mean(self.cf))
         return {"psnr": float(np.mean(self.psnr)), "ssim": float(np.mean(self.ssim)), "colorfulness": cf,
-                "delta_colorfulness": cf - cf_truth, "auc": float(np.mean(self.auc))}
+                "delta_colorfulness": cf - cf_truth, "auc": float(np.mean(self.auc)), **hue_scores(self.hue)}
 
 
 def _ab(rgb_u8: np.ndarray) -> np.ndarray:
@@ -110,7 +112,7 @@ def comparison_grid(rows: list[tuple[np.ndarray, ...]], height: int = 192) -> Im
 
 
 def markdown_table(results: list[dict]) -> str:
-    """The field's table: one block of rows (ours, grey baseline) per evaluated folder."""
+    """The field's table: one block of rows (ours, grey baseline) per evaluated folder, then the hue table."""
     head = "| set | method | PSNR (dB) | SSIM | CF | dCF | AuC | top-1 | top-5 |\n|---|---|---|---|---|---|---|---|---|"
     lines = [head]
     for r in results:
@@ -122,6 +124,21 @@ def markdown_table(results: list[dict]) -> str:
             lines.append(f"| {name} ({r['photos']}) | {label} | {m['psnr']:.2f} | {m['ssim']:.4f} | "
                          f"{m['colorfulness']:.1f} | {m['delta_colorfulness']:+.1f} | {m['auc']:.2%} | {top} |")
         lines.append(f"| {name} | truth | | | {r['colorfulness_truth']:.1f} | | | | |")
+    return "\n".join(lines) + "\n\n" + hue_table(results)
+
+
+def hue_table(results: list[dict]) -> str:
+    """Hue agreement, vegetation -> green, sky -> blue, chroma on near-colourless truth, warm share."""
+    lines = ["| set | method | hue agreement | vegetation -> green | sky -> blue | chroma on grey truth | "
+             "warm share (truth) |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        name = Path(r["folder"]).name or r["folder"]
+        for method in ("ours", "grey"):
+            m = r[method]
+            label = "ours" if method == "ours" else "grey baseline"
+            lines.append(f"| {name} | {label} | {m['hue_agreement']:.1%} | {m['vegetation_green']:.1%} | "
+                         f"{m['sky_blue']:.1%} | {m['neutral_chroma']:.1f} | {m['warm_share']:.1%} "
+                         f"({m['warm_share_truth']:.1%}) |")
     return "\n".join(lines)
 
 

@@ -47,3 +47,56 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:
         return 0
     top = logits[valid].topk(min(k, logits.shape[1]), dim=1).indices
     return int((top == labels[valid, None]).any(dim=1).sum())
+
+
+# Hue metrics (hue angle = atan2(b*, a*) in degrees, in [0, 360)). Counts are pooled over a set of photos
+# and divided at the end, so large photos weigh by their pixels.
+STRONG_CHROMA = 15.0     # truth pixels this saturated are "strong"
+COLOURED_CHROMA = 5.0    # our pixel counts as coloured above this chroma
+VEGETATION = (100.0, 160.0)
+SKY = (200.0, 290.0)
+WARM = (30.0, 90.0)      # orange/brown: where a sepia cast lands
+HUE_TOLERANCE = 30.0
+
+
+def _hue_chroma(ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ab = ab.reshape(-1, 2).astype(np.float64)
+    return np.degrees(np.arctan2(ab[:, 1], ab[:, 0])) % 360.0, np.hypot(ab[:, 0], ab[:, 1])
+
+
+def _within(hue: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    return (hue >= band[0]) & (hue <= band[1])
+
+
+def hue_counts(ab_pred: np.ndarray, ab_true: np.ndarray) -> dict[str, float]:
+    """Pixel counts behind the hue metrics for one photo; arrays are (..., 2) a*b* in Lab units."""
+    hue_p, chroma_p = _hue_chroma(ab_pred)
+    hue_t, chroma_t = _hue_chroma(ab_true)
+    strong = chroma_t > STRONG_CHROMA
+    coloured = chroma_p > COLOURED_CHROMA
+    distance = np.abs(hue_p - hue_t) % 360.0
+    distance = np.minimum(distance, 360.0 - distance)
+    veg, sky = strong & _within(hue_t, VEGETATION), strong & _within(hue_t, SKY)
+    neutral = chroma_t < COLOURED_CHROMA
+    return {"strong": int(strong.sum()), "agree": int((strong & coloured & (distance <= HUE_TOLERANCE)).sum()),
+            "vegetation": int(veg.sum()), "vegetation_green": int((veg & coloured & _within(hue_p, VEGETATION)).sum()),
+            "sky": int(sky.sum()), "sky_blue": int((sky & coloured & _within(hue_p, SKY)).sum()),
+            "neutral": int(neutral.sum()), "neutral_chroma": float(chroma_p[neutral].sum()),
+            "coloured": int(coloured.sum()), "coloured_warm": int((coloured & _within(hue_p, WARM)).sum()),
+            "truth_coloured": int((chroma_t > COLOURED_CHROMA).sum()),
+            "truth_warm": int(((chroma_t > COLOURED_CHROMA) & _within(hue_t, WARM)).sum())}
+
+
+def hue_scores(counts: dict[str, float]) -> dict[str, float]:
+    """Pooled counts -> hue agreement, vegetation -> green, sky -> blue (shares of strong truth pixels),
+    mean chroma we give near-colourless truth (chroma < 5), and the warm (30-90 degree) share of coloured
+    pixels, ours and the truth's. A share with nothing to count is NaN."""
+    def share(a: str, b: str) -> float:
+        return counts[a] / counts[b] if counts[b] else float("nan")
+    return {"hue_agreement": share("agree", "strong"), "vegetation_green": share("vegetation_green", "vegetation"),
+            "sky_blue": share("sky_blue", "sky"), "neutral_chroma": share("neutral_chroma", "neutral"),
+            "warm_share": share("coloured_warm", "coloured"), "warm_share_truth": share("truth_warm", "truth_coloured")}
+
+
+def add_counts(total: dict[str, float], counts: dict[str, float]) -> dict[str, float]:
+    return {k: total.get(k, 0) + v for k, v in counts.items()}

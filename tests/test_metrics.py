@@ -62,5 +62,35 @@ def test_evaluate_command_writes_table_json_and_grid(tmp_path, tiny_weights, cap
     result = json.loads((out / "results.json").read_text())[0]
     assert result["photos"] == 4 and {"top1", "top5"} <= result["ours"].keys()
     assert result["grey"]["colorfulness"] < 1.0 and result["grey"]["psnr"] > 10
+    hue_keys = {"hue_agreement", "vegetation_green", "sky_blue", "neutral_chroma", "warm_share"}
+    assert hue_keys <= result["ours"].keys() and hue_keys <= result["grey"].keys()
+    assert result["grey"]["hue_agreement"] == 0 and "| photos | grey baseline | 0.0% |" in table
     grid = Image.open(out / "grid-photos.png")
     assert grid.height >= 4 * 192 and grid.width > 3 * 192   # 4 rows of grey | ours | truth
+
+
+def test_hue_metrics_on_a_hand_made_image():
+    from colorizer.metrics import add_counts, hue_counts, hue_scores
+
+    def ab(chroma, hue_deg):
+        h = np.radians(hue_deg)
+        return np.array([chroma * np.cos(h), chroma * np.sin(h)])
+
+    # truth: 4 vegetation-green pixels, 2 sky-blue, 2 red, 2 near-grey
+    truth = np.array([ab(30, 130)] * 4 + [ab(40, 250)] * 2 + [ab(50, 20)] * 2 + [ab(2, 0)] * 2)
+    ours = np.array([ab(20, 140), ab(20, 125), ab(3, 130), ab(25, 60),        # green, green, too grey, brown
+                     ab(30, 240), ab(30, 170),                                # blue, cyan-green (outside sky)
+                     ab(30, 355), ab(30, 70),                                 # red across 0 degrees, brown
+                     ab(6, 90), ab(2, 200)])                                  # tint on grey: 6 and 2
+    s = hue_scores(hue_counts(ours, truth))
+    assert s["vegetation_green"] == pytest.approx(2 / 4)
+    assert s["sky_blue"] == pytest.approx(1 / 2)
+    # agreement within 30 degrees: 140, 125 (veg), 240 (sky, 10 off), 355 (red at 20: 25 off) -> 4 of 8
+    assert s["hue_agreement"] == pytest.approx(4 / 8)
+    assert s["neutral_chroma"] == pytest.approx(4.0)
+    # coloured (chroma > 5) ours: 8 pixels, warm (30-90): 60, 70, 90 -> 3 of 8
+    assert s["warm_share"] == pytest.approx(3 / 8)
+    # pooling: counts add, so two copies give the same shares; grey gets zero agreement
+    assert hue_scores(add_counts(hue_counts(ours, truth), hue_counts(ours, truth))) == pytest.approx(s)
+    grey = hue_scores(hue_counts(np.zeros_like(truth), truth))
+    assert grey["hue_agreement"] == 0 and grey["vegetation_green"] == 0 and grey["neutral_chroma"] == 0
