@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from .model import ColorizationNet, ModelConfig
 
 WEIGHTS_FORMAT = "colorizer/iizuka2016/v1"
 CHECKPOINT_FORMAT = "colorizer/train-checkpoint/v1"
+CHECKPOINT_FIELDS = ("model_config", "model", "optimizer", "rng", "step", "best_val")
 
 
 class CheckpointError(Exception):
@@ -59,17 +61,58 @@ def read_weights_metadata(path: str | os.PathLike) -> dict:
     return meta
 
 
+def config_from(value, path) -> ModelConfig:
+    """A ModelConfig from untrusted JSON-decoded data: known keys, right types, sane sizes, or CheckpointError."""
+    known = {f.name: f.type for f in fields(ModelConfig)}
+    if not isinstance(value, dict) or set(value) - set(known):
+        extra = sorted(set(value) - set(known)) if isinstance(value, dict) else []
+        raise CheckpointError(f"{path}: model config is not one this version reads"
+                              + (f" (unknown keys: {', '.join(map(str, extra))})" if extra else ""))
+    for key, v in value.items():
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) if key == "width" else type(v) is int
+        if not ok:
+            raise CheckpointError(f"{path}: model config {key}={v!r} has the wrong type")
+    if not 0 <= value.get("num_classes", 0) <= 100_000 or value.get("global_size", 224) > 4096:
+        raise CheckpointError(f"{path}: model config sizes are out of range ({value})")
+    try:
+        return ModelConfig(**value)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+
+
+def _json(meta: dict, key: str, path) -> object:
+    try:
+        return json.loads(meta.get(key, "null"))
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path}: its {key} metadata is not valid JSON") from None
+
+
 def load_weights(path: str | os.PathLike) -> tuple[ColorizationNet, list[str], dict]:
-    """-> (model in eval mode, float32, class names, info) from a file written by save_weights."""
+    """-> (model in eval mode, float32, class names, info) from a file written by save_weights.
+
+    The file's tensor names, shapes and kinds are checked against the config before anything is
+    allocated (the model is first built on the meta device), so a foreign or hostile file costs nothing."""
     meta = read_weights_metadata(path)
-    config = ModelConfig(**json.loads(meta["config"]))
+    config = config_from(_json(meta, "config", path), path)
+    classes, info = _json(meta, "classes", path) or [], _json(meta, "info", path) or {}
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) or not isinstance(info, dict):
+        raise CheckpointError(f"{path}: its class names or info metadata are malformed")
+    with torch.device("meta"):
+        expected = ColorizationNet(config).state_dict()
+    with safe_open(str(path), "pt") as f:
+        found = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+    if found.keys() != expected.keys():
+        missing, extra = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+        raise CheckpointError(f"{path}: weights do not match their config (missing {missing[:3]}, unexpected {extra[:3]})")
+    for k, t in expected.items():
+        shape, dtype = found[k]
+        if shape != tuple(t.shape) or dtype.startswith("F") != t.is_floating_point():
+            raise CheckpointError(f"{path}: tensor {k} is {dtype} {list(shape)}, expected "
+                                  f"{str(t.dtype).removeprefix('torch.')} {list(t.shape)}")
     model = ColorizationNet(config)
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not match their config ({str(e).splitlines()[0]})") from None
-    return model.eval(), json.loads(meta["classes"]), json.loads(meta["info"])
+    model.load_state_dict(state)
+    return model.eval(), classes, info
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
@@ -88,14 +131,20 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path}: not a readable training checkpoint ({str(e).splitlines()[0][:120]})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a colorizer training checkpoint")
+    missing = [k for k in CHECKPOINT_FIELDS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete training checkpoint (missing {', '.join(missing)})")
     return state
 
 
 def model_from_checkpoint(path: str | os.PathLike) -> tuple[ColorizationNet, list[str], dict]:
     """Rebuild the model of a training checkpoint -> (model in eval mode, class names, info)."""
     state = load_checkpoint(path)
-    model = ColorizationNet(ModelConfig(**state["model_config"]))
-    model.load_state_dict(clean_state_dict(state["model"]))
+    model = ColorizationNet(config_from(state["model_config"], path))
+    try:
+        model.load_state_dict(clean_state_dict(state["model"]))
+    except (RuntimeError, AttributeError, TypeError) as e:
+        raise CheckpointError(f"{path}: its weights do not match its config ({str(e).splitlines()[0][:160]})") from None
     info = {"step": state["step"], "train_args": state.get("args", {})}
     return model.eval(), state.get("classes", []), info
 

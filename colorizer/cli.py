@@ -18,7 +18,7 @@ from pathlib import Path
 SUBCOMMANDS = ("prepare", "train", "evaluate", "export", "weights", "web")
 
 
-def _fail(message: str, code: int = 2) -> int:
+def _fail(message: str, code: int = 1) -> int:
     print(f"colorize: error: {message}", file=sys.stderr)
     return code
 
@@ -134,7 +134,10 @@ def cmd_evaluate(argv: list[str]) -> int:
     print(markdown_table(results))
     save_json(results, out / "results.json")
     print(f"\nwrote {out / 'results.json'} and comparison grids (grey | ours | truth) in {out}/")
-    return 0
+    failed = [line for r in results for line in r["failed"]]
+    for line in failed:
+        print(f"colorize evaluate: skipped {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_export(argv: list[str]) -> int:
@@ -253,33 +256,6 @@ def _colorize_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _plan(inputs: list[str], output: str | None, fmt: str | None) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """Pair every input photo and video with its output path; -> (jobs, errors)."""
-    from .images import IMAGE_EXTENSIONS, find_images
-    from .video import VIDEO_EXTENSIONS, find_videos, is_video
-
-    jobs, errors = [], []
-    out = Path(output) if output else None
-    single_file = len(inputs) == 1 and not Path(inputs[0]).is_dir()
-    out_is_file = (out is not None and single_file and out.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-                   and not out.is_dir())
-    ext = lambda p: ("." + fmt.lstrip(".")) if fmt and not is_video(p) else p.suffix   # --format: photos only
-    for item in map(Path, inputs):
-        if item.is_dir():
-            photos = find_images(item) + find_videos(item)
-            if not photos:
-                errors.append(f"{item}: no images or videos found in this folder")
-            base = (out / item.name if len(inputs) > 1 else out) if out else item.with_name(item.name + "_color")
-            jobs += [(p, (base / p.relative_to(item)).with_suffix(ext(p))) for p in photos]
-        elif out_is_file:
-            jobs.append((item, out))
-        elif out is not None:
-            jobs.append((item, (out / item.name).with_suffix(ext(item))))
-        else:
-            jobs.append((item, item.with_name(f"{item.stem}_color{ext(item)}")))
-    return jobs, errors
-
-
 def _colorize_video(colorizer, src: Path, dst: Path, args, reference) -> None:
     from .video import colorize_video
 
@@ -296,57 +272,63 @@ def cmd_colorize(argv: list[str]) -> int:
     from .checkpoint import CheckpointError
     from .images import ImageError, read_photo, write_photo
     from .inference import Colorizer
+    from .plan import PlanError, plan_outputs
     from .video import VideoError, is_video
 
     args = _colorize_parser().parse_args(argv)
-    jobs, failures = _plan(args.inputs, args.output, args.format)
     try:
+        plan = plan_outputs(args.inputs, args.output, args.format, overwrite=args.overwrite)
         colorizer = Colorizer.load(args.model, device=args.device, backend=args.backend)
         reference = read_photo(args.reference, max_pixels=int(args.max_pixels)).rgb if args.reference else None
-    except (CheckpointError, ImageError, ValueError) as e:
+    except (PlanError, CheckpointError, ImageError, ValueError) as e:
         return _fail(str(e))
     prior = colorizer.prior(reference)[0] if reference is not None else None
-    for e in failures:
-        print(f"colorize: error: {e}", file=sys.stderr)
+    failures = list(plan.errors)
+    for line in plan.errors:
+        print(f"colorize: error: {line}", file=sys.stderr)
+    for line in plan.notes:
+        print(f"colorize: {line}", file=sys.stderr)
+    videos = [job for job in plan.jobs if is_video(job.src)]
+    photos = [job for job in plan.jobs if not is_video(job.src)]
     done = 0
-    videos = [(src, dst) for src, dst in jobs if is_video(src)]
-    jobs = [job for job in jobs if not is_video(job[0])]
-    for src, dst in videos:
-        try:
-            _colorize_video(colorizer, src, dst, args, reference)
-            done += 1
-        except VideoError as e:
-            failures.append(str(e))
-            print(f"colorize: error: {e}", file=sys.stderr)
-        except KeyboardInterrupt:
-            print(f"\ncolorize: interrupted; finished shots are kept: run the same command again to resume {dst}",
-                  file=sys.stderr)
-            return 130
-    for src, dst in tqdm(jobs, desc="colorize", unit="photo", disable=len(jobs) < 2):
-        try:
-            if dst.resolve() == src.resolve():
-                raise ImageError(f"{dst}: is the input itself; choose another output")
-            if dst.exists() and not args.overwrite:
-                raise ImageError(f"{dst}: already exists (use --overwrite to replace it)")
-            photo = read_photo(src, max_pixels=int(args.max_pixels))
-            rgb = colorizer.colorize(photo.rgb, prior=prior, process_size=args.process_size or None)
-            write_photo(dst, rgb, photo.alpha, overwrite=args.overwrite)
-            done += 1
-        except ImageError as e:
-            failures.append(str(e))
-            tqdm.write(f"colorize: error: {e}", file=sys.stderr)
-        except MemoryError:
-            failures.append(f"{src}: out of memory; try a smaller --process-size")
-            tqdm.write(f"colorize: error: {failures[-1]}", file=sys.stderr)
-    count = len(jobs) + len(videos)
-    if count == 1 and done == 1:
-        print((jobs or videos)[0][1])
-    if count > 1:
-        noun = "files" if videos and jobs else "videos" if videos else "photos"
-        print(f"colorized {done} of {count} {noun}" + (f"; {len(failures)} failed:" if failures else ""))
+    try:
+        for job in videos:
+            try:
+                _colorize_video(colorizer, job.src, job.dst, args, reference)
+                done += 1
+            except VideoError as e:
+                failures.append(str(e))
+                print(f"colorize: error: {e}", file=sys.stderr)
+        for job in tqdm(photos, desc="colorize", unit="photo", disable=len(photos) < 2):
+            try:
+                photo = read_photo(job.src, max_pixels=int(args.max_pixels))
+                rgb = colorizer.colorize(photo.rgb, prior=prior, process_size=args.process_size or None)
+                write_photo(job.dst, rgb, photo.alpha, overwrite=args.overwrite)
+                done += 1
+            except ImageError as e:
+                failures.append(str(e))
+                tqdm.write(f"colorize: error: {e}", file=sys.stderr)
+            except MemoryError:
+                failures.append(f"{job.src}: out of memory; try a smaller --process-size or --max-pixels")
+                tqdm.write(f"colorize: error: {failures[-1]}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\ncolorize: interrupted; what was written is complete (films resume when run again)", file=sys.stderr)
+        _summary(done, len(plan.jobs) + len(plan.errors), videos, photos, failures, interrupted=True)
+        return 130
+    _summary(done, len(plan.jobs) + len(plan.errors), videos, photos, failures)
+    return 1 if failures else 0
+
+
+def _summary(done: int, count: int, videos: list, photos: list, failures: list[str], *,
+             interrupted: bool = False) -> None:
+    if count == 1 and done == 1 and not interrupted:
+        print((photos or videos)[0].dst)
+    elif count > 1 or interrupted:
+        noun = "files" if videos and photos else "videos" if videos else "photos"
+        print(f"colorized {done} of {count} {noun}" + (" before the interruption" if interrupted else "")
+              + (f"; {len(failures)} failed:" if failures else ""))
         for f in failures:
             print(f"  {f}")
-    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,10 +99,10 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 256, 
     Photos whose a*b* standard deviation is below `min_color_std` (Lab units) are skipped as near-grey,
     as the paper removed low-colour-variance images; unreadable files are skipped and counted.
     `classes` fixes the label order (e.g. a validation set uses the training set's classes).
+    The cache is built beside `dst` and moved into place; a failure leaves what was there before.
     """
-    from tqdm import tqdm
-
     src, dst = Path(src), Path(dst)
+    check_cache_destination(src, dst)
     files, labels, found = scan_folder(src)
     if classes is not None and found:
         unknown = sorted(set(found) - set(classes))
@@ -110,9 +111,53 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 256, 
         labels = [classes.index(found[i]) if i >= 0 else -1 for i in labels]
     else:
         classes = found
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_builds(dst)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}{BUILD_MARK}", dir=dst.parent))
+    try:
+        _build(src, dst, tmp, files, labels, classes, size, min_color_std, workers, progress)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)    # on any failure, Ctrl-C included; empty after success
+    return load_cache(dst)
+
+
+BUILD_MARK = ".prepare-"
+CACHE_FILES = ("images.npy", "labels.npy", "colorfulness.npy", "ab_hist.npy")
+
+
+def check_cache_destination(src: Path, dst: Path) -> None:
+    """Refuse a cache folder that is, holds or lies inside the photos, or is a folder that is not a cache."""
+    s, d = src.resolve(), dst.resolve()
+    if d == s or d.is_relative_to(s) or s.is_relative_to(d):
+        raise DataError(f"{dst}: the cache must be outside the photo folder {src} (and not contain it)")
+    if d.exists() and not d.is_dir():
+        raise DataError(f"{dst}: is a file, not a cache folder")
+    if d.is_dir() and any(d.iterdir()) and not (d / "meta.json").is_file():
+        raise DataError(f"{dst}: a folder that is not a prepared cache; refusing to write into it")
+
+
+def _remove_stale_builds(dst: Path) -> None:
+    """Remove build folders that a killed `prepare` of this same cache left beside it."""
+    for stale in dst.parent.glob(f".{dst.name}{BUILD_MARK}*"):
+        if stale.is_dir() and all(f.name in (*CACHE_FILES, "meta.json", "images.hdr") for f in stale.iterdir()):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _install(tmp: Path, dst: Path) -> None:
+    """Move a finished cache into place; an old cache there loses only the files a cache consists of."""
+    if not dst.exists():
+        os.replace(tmp, dst)
+        return
+    (dst / "meta.json").unlink(missing_ok=True)    # until the new meta.json lands, dst is not a cache
+    for name in CACHE_FILES:
+        os.replace(tmp / name, dst / name)
+    os.replace(tmp / "meta.json", dst / "meta.json")
+
+
+def _build(src: Path, dst: Path, tmp: Path, files: list[Path], labels: list[int], classes: list[str],
+           size: int, min_color_std: float, workers: int | None, progress: bool) -> None:
+    from tqdm import tqdm
+
     images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
     kept_labels, colorfulness, kept_files = [], [], []
     hist = np.zeros((AB_BINS, AB_BINS))
@@ -134,7 +179,6 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 256, 
             hist += h
             n += 1
     if n == 0:
-        shutil.rmtree(tmp)
         raise DataError(f"{src}: none of the {len(files)} images is usable ({skipped['grey']} near-grey, "
                         f"{skipped['unreadable']} unreadable)")
     images.flush()
@@ -146,9 +190,7 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 256, 
     meta = {"source": str(src.resolve()), "size": size, "count": n, "classes": classes,
             "min_color_std": min_color_std, "skipped": skipped, "files": kept_files}
     (tmp / "meta.json").write_text(json.dumps(meta))
-    shutil.rmtree(dst, ignore_errors=True)
-    os.replace(tmp, dst)
-    return load_cache(dst)
+    _install(tmp, dst)
 
 
 def _truncate_npy(path: Path, n: int, item_shape: tuple[int, ...]) -> None:

@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from .color import lab_to_rgb, rgb_to_lab, float_to_uint8
-from .images import find_images, read_photo
+from .files import atomic_write
+from .images import ImageError, find_images, read_photo
 from .inference import DEFAULT_PROCESS_SIZE, Colorizer
 from .metrics import ab_error_auc, add_counts, colorfulness, hue_counts, hue_scores, psnr_u8, ssim_u8
 
@@ -59,9 +60,14 @@ def evaluate(colorizer: Colorizer, folder: str | Path, *, limit: int | None = No
     ours, grey = Scores(), Scores()
     cf_truth, top1, top5, labelled = [], 0, 0, 0
     samples = set(np.linspace(0, len(photos) - 1, min(grid_count, len(photos))).round().astype(int).tolist())
-    rows = []
+    rows, failed = [], []
     for i, path in enumerate(tqdm(photos, desc=f"evaluate {folder.name}", unit="photo", disable=not progress)):
-        truth = (read_photo(path).rgb * 255 + 0.5).astype(np.uint8)              # 8-bit truth, as stored
+        try:
+            truth = (read_photo(path).rgb * 255 + 0.5).astype(np.uint8)          # 8-bit truth, as stored
+        except ImageError as e:       # one bad photo costs its own row, not the whole evaluation
+            failed.append(str(e))
+            tqdm.write(f"colorize evaluate: skipped {e}")
+            continue
         lab = rgb_to_lab(torch.from_numpy(truth).permute(2, 0, 1).float() / 255)
         grey_rgb = float_to_uint8(lab_to_rgb(torch.cat([lab[:1], torch.zeros_like(lab[1:])]))).numpy()
         grey_in = grey_rgb.astype(np.float32) / 255                              # what the user would have
@@ -79,13 +85,16 @@ def evaluate(colorizer: Colorizer, folder: str | Path, *, limit: int | None = No
             labelled += 1
         if i in samples:
             rows.append((grey_rgb, out, truth))
+    if not cf_truth:
+        raise FileNotFoundError(f"{folder}: none of the {len(photos)} images could be read")
     cft = float(np.mean(cf_truth))
-    result = {"folder": str(folder), "photos": len(photos), "process_size": process_size,
+    result = {"folder": str(folder), "photos": len(cf_truth), "failed": failed, "process_size": process_size,
               "colorfulness_truth": cft, "ours": ours.summary(cft), "grey": grey.summary(cft)}
     if labelled:
         result["ours"] |= {"top1": top1 / labelled, "top5": top5 / labelled}
     if grid:
-        comparison_grid(rows).save(grid)
+        image = comparison_grid(rows)
+        atomic_write(grid, lambda tmp: image.save(tmp, format="PNG"))
     return result
 
 
@@ -127,6 +136,10 @@ def markdown_table(results: list[dict]) -> str:
     return "\n".join(lines) + "\n\n" + hue_table(results)
 
 
+def _pct(x: float) -> str:
+    return "-" if x != x else f"{x:.1%}"    # NaN: nothing to count (the grey baseline colours nothing)
+
+
 def hue_table(results: list[dict]) -> str:
     """Hue agreement, vegetation -> green, sky -> blue, chroma on near-colourless truth, warm share."""
     lines = ["| set | method | hue agreement | vegetation -> green | sky -> blue | chroma on grey truth | "
@@ -137,10 +150,11 @@ def hue_table(results: list[dict]) -> str:
             m = r[method]
             label = "ours" if method == "ours" else "grey baseline"
             lines.append(f"| {name} | {label} | {m['hue_agreement']:.1%} | {m['vegetation_green']:.1%} | "
-                         f"{m['sky_blue']:.1%} | {m['neutral_chroma']:.1f} | {m['warm_share']:.1%} "
+                         f"{m['sky_blue']:.1%} | {m['neutral_chroma']:.1f} | {_pct(m['warm_share'])} "
                          f"({m['warm_share_truth']:.1%}) |")
     return "\n".join(lines)
 
 
 def save_json(results: list[dict], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(results, indent=2))
+    text = json.dumps(results, indent=2)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))

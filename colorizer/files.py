@@ -7,11 +7,29 @@ from pathlib import Path
 from typing import Callable
 
 
+TEMP_MARK = ".partial-"
+
+
+def temp_prefix(path: Path) -> str:
+    return f".{path.name}{TEMP_MARK}"
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Remove temporary files that a killed write of `path` left beside it (our own naming only)."""
+    for stale in path.parent.glob(temp_prefix(path) + "*"):
+        if stale.is_file() and len(stale.name) - len(temp_prefix(path)) - len(path.suffix) == 8:
+            stale.unlink(missing_ok=True)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call write(tmp) on a temporary file beside `path`, then rename it into place."""
+    """Call write(tmp) on a temporary file beside `path`, then rename it into place.
+
+    The temporary file is removed on any failure (Ctrl-C included); one left by a process killed outright
+    is removed by the next write of the same path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,14 @@ class ImageError(Exception):
     """A file that cannot be read or written; str() is a one-line message naming the file."""
 
 
+class NotAnImage(ImageError):
+    """Bytes that no image decoder recognises (or nothing at all)."""
+
+
+class ImageTooLarge(ImageError):
+    """An image above the pixel limit, refused before it is decoded."""
+
+
 @dataclass
 class Photo:
     rgb: np.ndarray            # (H, W, 3) float32 in [0, 1], upright
@@ -41,24 +50,28 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Phot
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not an image")
     if path.stat().st_size == 0:
-        raise ImageError(f"{path}: empty file")
+        raise NotAnImage(f"{path}: empty file")
     return decode_photo(path, name=str(path), max_pixels=max_pixels)
 
 
-def decode_photo(source: str | os.PathLike | bytes, *, name: str, max_pixels: int = MAX_PIXELS) -> Photo:
-    """read_photo for a file or for bytes in memory (an upload); errors call it `name`."""
+def decode_photo(source: str | os.PathLike | bytes, *, name: str, max_pixels: int = MAX_PIXELS,
+                 max_side: int | None = None) -> Photo:
+    """read_photo for a file or for bytes in memory (an upload); errors call it `name`. Both limits are
+    checked on the header, before any pixel is decoded."""
     if isinstance(source, bytes):
         if not source:
-            raise ImageError(f"{name}: empty file")
+            raise NotAnImage(f"{name}: empty file")
         source = io.BytesIO(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
+            with _open_limited(source, max_pixels) as img:
                 w, h = img.size
                 if w * h > max_pixels:
-                    raise ImageError(f"{name}: {w}x{h} is {w * h / 1e6:.0f} MP, above the limit of "
-                                     f"{max_pixels / 1e6:.0f} MP (a possible decompression bomb)")
+                    raise ImageTooLarge(f"{name}: {w}x{h} is {w * h / 1e6:.0f} MP, above the limit of "
+                                     f"{max_pixels / 1e6:.0f} MP (a possible decompression bomb; --max-pixels raises it)")
+                if max_side and max(w, h) > max_side:
+                    raise ImageTooLarge(f"{name}: {w}x{h} is too large; each side may be at most {max_side} pixels")
                 if w == 0 or h == 0:
                     raise ImageError(f"{name}: image has no pixels ({w}x{h})")
                 img.load()
@@ -67,13 +80,28 @@ def decode_photo(source: str | os.PathLike | bytes, *, name: str, max_pixels: in
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image Pillow can read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{name}: refused as a possible decompression bomb ({e})") from None
+        raise NotAnImage(f"{name}: not an image Pillow can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge(f"{name}: above the limit of {max_pixels / 1e6:.0f} MP (a possible decompression "
+                         f"bomb; --max-pixels raises it)") from None
     except PermissionError:
         raise ImageError(f"{name}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
+
+
+_PILLOW_LIMIT = threading.Lock()
+
+
+def _open_limited(source, max_pixels: int) -> Image.Image:
+    """Image.open (headers only) with Pillow's own pixel limit set to ours, so that ours is the one limit:
+    a flag can raise it past Pillow's default and lower it below, and the file is refused before decoding."""
+    with _PILLOW_LIMIT:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
+        try:
+            return Image.open(source)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def _to_photo(img: Image.Image) -> Photo:

@@ -78,14 +78,9 @@ class Colorizer:
         (the video path's temporal filter)."""
         h, w = l.shape[-2:]
         prior = prior.expand(l.shape[0], -1)
-        scale = 1.0
-        if process_size and max(h, w) > process_size:
-            scale = process_size / max(h, w)
-        if min(h, w) * scale < MIN_PROCESS_SIDE:
-            scale = MIN_PROCESS_SIDE / min(h, w)
-        ph, pw = max(1, round(h * scale)), max(1, round(w * scale))
+        ph, pw = process_shape(h, w, process_size)
         l_small = l if (ph, pw) == (h, w) else F.interpolate(l, size=(ph, pw), mode="bilinear",
-                                                             antialias=scale < 1, align_corners=False)
+                                                             antialias=ph * pw < h * w, align_corners=False)
         pad_h, pad_w = -ph % 8, -pw % 8
         x = F.pad(normalize_l(l_small), (0, pad_w, 0, pad_h), mode="replicate")   # (1, 1, ph+, pw+)
         ab01 = self.engine.local_ab(x, prior).to(l.device)                        # (1, 2, ph+/2, pw+/2)
@@ -118,6 +113,22 @@ class Colorizer:
         l = l_from_uint8(torch.from_numpy(frames).to(self.device))
         ab = self.predict_ab(l, prior.to(self.device), process_size=process_size, ab_filter=ab_filter)
         return lab_to_uint8_keep_l(l, ab).cpu().numpy()
+
+
+def process_shape(h: int, w: int, process_size: int | None) -> tuple[int, int]:
+    """The size the local path sees: the longer side capped at process_size, the shorter raised to
+    MIN_PROCESS_SIDE, one scale for both; its area never exceeds max(process_size^2 (or the photo's own
+    area when process_size is None), MIN_PROCESS_SIDE^2), so a 1 x 100000 strip costs no more than a photo
+    (it is then stretched across, not scaled up whole)."""
+    scale = min(1.0, process_size / max(h, w)) if process_size else 1.0
+    if min(h, w) * scale < MIN_PROCESS_SIDE:
+        scale = MIN_PROCESS_SIDE / min(h, w)
+    ph, pw = max(1, round(h * scale)), max(1, round(w * scale))
+    budget = max((process_size ** 2) if process_size else h * w, MIN_PROCESS_SIDE ** 2)
+    if ph * pw > budget:
+        short, long = MIN_PROCESS_SIDE, max(MIN_PROCESS_SIDE, budget // MIN_PROCESS_SIDE)
+        ph, pw = (short, min(long, max(w, short))) if h < w else (min(long, max(h, short)), short)
+    return ph, pw
 
 
 # sRGB [-1e-3, 1 + 1e-3], the tolerance of the gamut test, in linear RGB

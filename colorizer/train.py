@@ -71,6 +71,13 @@ class Stop(Exception):
     pass
 
 
+def _leave_signals_to_the_trainer(_worker_id: int) -> None:
+    """Data-loading workers ignore SIGINT and SIGTERM: Ctrl-C, Slurm, Kubernetes and `timeout` signal the
+    whole process group, and the trainer itself must live to save a checkpoint and stop its workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def progress(cfg: TrainConfig, step: int, seconds: float) -> float:
     """How far the run is, in [0, 1]: by steps, or by the time budget where that comes first."""
     p = step / cfg.steps
@@ -286,7 +293,8 @@ def train(cfg: TrainConfig) -> dict:
                                    seed=cfg.seed, epoch=epoch)
             loader = DataLoader(Subset(batches, range(first, len(batches))), batch_size=None,
                                 num_workers=cfg.workers, pin_memory=device.type == "cuda",
-                                persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
+                                persistent_workers=False, prefetch_factor=4 if cfg.workers else None,
+                                worker_init_fn=_leave_signals_to_the_trainer if cfg.workers else None)
             t_wait = time.perf_counter()
             for l, ab, labels in loader:
                 t_step = time.perf_counter()

@@ -68,6 +68,14 @@ class VideoInfo:
     audio: str | None       # the first audio track's codec, if any
     aspect: Fraction | None = None   # pixel (sample) aspect ratio of anamorphic video, e.g. 32/27 on a DVD
     rotation: int = 0       # degrees counter-clockwise the player turns the frames (phones: -90, 90, 180)
+    duration: float | None = None   # seconds, as the container claims
+
+    @property
+    def announced_frames(self) -> int | None:
+        """How many frames the header promises: its count, or its duration times the frame rate."""
+        if self.frames:
+            return self.frames
+        return round(self.duration * float(self.fps)) if self.duration else None
 
     @property
     def quarter_turns(self) -> int:
@@ -114,6 +122,10 @@ def _open(path: Path):
         raise VideoError(f"{path}: has no frames (the file ends before any video)") from None
     except av.error.FFmpegError as e:
         raise VideoError(f"{path}: not a video file FFmpeg can read ({_reason(e)})") from None
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+        container.close()
+        raise VideoError(f"{path}: is a still image ({container.format.name.removesuffix('_pipe')}), not a video; "
+                         f"colorize it as a photo with its own extension")
     if not container.streams.video:
         empty = not container.streams
         container.close()
@@ -145,7 +157,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             rotation = 0   # scan() reports an undecodable video with the frame number
         return VideoInfo(stream.codec_context.width, stream.codec_context.height, Fraction(fps),
                          stream.frames or None, stream.codec_context.name, audio,
-                         Fraction(aspect) if aspect and aspect != 1 else None, rotation)
+                         Fraction(aspect) if aspect and aspect != 1 else None, rotation,
+                         container.duration / av.time_base if container.duration else None)
     finally:
         container.close()
 
@@ -322,6 +335,10 @@ def colorize_video(colorizer: Colorizer, src: str | os.PathLike, dst: str | os.P
     if plan is None:
         frame_priors, scores = scan(colorizer, src, progress=progress, total=info.frames,
                                     quarter_turns=info.quarter_turns)
+        announced = info.announced_frames
+        if announced and len(scores) < 0.9 * announced - 1:   # FFmpeg stops quietly at a cut-off end
+            raise VideoError(f"{src}: truncated or damaged: {len(scores)} of the {announced} frames its header "
+                             f"announces could be decoded; nothing written")
         shots = shots_from_cuts(find_cuts(scores, cut_threshold), len(scores))
         if reference is not None:
             frame_priors = np.repeat(colorizer.prior(reference)[0].float().cpu().numpy(), len(scores), 0)

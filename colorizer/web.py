@@ -12,13 +12,18 @@ library calls as `colorize` (decode_photo, Colorizer.prior, Colorizer.colorize),
                               {"error": "..."} with 400 (not an image), 413 (too large)
 """
 
+import asyncio
+import base64
+import hashlib
 import io
+import re
 import threading
+import time
 from pathlib import Path
 
 from PIL import Image
 
-from .images import ImageError, decode_photo
+from .images import ImageError, ImageTooLarge, NotAnImage, decode_photo
 from .inference import DEFAULT_PROCESS_SIZE, Colorizer
 
 PAGE = Path(__file__).parent / "assets" / "web.html"
@@ -26,6 +31,7 @@ EXAMPLES = Path(__file__).parent / "assets" / "examples"
 MAX_UPLOAD_MB = 25.0
 MAX_PIXELS = 50_000_000   # each side also at most MAX_SIDE
 MAX_SIDE = 12_000
+BODY_TIMEOUT_S = 60.0     # a whole upload must arrive within this; a stalled one is cut off
 
 
 class UploadError(Exception):
@@ -57,25 +63,29 @@ class Service:
                               f"{self.max_bytes / 2**20:.0f} MB", 413)
 
     def read(self, data: bytes, name: str):
+        """Decode an upload under the pixel and side limits (checked on its header, before decoding)."""
         self.check_size(len(data), name)
         try:
-            photo = decode_photo(data, name=name, max_pixels=self.max_pixels)
+            return decode_photo(data, name=name, max_pixels=self.max_pixels, max_side=self.max_side)
+        except NotAnImage as e:
+            message = str(e) if str(e).endswith("empty file") else \
+                f"{name}: not an image (use a JPEG, PNG, TIFF, WebP, BMP or GIF photo)"
+            raise UploadError(message, 400) from None
+        except ImageTooLarge as e:
+            raise UploadError(str(e), 413) from None
         except ImageError as e:
-            message = str(e)
-            if "not an image" in message:
-                message = f"{name}: not an image (use a JPEG, PNG, TIFF, WebP, BMP or GIF photo)"
-            raise UploadError(message, 413 if "above the limit" in message else 400) from None
-        h, w = photo.rgb.shape[:2]
-        if max(h, w) > self.max_side:
-            raise UploadError(f"{name}: {w}x{h} is too large; each side may be at most {self.max_side} pixels", 413)
-        return photo
+            raise UploadError(str(e), 400) from None
 
     def colorize_png(self, photo: bytes, name: str, reference: bytes | None = None,
                      reference_name: str = "reference") -> bytes:
-        """Upload bytes -> PNG bytes of the colorized photo (same size, transparency kept)."""
-        image = self.read(photo, name)
-        ref = self.read(reference, reference_name) if reference else None
+        """Upload bytes -> PNG bytes of the colorized photo (same size, transparency kept).
+
+        Decoding happens inside the one-at-a-time lock too, so memory is bounded by one photo (and its
+        reference) at the pixel limit, however many uploads arrive at once."""
+        self.check_size(len(photo), name)
         with self._lock:
+            image = self.read(photo, name)
+            ref = self.read(reference, reference_name) if reference else None
             prior = self.colorizer.prior(ref.rgb)[0] if ref is not None else None
             rgb = self.colorizer.colorize(image.rgb, prior=prior, process_size=self.process_size)
         out = Image.fromarray(rgb, "RGB")
@@ -91,9 +101,11 @@ def create_app(service: Service):
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
     from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException
 
     app = FastAPI(title="colorize", docs_url=None, redoc_url=None, openapi_url=None)
     page = PAGE.read_text()
+    csp = content_security_policy(page)
 
     def error(message: str, status: int):
         return JSONResponse({"error": message}, status_code=status)
@@ -114,16 +126,23 @@ def create_app(service: Service):
             return error(f"{name}: no such example", 404)
         return FileResponse(EXAMPLES / name)
 
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS | {"Content-Security-Policy": csp})
+        return response
+
     @app.post("/api/colorize")
     async def colorize(request: Request):
-        size = int(request.headers.get("content-length") or 0)
-        if size > 2 * service.max_bytes + 2**20:    # refuse before reading: photo and reference at most
-            return error(f"upload of {size / 2**20:.1f} MB is above the limit of "
-                         f"{service.max_bytes / 2**20:.0f} MB per photo", 413)
+        limit = 2 * service.max_bytes + 2**20          # photo and reference at most, and the form's own bytes
         try:
-            form = await request.form(max_files=2, max_fields=4, max_part_size=service.max_bytes + 1)
-        except Exception as e:   # malformed multipart, or a part above max_part_size
-            return error(f"upload refused: {e}", 413 if "size" in str(e).lower() else 400)
+            body = await read_body(request, limit, BODY_TIMEOUT_S)
+        except UploadError as e:
+            return error(str(e), e.status)
+        try:
+            form = await _replay(request, body).form(max_files=2, max_fields=4, max_part_size=service.max_bytes + 1)
+        except MultiPartException as e:   # malformed multipart, or a part above max_part_size
+            return error(f"upload refused: {e.message}", 413 if "size" in e.message.lower() else 400)
         photo, reference = form.get("photo"), form.get("reference")
         if not isinstance(photo, UploadFile):
             return error("no photo in the upload (send it as the form field 'photo')", 400)
@@ -140,6 +159,58 @@ def create_app(service: Service):
         return Response(png, media_type="image/png")
 
     return app
+
+
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                    "Referrer-Policy": "no-referrer", "Cross-Origin-Opener-Policy": "same-origin"}
+
+
+def content_security_policy(page: str) -> str:
+    """Only this page's own inline script and style (by hash), images from here or the page's blobs,
+    requests to this server only, and no framing by other sites."""
+    digest = lambda text: "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+    scripts = " ".join(digest(m) for m in re.findall(r"<script>(.*?)</script>", page, re.S))
+    styles = " ".join(digest(m) for m in re.findall(r"<style>(.*?)</style>", page, re.S))
+    return (f"default-src 'none'; script-src {scripts}; style-src {styles}; img-src 'self' blob: data:; "
+            "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+async def read_body(request, limit: int, timeout: float) -> bytes:
+    """The request body, refused as soon as it passes `limit` bytes (with or without Content-Length) or
+    takes longer than `timeout` seconds to arrive."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise UploadError(f"upload of {int(declared) / 2**20:.1f} MB is above the limit of "
+                          f"{limit / 2**20:.0f} MB", 413)
+    chunks, size, deadline = [], 0, time.monotonic() + timeout
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), max(deadline - time.monotonic(), 0.001))
+        except StopAsyncIteration:
+            return b"".join(chunks)
+        except asyncio.TimeoutError:
+            raise UploadError(f"upload took longer than {timeout:.0f} s; refused", 408) from None
+        size += len(chunk)
+        if size > limit:
+            raise UploadError(f"upload is above the limit of {limit / 2**20:.0f} MB", 413)
+        chunks.append(chunk)
+
+
+def _replay(request, body: bytes):
+    """A Request whose body is `body` (already read and bounded), for Starlette's form parser."""
+    from starlette.requests import Request
+
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, receive)
 
 
 def serve(service: Service, host: str = "127.0.0.1", port: int = 7860) -> None:

@@ -152,7 +152,7 @@ def test_bad_data_gives_clear_errors(tmp_path):
         load_cache(tmp_path / "empty")
     r = subprocess.run(cli("--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run")), cwd=ROOT,
                        capture_output=True, text=True)
-    assert r.returncode == 2 and "no images" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "no images" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_shards_of_two_processes_make_up_the_single_process_batches(caches):

@@ -112,7 +112,7 @@ def page(browser, server):
     context = browser.new_context(accept_downloads=True)
     page = context.new_page()
     page.goto(server + "/")
-    page.wait_for_function("document.querySelectorAll('#examples img').length > 0")
+    page.wait_for_function("() => document.querySelectorAll('#examples img').length > 0")
     yield page
     context.close()
 
@@ -148,7 +148,7 @@ def test_page_colorizes_an_upload_and_the_reference_changes_the_colours(page, tm
     assert styled.shape == plain.shape and np.abs(styled.astype(int) - plain).mean() > 2
 
     page.click("#reference-clear")                    # without the reference: the photo's own colours again
-    page.wait_for_function("!document.getElementById('status').textContent.includes('mood')")
+    page.wait_for_function("() => !document.getElementById('status').textContent.includes('mood')")
     _wait_done(page, "64x48")
     assert np.array_equal(_download(page, tmp_path, "again.png"), plain)
 
@@ -156,7 +156,7 @@ def test_page_colorizes_an_upload_and_the_reference_changes_the_colours(page, tm
 def test_page_rejects_a_non_image_politely(page, tmp_path):
     (tmp_path / "notes.txt").write_text("shopping list")
     page.set_input_files("#photo-input", str(tmp_path / "notes.txt"))
-    page.wait_for_function("document.body.dataset.state === 'error'")
+    page.wait_for_function("() => document.body.dataset.state === 'error'")
     assert "notes.txt: not an image" in page.inner_text("#error")
     assert not page.is_visible("#compare")
 
@@ -164,7 +164,7 @@ def test_page_rejects_a_non_image_politely(page, tmp_path):
 def test_page_reports_an_oversized_photo(page, tmp_path):
     (tmp_path / "strip.png").write_bytes(_png(np.zeros((2, 4100, 3), np.uint8)))
     page.set_input_files("#photo-input", str(tmp_path / "strip.png"))
-    page.wait_for_function("document.body.dataset.state === 'error'")
+    page.wait_for_function("() => document.body.dataset.state === 'error'")
     assert "strip.png: 4100x2 is too large" in page.inner_text("#error")
 
 
@@ -228,5 +228,5 @@ def test_page_drop_zones_work_from_the_keyboard(page):
         page.focus(zone)
         assert page.evaluate("document.activeElement.id") == zone[1:]
         page.keyboard.press(key)
-    page.wait_for_function("window.clicked.length === 2")
+    page.wait_for_function("() => window.clicked.length === 2")
     assert page.evaluate("window.clicked") == ["photo-input", "reference-input"]
