@@ -107,7 +107,7 @@ def load_weights(path: str | os.PathLike) -> tuple[ColorizationNet, list[str], d
     for k, t in expected.items():
         shape, dtype = found[k]
         if shape != tuple(t.shape) or dtype.startswith("F") != t.is_floating_point():
-            raise CheckpointError(f"{path}: tensor {k} is {dtype} {list(shape)}, expected "
+            raise CheckpointError(f"{path}: weights do not match their config: tensor {k} is {dtype} {list(shape)}, expected "
                                   f"{str(t.dtype).removeprefix('torch.')} {list(t.shape)}")
     model = ColorizationNet(config)
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
@@ -121,7 +121,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
+def load_checkpoint(path: str | os.PathLike, require: tuple[str, ...] = ()) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
@@ -131,7 +131,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path}: not a readable training checkpoint ({str(e).splitlines()[0][:120]})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a colorizer training checkpoint")
-    missing = [k for k in CHECKPOINT_FIELDS if k not in state]
+    missing = [k for k in require if k not in state]
     if missing:
         raise CheckpointError(f"{path}: incomplete training checkpoint (missing {', '.join(missing)})")
     return state
@@ -139,7 +139,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 def model_from_checkpoint(path: str | os.PathLike) -> tuple[ColorizationNet, list[str], dict]:
     """Rebuild the model of a training checkpoint -> (model in eval mode, class names, info)."""
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, require=("model_config", "model", "step"))
     model = ColorizationNet(config_from(state["model_config"], path))
     try:
         model.load_state_dict(clean_state_dict(state["model"]))

@@ -2,16 +2,17 @@
 
 Callers see physical units: L in [0, 100] and a*, b* in Lab units. Only the network sees the
 normalised values: L/100 - 0.5 as input, and ab mapped to [0, 1] for the Sigmoid output.
-The conversion itself is kornia's (sRGB companding, D65 white), tested against scikit-image. Two
-fast paths serve inference, where full-resolution conversions otherwise cost more than the network
+The conversion is the standard one (IEC 61966-2-1 sRGB companding, sRGB primaries, D65 white, with
+kornia's constants), written here in plain PyTorch so that training needs nothing beyond torch (a
+rented GPU machine may have no kornia); it is tested against scikit-image and kornia. Two fast paths
+serve inference, where full-resolution conversions otherwise cost more than the network
 (measured on 720p film frames: rgb_to_lab 1.1 s and the Lab -> sRGB gamut fit 1.7 s per 8 frames, the
-network 0.4 s): `l_from_uint8` computes only L, through a 256-entry table of kornia's linearisation,
+network 0.4 s): `l_from_uint8` computes only L, through a 256-entry table of the sRGB linearisation,
 and `lab_to_linear_rgb` stops before the sRGB companding, so that the gamut fit works in linear RGB and
-companding runs once. Both are tested against kornia.
+companding runs once. Both are tested against the full conversions.
 """
 from __future__ import annotations
 
-import kornia.color
 import torch
 
 L_MAX = 100.0
@@ -19,18 +20,46 @@ L_MAX = 100.0
 AB_RANGE = 128.0
 
 
+# sRGB -> XYZ (D65) and its inverse, as kornia and most libraries write them
+_RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
+_XYZ_TO_RGB = ((3.2404813432005266, -1.5371515162713185, -0.4985363261688878),
+               (-0.9692549499965682, 1.8759900014898907, 0.0415559265582928),
+               (0.0556466391351772, -0.2040413383665112, 1.0573110696453443))
+
+
+def rgb_to_linear_rgb(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] -> linear RGB (the sRGB curve)."""
+    return torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).pow(2.4), rgb / 12.92)
+
+
+def linear_rgb_to_rgb(linear: torch.Tensor) -> torch.Tensor:
+    """Linear RGB -> sRGB (the sRGB curve's inverse)."""
+    return torch.where(linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308).pow(1 / 2.4) - 0.055,
+                       12.92 * linear)
+
+
+def _matrix(rows, like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(rows, dtype=like.dtype if like.is_floating_point() else torch.float32, device=like.device)
+
+
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) sRGB in [0, 1] -> (..., 3, H, W) Lab with L in [0, 100]."""
-    return kornia.color.rgb_to_lab(rgb.clamp(0.0, 1.0))
+    linear = rgb_to_linear_rgb(rgb.clamp(0.0, 1.0))
+    xyz = torch.einsum("ij,...jhw->...ihw", _matrix(_RGB_TO_XYZ, linear), linear)
+    xyz = xyz / _matrix(_D65_WHITE, xyz)[:, None, None]
+    f = torch.where(xyz > _EPSILON, xyz.clamp(min=_EPSILON).pow(1.0 / 3.0), _KAPPA_SLOPE * xyz + 4.0 / 29.0)
+    fx, fy, fz = f.unbind(-3)
+    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=-3)
 
 
 def lab_to_rgb(lab: torch.Tensor, *, clip: bool = True) -> torch.Tensor:
     """(..., 3, H, W) Lab -> sRGB, out-of-gamut colours clipped to [0, 1] unless clip=False."""
-    return kornia.color.lab_to_rgb(lab, clip=clip)
+    rgb = linear_rgb_to_rgb(lab_to_linear_rgb(lab))
+    return rgb.clamp(0.0, 1.0) if clip else rgb
 
 
-# kornia's constants: the Y row of its sRGB -> XYZ matrix (D65, white Y = 1) and the CIE f() threshold
-_Y_ROW = (0.212671, 0.715160, 0.072169)
+# the Y row of the sRGB -> XYZ matrix (D65, white Y = 1) and the CIE f() threshold
+_Y_ROW = _RGB_TO_XYZ[1]
 _EPSILON, _KAPPA_SLOPE = 0.008856, 7.787
 _D65_WHITE = (0.95047, 1.0, 1.08883)
 _tables: dict = {}   # lookup tables, per device
@@ -40,7 +69,7 @@ def _luminance_tables(device: torch.device) -> torch.Tensor:
     """(3, 256): each 8-bit sRGB level's linear value times its channel's weight in Y."""
     if device not in _tables:
         levels = torch.arange(256, dtype=torch.float32).div(255.0).expand(3, 1, 256)
-        linear = kornia.color.rgb_to_linear_rgb(levels)[:, 0]                     # (3, 256)
+        linear = rgb_to_linear_rgb(levels)[:, 0]                                  # (3, 256)
         _tables[device] = (linear * torch.tensor(_Y_ROW)[:, None]).to(device)
     return _tables[device]
 
@@ -54,7 +83,7 @@ def l_from_uint8(rgb_u8: torch.Tensor) -> torch.Tensor:
 
 def l_from_rgb(rgb: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) float sRGB in [0, 1] (any precision) -> (B, 1, H, W) L: rgb_to_lab(...)[:, :1]."""
-    linear = kornia.color.rgb_to_linear_rgb(rgb.clamp(0.0, 1.0))
+    linear = rgb_to_linear_rgb(rgb.clamp(0.0, 1.0))
     weights = torch.tensor(_Y_ROW, device=rgb.device, dtype=rgb.dtype)
     return _l_from_y(torch.einsum("c,bchw->bhw", weights, linear))[:, None]
 
@@ -65,17 +94,16 @@ def _l_from_y(y: torch.Tensor) -> torch.Tensor:
 
 
 def _xyz_to_linear_matrix(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """kornia's XYZ -> linear RGB matrix, read off by converting the unit vectors, times the D65 white."""
+    """The XYZ -> linear RGB matrix times the D65 white (Lab's f() inverse gives XYZ over the white)."""
     key = (device, dtype, "xyz")
     if key not in _tables:   # computed in float64 on the CPU, then cast (MPS has no float64)
-        basis = torch.eye(3, dtype=torch.float64)[:, :, None, None]               # (3 colours, 3, 1, 1)
-        m = kornia.color.xyz_to_rgb(basis)[:, :, 0, 0].T                          # (rgb, xyz)
+        m = torch.tensor(_XYZ_TO_RGB, dtype=torch.float64)
         _tables[key] = (m * torch.tensor(_D65_WHITE, dtype=torch.float64)).to(dtype).to(device)
     return _tables[key]
 
 
 def lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) Lab -> linear RGB, unclipped: kornia's lab_to_rgb(clip=False) before its companding."""
+    """(..., 3, H, W) Lab -> linear RGB, unclipped: lab_to_rgb(clip=False) before its companding."""
     l, a, b = lab.unbind(-3)
     fy = (l + 16.0) / 116.0
     f = torch.stack([fy + a / 500.0, fy, (fy - b / 200.0).clamp(min=0.0)], dim=-3)
@@ -83,16 +111,11 @@ def lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,...jhw->...ihw", _xyz_to_linear_matrix(lab.device, lab.dtype), xyz_over_white)
 
 
-def linear_rgb_to_rgb(linear: torch.Tensor) -> torch.Tensor:
-    """Linear RGB -> sRGB (kornia's companding)."""
-    return kornia.color.linear_rgb_to_rgb(linear)
-
-
 _COMPANDING_STEPS = 65536   # fine enough that an 8-bit result differs from exact companding by at most 1
 
 
 def linear_to_uint8(linear: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) linear RGB -> (..., H, W, 3) uint8 sRGB: a table of kornia's companding."""
+    """(..., 3, H, W) linear RGB -> (..., H, W, 3) uint8 sRGB: a table of the sRGB companding."""
     key = (linear.device, "companding")
     if key not in _tables:
         ramp = torch.linspace(0.0, 1.0, _COMPANDING_STEPS + 1).expand(3, 1, -1)

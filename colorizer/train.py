@@ -27,12 +27,13 @@ from .color import lab_to_rgb, float_to_uint8, normalize_ab, unnormalize_ab, L_M
 from .data import Cache, colorfulness_u8, DataError, EpochSampler, TrainBatches, ab_bin_index, eval_batches, load_cache, prepare, rebalance_weights
 from .device import cpu_has_fast_bf16, pick_device
 from .metrics import psnr_u8, topk_correct
+from .pack import is_pack, load_pack
 from .model import ColorizationNet, ModelConfig
 
 
 @dataclass
 class TrainConfig:
-    data: str                        # prepared cache or photo folder (class subfolders = scene labels)
+    data: str                        # prepared cache, pack (.npz) or photo folder (class subfolders = scene labels)
     out: str                         # run folder: checkpoints, logs, caches
     val: str | None = None           # held-out cache or photo folder
     width: float = 1.0               # model width multiplier (paper: 1.0)
@@ -119,8 +120,10 @@ def _init_from(model: ColorizationNet, path: str, classes: list[str]) -> None:
 
 def _cache_for(path: str, out: Path, name: str, cfg: TrainConfig, rank: int, world: int,
                classes: list[str] | None = None) -> Cache:
-    """A prepared cache as is, or a photo folder prepared once into the run folder (by rank 0)."""
+    """A prepared cache or a pack as is, or a photo folder prepared once into the run folder (by rank 0)."""
     p = Path(path)
+    if is_pack(p):
+        return load_pack(p)
     if (p / "meta.json").exists():
         return load_cache(p)
     target = out / f"cache-{name}"
@@ -224,7 +227,7 @@ def train(cfg: TrainConfig) -> dict:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adadelta or adam")
     step, best_val, last_val, seconds = 0, math.inf, {}, 0.0
     if cfg.resume and last_path.exists():
-        state = ckpt.load_checkpoint(last_path)
+        state = ckpt.load_checkpoint(last_path, require=ckpt.CHECKPOINT_FIELDS)
         if state["model_config"] != model_config.to_dict():
             raise ckpt.CheckpointError(f"{last_path}: checkpoint is of another model ({state['model_config']}), "
                                        f"not {model_config.to_dict()}")

@@ -57,3 +57,20 @@ def test_fast_inference_conversions_match_kornia():
     exact = float_to_uint8(linear_rgb_to_rgb(linear)).int()
     assert (linear_to_uint8(linear).int() - exact).abs().max() <= 1
     assert (linear_to_uint8(linear).int() == exact).float().mean() > 0.99
+
+
+def test_conversions_match_kornia_to_float_precision():
+    kornia = pytest.importorskip("kornia")   # the reference; training and inference do not need it
+    torch.manual_seed(1)
+    rgb = torch.rand(2, 3, 21, 19)
+    assert torch.allclose(rgb_to_lab(rgb), kornia.color.rgb_to_lab(rgb), atol=1e-4)
+    lab = torch.cat([torch.rand(2, 1, 21, 19) * 100, torch.randn(2, 2, 21, 19) * 60], 1)
+    for clip in (True, False):
+        assert torch.allclose(lab_to_rgb(lab, clip=clip), kornia.color.lab_to_rgb(lab, clip=clip), atol=1e-4)
+
+
+def test_colour_conversions_import_no_kornia():
+    import subprocess
+    import sys
+    code = "import sys, colorizer.color, colorizer.train, colorizer.pack; print('kornia' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

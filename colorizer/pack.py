@@ -1,0 +1,158 @@
+"""Training packs: a photo folder -> one compact file that fits an upload budget (a rented GPU's window).
+
+Each photo is resized to size x size once and stored as a JPEG with 4:2:0 chroma: the network predicts
+a*b* at half resolution, so chroma subsampling costs little of what it can learn, and JPEG is the most
+compact form every machine decodes. Photos are taken round-robin over the classes (the first photo of
+every class, then the second...), so a pack cut off by its budget keeps the classes balanced. What the
+compression costs is measured at build time: PSNR of the pack's a*b* against the original's.
+
+A pack is one uncompressed .npz (NumPy only, no pickle): `data` (the JPEGs end to end), `offsets`,
+`labels`, `colorfulness`, `ab_hist` (of the originals) and `meta` (JSON). `load_pack` decodes it into
+an in-memory `Cache`, so everything that trains from a prepared cache trains from a pack.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .color import rgb_to_lab, uint8_to_float
+from .data import AB_BINS, Cache, DataError, _load_one, scan_folder
+from .files import atomic_write
+
+PACK_FORMAT = "colorizer/pack/v1"
+PACK_SUFFIX = ".npz"
+
+
+def _encode_one(args: tuple[str, int, float, int]) -> tuple[bytes | None, float, np.ndarray | None, float, str]:
+    """Decode, resize and JPEG-encode one photo -> (jpeg, colourfulness, ab histogram, ab PSNR, status)."""
+    path, size, min_color_std, quality = args
+    pixels, cf, hist, status = _load_one((path, size, min_color_std))
+    if pixels is None:
+        return None, 0.0, None, 0.0, status
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=quality, subsampling=2, optimize=True)
+    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return buf.getvalue(), cf, hist, ab_psnr(pixels, decoded), status
+
+
+def ab_psnr(original: np.ndarray, packed: np.ndarray) -> float:
+    """PSNR (dB) of the packed photo's a*b* against the original's, peak 255 (the a*b* range)."""
+    ab = lambda rgb: rgb_to_lab(uint8_to_float(torch.from_numpy(np.array(rgb))[None]))[0, 1:].double()
+    mse = float(((ab(original) - ab(packed)) ** 2).mean())
+    return float("inf") if mse == 0 else 10.0 * float(np.log10(255.0 ** 2 / mse))
+
+
+def _round_robin(labels: list[int]) -> list[int]:
+    """Indices ordered so that every class gives its first photo, then its second, and so on."""
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(label, []).append(i)
+    queues = list(by_class.values())
+    order, depth = [], 0
+    while len(order) < len(labels):
+        order += [q[depth] for q in queues if depth < len(q)]
+        depth += 1
+    return order
+
+
+def build_pack(src: str | os.PathLike, dst: str | os.PathLike, *, max_mib: float, size: int = 128,
+               quality: int = 85, min_color_std: float = 3.0, classes: list[str] | None = None,
+               workers: int | None = None, progress: bool = True) -> dict:
+    """Pack as many photos of `src` as fit in `max_mib` MiB into `dst` (.npz); returns its summary."""
+    from tqdm import tqdm
+
+    src, dst = Path(src), Path(dst)
+    if dst.suffix != PACK_SUFFIX:
+        raise DataError(f"{dst}: a pack is a {PACK_SUFFIX} file")
+    if dst.resolve().is_relative_to(src.resolve()):
+        raise DataError(f"{dst}: the pack must be outside the photo folder {src}")
+    files, labels, found = scan_folder(src)
+    if classes is not None and found:
+        unknown = sorted(set(found) - set(classes))
+        if unknown:
+            raise DataError(f"{src}: class folders not in the training classes: {', '.join(unknown[:5])}")
+        labels = [classes.index(found[i]) if i >= 0 else -1 for i in labels]
+    else:
+        classes = found
+    order = _round_robin(labels)
+    budget = int(max_mib * 2**20) - 64 * 1024 - 16 * len(files)     # headers, offsets, labels, metadata
+    jpegs, kept, cfs, psnrs = [], [], [], []
+    hist, used, skipped = np.zeros((AB_BINS, AB_BINS)), 0, {"grey": 0, "unreadable": 0}
+    jobs = [(str(files[i]), size, min_color_std, quality) for i in order]
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), initializer=torch.set_num_threads,
+                             initargs=(1,)) as pool:
+        bar = tqdm(total=len(jobs), desc=f"pack {src.name}", unit="img", disable=not progress)
+        for i, (jpeg, cf, h, psnr, status) in zip(order, pool.map(_encode_one, jobs, chunksize=32)):
+            bar.update()
+            if jpeg is None:
+                skipped["grey" if status == "grey" else "unreadable"] += 1
+                continue
+            if used + len(jpeg) > budget:
+                break
+            jpegs.append(jpeg), kept.append(i), cfs.append(cf), psnrs.append(psnr)
+            hist += h
+            used += len(jpeg)
+        bar.close()
+        pool.shutdown(cancel_futures=True)
+    if not jpegs:
+        raise DataError(f"{src}: no photo fits in {max_mib} MiB (or none is usable)")
+    finite = [p for p in psnrs if np.isfinite(p)]
+    summary = {"format": PACK_FORMAT, "source": str(src.resolve()), "size": size, "quality": quality,
+               "chroma": "4:2:0", "count": len(jpegs), "available": len(files), "classes": classes,
+               "min_color_std": min_color_std, "skipped": skipped, "bytes": used,
+               "ab_psnr_mean": float(np.mean(finite)) if finite else float("inf"),
+               "ab_psnr_p5": float(np.percentile(finite, 5)) if finite else float("inf"),
+               "files": [str(files[i].relative_to(src)) for i in kept]}
+    offsets = np.cumsum([0] + [len(j) for j in jpegs]).astype(np.int64)
+    arrays = {"data": np.frombuffer(b"".join(jpegs), dtype=np.uint8), "offsets": offsets,
+              "labels": np.asarray([labels[i] for i in kept], dtype=np.int64),
+              "colorfulness": np.asarray(cfs, dtype=np.float32), "ab_hist": hist,
+              "meta": np.frombuffer(json.dumps(summary).encode(), dtype=np.uint8)}
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    atomic_write(dst, write)
+    return summary
+
+
+def read_pack_meta(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes())
+    except (OSError, ValueError, KeyError) as e:
+        raise DataError(f"{path}: not a training pack ({e})") from None
+    if meta.get("format") != PACK_FORMAT:
+        raise DataError(f"{path}: not a training pack (format {meta.get('format')!r})")
+    return meta
+
+
+def is_pack(path: str | os.PathLike) -> bool:
+    return Path(path).is_file() and Path(path).suffix == PACK_SUFFIX
+
+
+def load_pack(path: str | os.PathLike, *, workers: int | None = None) -> Cache:
+    """Decode a pack into memory (threads: Pillow decodes without the GIL) -> a Cache to train from."""
+    path = Path(path)
+    meta = read_pack_meta(path)
+    with np.load(path, allow_pickle=False) as z:
+        data, offsets = z["data"], z["offsets"]
+        labels, cf, hist = z["labels"], z["colorfulness"], z["ab_hist"]
+    size = meta["size"]
+    images = np.empty((len(labels), size, size, 3), dtype=np.uint8)
+
+    def decode(i: int) -> None:
+        images[i] = np.asarray(Image.open(io.BytesIO(data[offsets[i]:offsets[i + 1]].tobytes())).convert("RGB"))
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+        list(pool.map(decode, range(len(labels))))
+    return Cache(root=path, images=images, labels=labels, colorfulness=cf, ab_hist=hist, classes=meta["classes"])
