@@ -7,6 +7,8 @@
     colorize export --onnx FILE                  export the model for deployment
     colorize weights CHECKPOINT OUT.safetensors  turn a training checkpoint into shippable weights
     colorize web                                 a local page to colorize in the browser (extra: web)
+    colorize pack SRC DST.npz --mib N            a compact training pack for a short GPU window
+    colorize join PARTS/ OUT.safetensors         reassemble weights a GPU window left in parts
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-SUBCOMMANDS = ("prepare", "train", "evaluate", "export", "weights", "web")
+SUBCOMMANDS = ("prepare", "train", "evaluate", "export", "weights", "web", "pack", "join")
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -40,6 +42,7 @@ def _train_parser() -> argparse.ArgumentParser:
                    "cosine schedule ends exactly there",
         "schedule": "learning rate: constant, or cosine (linear warm-up, then cosine decay to the end)",
         "warmup": "warm-up as a fraction of the run (cosine)", "final_lr": "cosine ends at this fraction of --lr",
+        "resident": "keep the photos on the device and make batches there: auto (on CUDA), on, off",
         "init": "start from these weights (.safetensors; same architecture and classes), e.g. the shipped model", "optimizer": "adadelta (paper) or adam",
         "lr": "learning rate (default 1.0 for adadelta, 1e-3 for adam)",
         "alpha": "weight of the scene classification loss (paper: 1/300)",
@@ -212,6 +215,61 @@ def cmd_web(argv: list[str]) -> int:
         pass
     except OSError as e:
         return _fail(f"cannot listen on {args.host}:{args.port} ({e.strerror or e})")
+    return 0
+
+
+def cmd_pack(argv: list[str]) -> int:
+    from .data import DataError
+    from .pack import build_pack, read_pack_meta
+
+    p = argparse.ArgumentParser(prog="colorize pack", description="Pack as many photos as fit in a size budget "
+                                "into one file (JPEG, 4:2:0 chroma) for training in a short GPU window.")
+    p.add_argument("src", help="photo folder; class subfolders give scene labels")
+    p.add_argument("dst", help="pack file to write (.npz)")
+    p.add_argument("--mib", type=float, required=True, help="size budget of the pack in MiB")
+    p.add_argument("--size", type=int, default=128, help="photos are resized to size x size")
+    p.add_argument("--quality", type=int, default=85, help="JPEG quality")
+    p.add_argument("--val-from", help="also pack this folder as the validation pack DST-val.npz")
+    p.add_argument("--val-mib", type=float, default=4.0, help="size budget of the validation pack")
+    p.add_argument("--classes-from", help="a pack whose class order to use")
+    p.add_argument("--min-color-std", type=float, default=3.0, help="skip near-grey photos (the validation pack "
+                   "keeps them)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing packs")
+    args = p.parse_args(argv)
+    dst = Path(args.dst)
+    targets = [(args.src, dst, args.mib, args.min_color_std)]
+    if args.val_from:
+        targets.append((args.val_from, dst.with_name(dst.stem + "-val" + dst.suffix), args.val_mib, 0.0))
+    try:
+        for _, path, _, _ in targets:
+            if path.exists() and not args.overwrite:
+                return _fail(f"{path}: already exists (use --overwrite to replace it)")
+        classes = read_pack_meta(args.classes_from)["classes"] if args.classes_from else None
+        for src, path, mib, min_std in targets:
+            s = build_pack(src, path, max_mib=mib, size=args.size, quality=args.quality, classes=classes,
+                           min_color_std=min_std)
+            classes = s["classes"]
+            print(f"{path}: {s['count']} of {s['available']} photos, {s['bytes'] / 2**20:.1f} MiB, "
+                  f"{len(s['classes'])} classes; a*b* PSNR against the originals {s['ab_psnr_mean']:.1f} dB "
+                  f"(5th percentile {s['ab_psnr_p5']:.1f} dB)")
+    except (DataError, OSError) as e:
+        return _fail(str(e))
+    return 0
+
+
+def cmd_join(argv: list[str]) -> int:
+    from .window import WindowError, join_parts
+
+    p = argparse.ArgumentParser(prog="colorize join", description="Reassemble weights that a GPU window left "
+                                "in parts (manifest.json + parts), checksums verified.")
+    p.add_argument("folder", help="the folder holding manifest.json and the parts")
+    p.add_argument("out", help="weights file to write (.safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    args = p.parse_args(argv)
+    try:
+        print(join_parts(args.folder, args.out, overwrite=args.overwrite))
+    except (WindowError, OSError) as e:
+        return _fail(str(e))
     return 0
 
 

@@ -31,3 +31,16 @@ def cpu_has_fast_bf16() -> bool:
     except OSError:
         return False
     return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+# Dense bf16 tensor-core peaks (FLOP/s, no sparsity) from the vendors' data sheets, by device name.
+BF16_PEAKS = (("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("GH200", 989e12), ("B200", 2250e12),
+              ("A100", 312e12), ("L40S", 362e12), ("A10G", 70e12), ("L4", 121e12))
+
+
+def bf16_peak_flops(device: torch.device) -> float | None:
+    """The device's dense bf16 peak in FLOP/s, where its name is in BF16_PEAKS; None elsewhere (CPUs)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in BF16_PEAKS if key in name), None)

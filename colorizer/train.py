@@ -25,10 +25,11 @@ from . import checkpoint as ckpt
 from . import distributed
 from .color import lab_to_rgb, float_to_uint8, normalize_ab, unnormalize_ab, L_MAX
 from .data import Cache, colorfulness_u8, DataError, EpochSampler, TrainBatches, ab_bin_index, eval_batches, load_cache, prepare, rebalance_weights
-from .device import cpu_has_fast_bf16, pick_device
+from .device import bf16_peak_flops, cpu_has_fast_bf16, pick_device
+from .device_batches import DeviceBatches
 from .metrics import psnr_u8, topk_correct
 from .pack import is_pack, load_pack
-from .model import ColorizationNet, ModelConfig
+from .model import ColorizationNet, ModelConfig, count_macs
 
 
 @dataclass
@@ -63,6 +64,7 @@ class TrainConfig:
     compile: bool = False            # torch.compile the model (pays a cold start; helps long GPU runs)
     channels_last: bool = True
     amp: bool = True                 # bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16, AMX)
+    resident: str = "auto"           # photos resident on the device, batches made there: auto (on CUDA), on, off
     resume: bool = False
     progress: bool = True
     extra: dict = field(default_factory=dict)
@@ -105,6 +107,25 @@ def autocast_for(cfg: TrainConfig, device: torch.device):
     enabled = cfg.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()))
     return torch.autocast(device.type if device.type in ("cuda", "cpu") else "cpu", dtype=torch.bfloat16,
                           enabled=enabled)
+
+
+def _epoch_batches(cfg: TrainConfig, cache: Cache, resident: DeviceBatches | None, order: list[int],
+                   per_rank: int, epoch: int, first: int, device: torch.device):
+    """One epoch's batches from `first` on: made on the device, or by data-loading processes."""
+    if resident is not None:
+        return resident.epoch(order, per_rank, epoch, first)
+    batches = TrainBatches(cache, order, per_rank, crop=cfg.crop, flip=cfg.flip, seed=cfg.seed, epoch=epoch)
+    return DataLoader(Subset(batches, range(first, len(batches))), batch_size=None, num_workers=cfg.workers,
+                      pin_memory=device.type == "cuda", persistent_workers=False,
+                      prefetch_factor=4 if cfg.workers else None,
+                      worker_init_fn=_leave_signals_to_the_trainer if cfg.workers else None)
+
+
+def _resident(cfg: TrainConfig, cache: Cache, device: torch.device) -> DeviceBatches | None:
+    if cfg.resident not in ("auto", "on", "off"):
+        raise ValueError(f"--resident {cfg.resident}: choose auto, on or off")
+    on = cfg.resident == "on" or (cfg.resident == "auto" and device.type == "cuda")
+    return DeviceBatches(cache, device, crop=cfg.crop, flip=cfg.flip, seed=cfg.seed) if on else None
 
 
 def _init_from(model: ColorizationNet, path: str, classes: list[str]) -> None:
@@ -246,6 +267,9 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.compile:
         net = torch.compile(net)
     autocast = autocast_for(cfg, device)
+    resident = _resident(cfg, train_cache, device)
+    train_flops = 6 * count_macs(ColorizationNet(model_config), cfg.crop, cfg.crop)   # forward + backward per image
+    peak = bf16_peak_flops(device)
 
     # logs
     writer = None
@@ -292,12 +316,7 @@ def train(cfg: TrainConfig) -> dict:
         while not finished:
             epoch, first = divmod(step, steps_per_epoch)
             sampler.set_epoch(epoch)
-            batches = TrainBatches(train_cache, list(sampler), per_rank, crop=cfg.crop, flip=cfg.flip,
-                                   seed=cfg.seed, epoch=epoch)
-            loader = DataLoader(Subset(batches, range(first, len(batches))), batch_size=None,
-                                num_workers=cfg.workers, pin_memory=device.type == "cuda",
-                                persistent_workers=False, prefetch_factor=4 if cfg.workers else None,
-                                worker_init_fn=_leave_signals_to_the_trainer if cfg.workers else None)
+            loader = _epoch_batches(cfg, train_cache, resident, list(sampler), per_rank, epoch, first, device)
             t_wait = time.perf_counter()
             for l, ab, labels in loader:
                 t_step = time.perf_counter()
@@ -329,6 +348,8 @@ def train(cfg: TrainConfig) -> dict:
                            "images_per_s": images_seen / total, "data_wait_fraction": wait_time / total}
                     if ce is not None:
                         rec["ce"] = float(ce.detach())
+                    if peak:
+                        rec["mfu"] = rec["images_per_s"] * train_flops / peak
                     log(rec)
                     bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.1f}",
                                     wait=f"{rec['data_wait_fraction']:.0%}")
