@@ -210,6 +210,8 @@ def train(cfg: TrainConfig) -> dict:
     device = pick_device(cfg.device, local_rank=local_rank)
     if cfg.threads and device.type == "cpu":
         torch.set_num_threads(cfg.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True    # fixed shapes: let cuDNN pick the fastest convolutions
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out / "last.pt", out / "best.pt"
