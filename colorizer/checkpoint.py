@@ -69,7 +69,9 @@ def config_from(value, path) -> ModelConfig:
         raise CheckpointError(f"{path}: model config is not one this version reads"
                               + (f" (unknown keys: {', '.join(map(str, extra))})" if extra else ""))
     for key, v in value.items():
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) if key == "width" else type(v) is int
+        kind = str(known[key])
+        ok = (type(v) is bool if kind == "bool" else
+              isinstance(v, (int, float)) and not isinstance(v, bool) if kind == "float" else type(v) is int)
         if not ok:
             raise CheckpointError(f"{path}: model config {key}={v!r} has the wrong type")
     if not 0 <= value.get("num_classes", 0) <= 100_000 or value.get("global_size", 224) > 4096:

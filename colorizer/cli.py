@@ -42,6 +42,9 @@ def _train_parser() -> argparse.ArgumentParser:
                    "cosine schedule ends exactly there",
         "schedule": "learning rate: constant, or cosine (linear warm-up, then cosine decay to the end)",
         "warmup": "warm-up as a fraction of the run (cosine)", "final_lr": "cosine ends at this fraction of --lr",
+        "loss": "mse (the paper: regression of ab) or classify (cross-entropy over ab bins, decoded by the "
+                "annealed mean; Zhang et al. 2016)", "ab_bins": "grid side of the ab bins for --loss classify",
+        "global_features": "the global prior (--no-global-features: the paper's ablation without it)",
         "resident": "keep the photos on the device and make batches there: auto (on CUDA), on, off",
         "init": "start from these weights (.safetensors; same architecture and classes), e.g. the shipped model", "optimizer": "adadelta (paper) or adam",
         "lr": "learning rate (default 1.0 for adadelta, 1e-3 for adam)",

@@ -9,6 +9,11 @@ Four networks and a classifier, as in the paper's table (stride -> output channe
     colorization        s1->128  up2  s1->64  s1->64  up2  s1->32  s1->2 (Sigmoid)  2 x H/2 x W/2
     classification      from the 512-d global layer: FC->256  FC->classes
 
+Two options for the experiments of the colour issue, both off in the paper's network: `ab_bins` > 0 makes
+the colorization network's last layer predict a distribution over an ab_bins x ab_bins grid of a*b*
+bins (Zhang et al. 2016), decoded by the annealed mean (temperature `ab_temperature`) into the same ab
+output; `global_features=False` is the paper's ablation without the global prior (the fusion sees zeros).
+
 Every convolution is 3x3 with padding 1; stride-2 convolutions replace pooling; batch norm and ReLU
 follow every layer except the two outputs. `ModelConfig.width` scales every channel count, so the
 small variants we train on CPUs are the same code as the paper's network (width=1).
@@ -26,6 +31,9 @@ class ModelConfig:
     num_classes: int = 205   # scene classes of the classification head (Places: 205); 0 = no head
     width: float = 1.0       # multiplier on every channel count and FC width (paper: 1.0)
     global_size: int = 224   # side of the square copy the global path sees; a multiple of 32
+    ab_bins: int = 0         # 0: regress ab (paper); n > 0: classify over an n x n grid of ab bins (Zhang et al.)
+    ab_temperature: float = 0.38   # annealed-mean temperature of the bin distribution (Zhang et al.: 0.38)
+    global_features: bool = True   # False: the paper's ablation without the global prior
 
     def __post_init__(self):
         if self.global_size % 32 or self.global_size < 32:
@@ -34,6 +42,10 @@ class ModelConfig:
             raise ValueError(f"width must be in (0, 4], got {self.width}")
         if self.num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
+        if not 0 <= self.ab_bins <= 64 or self.ab_bins == 1:
+            raise ValueError(f"ab_bins must be 0 or in [2, 64], got {self.ab_bins}")
+        if not 0 < self.ab_temperature <= 10:
+            raise ValueError(f"ab_temperature must be in (0, 10], got {self.ab_temperature}")
 
     def ch(self, n: int) -> int:
         """Channel count n of the paper's table, scaled by the width multiplier."""
@@ -110,10 +122,12 @@ class Fusion(nn.Module):
 
 
 class Colorization(nn.Module):
-    """(B, 256, H/8, W/8) -> normalised ab in [0, 1] at (B, 2, H/2, W/2)."""
+    """(B, 256, H/8, W/8) -> normalised ab in [0, 1] at (B, 2, H/2, W/2), or with ab_bins the logits of
+    the ab-bin distribution (B, ab_bins^2, H/2, W/2)."""
 
     def __init__(self, c: ModelConfig):
         super().__init__()
+        out = c.ab_bins ** 2 if c.ab_bins else 2
         self.layers = nn.Sequential(
             conv_bn_relu(c.ch(256), c.ch(128)),
             nn.Upsample(scale_factor=2, mode="nearest"),
@@ -121,12 +135,24 @@ class Colorization(nn.Module):
             conv_bn_relu(c.ch(64), c.ch(64)),
             nn.Upsample(scale_factor=2, mode="nearest"),
             conv_bn_relu(c.ch(64), c.ch(32)),
-            nn.Conv2d(c.ch(32), 2, 3, 1, 1),
-            nn.Sigmoid(),
+            nn.Conv2d(c.ch(32), out, 3, 1, 1),
+            *([] if c.ab_bins else [nn.Sigmoid()]),
         )
+        if c.ab_bins:   # the normalised (a, b) centre of every bin, row-major over (a, b)
+            centres = (torch.arange(c.ab_bins, dtype=torch.float32) + 0.5) / c.ab_bins
+            grid = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), 0).reshape(2, -1)
+            self.register_buffer("centres", grid, persistent=False)
+        self.temperature = c.ab_temperature
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+    def decode(self, head: torch.Tensor) -> torch.Tensor:
+        """The head's output -> normalised ab: itself (regression), or the annealed mean of the bins."""
+        if not hasattr(self, "centres"):
+            return head
+        p = torch.softmax(head.float() / self.temperature, dim=1)          # (B, Q, h, w)
+        return torch.einsum("cq,bqhw->bchw", self.centres, p)
 
 
 class Classification(nn.Sequential):
@@ -162,15 +188,20 @@ class ColorizationNet(nn.Module):
 
     def local_ab(self, l: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) normalised L with H, W multiples of 8, and a (B, 256) prior -> (B, 2, H/2, W/2)."""
-        return self.colorization(self.fusion(self.mid(self.low(l)), prior))
+        if not self.config.global_features:
+            prior = torch.zeros_like(prior)
+        return self.colorization.decode(self.colorization(self.fusion(self.mid(self.low(l)), prior)))
 
     def forward(self, l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, 1, G, G) -> ab in [0, 1] at (B, 2, G/2, G/2), class scores (B, classes) or None."""
+        """(B, 1, G, G) -> the colorization head's output at G/2 (normalised ab in [0, 1], or the ab-bin
+        logits with ab_bins; `colorization.decode` turns either into ab), class scores (B, classes) or None."""
         size = self.config.global_size
         if l.shape[-2:] != (size, size):
             raise ValueError(f"forward() takes {size}x{size} crops; got {tuple(l.shape[-2:])}: use local_ab()")
         low = self.low(l)                         # (B, 512, G/8, G/8), shared by both paths
         g512, prior = self.glob(low)
+        if not self.config.global_features:
+            prior = torch.zeros_like(prior)
         ab = self.colorization(self.fusion(self.mid(low), prior))
         logits = self.classification(g512) if self.classification is not None else None
         return ab, logits

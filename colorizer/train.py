@@ -52,6 +52,9 @@ class TrainConfig:
     optimizer: str = "adadelta"      # the paper's; or "adam"
     lr: float | None = None          # default: 1.0 for ADADELTA, 1e-3 for Adam
     alpha: float = 1.0 / 300.0       # weight of the classification loss (paper: 1/300)
+    loss: str = "mse"                # "mse" (paper) or "classify": cross-entropy over ab bins (Zhang et al.)
+    ab_bins: int = 22                # grid side of the ab bins for --loss classify (22 x 22, about 11.6 Lab units)
+    global_features: bool = True     # False: the paper's ablation without global features
     rebalance: float = 0.0           # 0: plain MSE (paper); s in (0, 1]: ab bin weights 1/(s p + (1-s)/Q), 1 = inverse frequency
     color_sampling: float = 0.0      # 0: uniform; p > 0: draw photos with probability ~ colourfulness^p
     seed: int = 0
@@ -156,10 +159,19 @@ def _cache_for(path: str, out: Path, name: str, cfg: TrainConfig, rank: int, wor
     return load_cache(target)
 
 
-def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor | None):
-    """-> (total loss, colour MSE, classification CE or None, logits)."""
+def ab_bin_targets(ab: torch.Tensor, bins: int) -> torch.Tensor:
+    """(B, 2, h, w) ab in Lab units -> (B, h, w) index of its bin in the model's bins x bins grid."""
+    idx = (normalize_ab(ab) * bins).long().clamp_(0, bins - 1)
+    return idx[:, 0] * bins + idx[:, 1]
+
+
+def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor | None, ab_bins: int = 0):
+    """-> (total loss, colour loss (MSE, or cross-entropy over ab bins), classification CE or None, logits)."""
     pred, logits = model(l)
-    se = (pred.float() - normalize_ab(ab)) ** 2                    # (B, 2, h, w)
+    if ab_bins:
+        se = F.cross_entropy(pred.float(), ab_bin_targets(ab, ab_bins), reduction="none")[:, None]   # (B, 1, h, w)
+    else:
+        se = (pred.float() - normalize_ab(ab)) ** 2                # (B, 2, h, w)
     if ab_weights is not None:
         se = se * ab_weights[ab_bin_index(ab)][:, None]
     mse = se.mean()
@@ -179,6 +191,7 @@ def validate(model: ColorizationNet, cache: Cache, *, crop: int, device: torch.d
     for l, ab, labels in DataLoader(eval_batches(cache, batch_size, crop), batch_size=None):
         l, ab, labels = l.to(device), ab.to(device), labels.to(device)
         pred, logits = model(l)
+        pred = model.colorization.decode(pred)
         mse_sum += float(((pred.float() - normalize_ab(ab)) ** 2).mean(dim=(1, 2, 3)).sum())
         L = (l + 0.5) * L_MAX
         up = lambda t: F.interpolate(t, size=L.shape[-2:], mode="bilinear", align_corners=False)
@@ -235,7 +248,11 @@ def train(cfg: TrainConfig) -> dict:
     ab_weights = rebalance_weights(train_cache.ab_hist, 1.0 - cfg.rebalance).to(device) if cfg.rebalance else None
 
     # model and optimiser
-    model_config = ModelConfig(num_classes=len(train_cache.classes), width=cfg.width, global_size=cfg.crop)
+    if cfg.loss not in ("mse", "classify"):
+        raise ValueError(f"--loss {cfg.loss}: choose mse or classify")
+    model_config = ModelConfig(num_classes=len(train_cache.classes), width=cfg.width, global_size=cfg.crop,
+                               ab_bins=cfg.ab_bins if cfg.loss == "classify" else 0,
+                               global_features=cfg.global_features)
     model = ColorizationNet(model_config).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -329,7 +346,8 @@ def train(cfg: TrainConfig) -> dict:
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(cfg, lr, progress(cfg, step, seconds))
                 with autocast:
-                    loss, mse, ce, _ = compute_loss(net, l, ab, labels, alpha=cfg.alpha, ab_weights=ab_weights)
+                    loss, mse, ce, _ = compute_loss(net, l, ab, labels, alpha=cfg.alpha, ab_weights=ab_weights,
+                                                  ab_bins=model_config.ab_bins)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

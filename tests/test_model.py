@@ -81,3 +81,29 @@ def test_mac_count_matches_hand_count_for_low_level_path():
     first = 2 * 112 * 112 * 64 * 9
     assert macs > fc + first
     assert 2 * macs == pytest.approx(24.58e9, rel=0.01)   # 24.6 GFLOP for one 224x224 photo, both paths
+
+
+def test_ab_bins_head_decodes_by_the_annealed_mean():
+    torch.manual_seed(0)
+    config = ModelConfig(num_classes=3, width=0.125, global_size=32, ab_bins=8)
+    model = ColorizationNet(config).eval().requires_grad_(False)
+    l = torch.rand(2, 1, 32, 32) - 0.5
+    head, _ = model(l)
+    assert head.shape == (2, 64, 16, 16)                          # one logit per bin of the 8 x 8 grid
+    prior, _ = model.global_prior(l)
+    ab = model.local_ab(l, prior)
+    assert ab.shape == (2, 2, 16, 16) and float(ab.min()) >= 0 and float(ab.max()) <= 1
+    # a sharp distribution on one bin decodes to that bin's centre; a flat one to the middle of the grid
+    logits = torch.full((1, 64, 1, 1), -50.0)
+    logits[0, 3 * 8 + 5] = 50.0
+    assert torch.allclose(model.colorization.decode(logits)[0, :, 0, 0], torch.tensor([3.5 / 8, 5.5 / 8]))
+    assert torch.allclose(model.colorization.decode(torch.zeros(1, 64, 1, 1))[0, :, 0, 0], torch.tensor([0.5, 0.5]))
+
+
+def test_without_global_features_the_prior_changes_nothing():
+    torch.manual_seed(0)
+    model = ColorizationNet(ModelConfig(num_classes=3, width=0.125, global_size=32, global_features=False)).eval()
+    l = torch.rand(1, 1, 32, 32) - 0.5
+    a = model.local_ab(l, torch.randn(1, model.config.ch(256)))
+    b = model.local_ab(l, torch.randn(1, model.config.ch(256)))
+    assert torch.equal(a, b)

@@ -245,3 +245,20 @@ def test_init_starts_from_weights_and_refuses_another_architecture(caches, tmp_p
     save_weights(tmp_path / "other.safetensors", other, classes=classes)
     with pytest.raises(CheckpointError, match="another model"):
         train(tiny(tmp_path / "run2", train_dir, steps=1, init=str(tmp_path / "other.safetensors")))
+
+
+def test_classification_loss_over_ab_bins_learns_and_its_weights_colorize(caches, tmp_path, colour_jpeg):
+    from colorizer.cli import main
+    from colorizer.train import ab_bin_targets
+    ab = torch.tensor([[-128.0, 0.0, 127.9], [-128.0, 0.0, 127.9]]).reshape(1, 2, 3, 1)   # a and b, 3 pixels
+    assert ab_bin_targets(ab, 4).flatten().tolist() == [0, 2 * 4 + 2, 15]       # corners and the centre bin
+    train_dir, val_dir = caches
+    run = tmp_path / "run"
+    metrics = train(tiny(run, train_dir, val=str(val_dir), steps=20, eval_every=20, optimizer="adam", lr=3e-3,
+                         loss="classify", ab_bins=8))
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    losses = [r["mse"] for r in log if "mse" in r]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])               # the bin cross-entropy falls
+    assert np.isfinite(metrics["val_psnr"])
+    assert main(["weights", str(run / "last.pt"), str(tmp_path / "w.safetensors")]) == 0
+    assert main([str(colour_jpeg), "--model", str(tmp_path / "w.safetensors"), "-o", str(tmp_path / "c.png")]) == 0
