@@ -431,10 +431,15 @@ def _colorize_shots(colorizer, src, shots, todo, frame_priors, segment, info, su
                 os.replace(tmp, segment(shot_id))
                 if on_shot is not None:
                     on_shot(shot_id, shots[shot_id])
+    except (av.error.FFmpegError, OSError) as e:   # a full disk, a folder gone read-only, an encoder failure
+        raise VideoError(f"{tmp}: cannot write the shot ({_reason(e)}); finished shots are kept") from None
     finally:
         bar.close()
-        if writer is not None:
-            writer.close()
+        if writer is not None:      # an unfinished segment never stays: its close may fail too (full disk)
+            try:
+                writer.close()
+            except (av.error.FFmpegError, OSError):
+                pass
             tmp.unlink(missing_ok=True)
     missing = [i for i in sorted(todo) if not segment(i).exists()]
     if missing:
@@ -482,7 +487,7 @@ def _join(src: Path, segments: list[Path], shots: list[Shot], info: VideoInfo, d
                 packet.stream = streams[k][1]
                 out.mux(packet)
         os.replace(tmp, dst)
-    except av.error.FFmpegError as e:
+    except (av.error.FFmpegError, OSError) as e:
         raise VideoError(f"{dst}: cannot write the video ({_reason(e)})") from None
     finally:
         tmp.unlink(missing_ok=True)

@@ -391,3 +391,34 @@ def test_web_decodes_inside_the_one_at_a_time_lock(web_app, monkeypatch):
     Image.fromarray(gradient_rgb(24, 32)).save(buf, format="PNG")
     service.colorize_png(buf.getvalue(), "a.png", buf.getvalue(), "ref.png")
     assert seen == [True, True]
+
+
+def test_a_full_disk_while_writing_a_film_is_one_line_and_leaves_no_partial_segment(tmp_path, tiny_weights,
+                                                                                      capsys, monkeypatch):
+    import errno
+    import colorizer.video as video
+    from colorizer.synthetic import write_clip
+    film = tmp_path / "film.mkv"
+    write_clip(film, [np.full((32, 48, 3), 5 * i, np.uint8) for i in range(24)])
+    real_open = video._open_writer
+
+    class FullDisk:
+        def __init__(self, writer):
+            self.writer, self.packets = writer, 0
+
+        def mux(self, packet):
+            self.packets += 1
+            if self.packets > 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.writer.mux(packet)
+
+        def close(self):
+            self.writer.close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(video, "_open_writer", lambda *a: (lambda w, s: (FullDisk(w), s))(*real_open(*a)))
+    out = tmp_path / "out" / "film.mkv"
+    assert main([str(film), "-o", str(out), "--model", str(tiny_weights), "--batch", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    assert not out.exists() and not [p for p in out.parent.rglob(".tmp-*")]
