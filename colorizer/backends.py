@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .files import atomic_write
 from .model import ColorizationNet
 
 
@@ -86,12 +87,14 @@ def export_onnx(model: ColorizationNet, folder: str | Path) -> tuple[Path, Path]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         outputs = ["prior", "logits"] if model.classification is not None else ["prior"]
-        torch.onnx.export(_Global(model), (torch.zeros(1, 1, g, g),), str(glob), input_names=["l_global"],
-                          output_names=outputs, dynamic_axes={"l_global": {0: "batch"}}, dynamo=False)
-        torch.onnx.export(_Local(model), (torch.zeros(1, 1, 64, 64), torch.zeros(1, prior_dim)), str(local),
-                          input_names=["l", "prior"], output_names=["ab"],
-                          dynamic_axes={"l": {0: "batch", 2: "height", 3: "width"}, "prior": {0: "batch"},
-                                        "ab": {0: "batch", 2: "half_height", 3: "half_width"}}, dynamo=False)
+        atomic_write(glob, lambda tmp: torch.onnx.export(
+            _Global(model), (torch.zeros(1, 1, g, g),), tmp, input_names=["l_global"], output_names=outputs,
+            dynamic_axes={"l_global": {0: "batch"}}, dynamo=False))
+        atomic_write(local, lambda tmp: torch.onnx.export(
+            _Local(model), (torch.zeros(1, 1, 64, 64), torch.zeros(1, prior_dim)), tmp,
+            input_names=["l", "prior"], output_names=["ab"],
+            dynamic_axes={"l": {0: "batch", 2: "height", 3: "width"}, "prior": {0: "batch"},
+                          "ab": {0: "batch", 2: "half_height", 3: "half_width"}}, dynamo=False))
     return glob, local
 
 

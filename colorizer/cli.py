@@ -155,7 +155,11 @@ def cmd_export(argv: list[str]) -> int:
     p.add_argument("--onnx", required=True, help="folder to write global.onnx and local.onnx into "
                    "(local.onnx takes any height and width, multiples of 8)")
     p.add_argument("--model", help="weights (.safetensors); default: the shipped model")
+    p.add_argument("--overwrite", action="store_true", help="replace global.onnx and local.onnx if there")
     args = p.parse_args(argv)
+    existing = [Path(args.onnx) / n for n in ("global.onnx", "local.onnx") if (Path(args.onnx) / n).exists()]
+    if existing and not args.overwrite:
+        return _fail(f"{existing[0]}: already exists (use --overwrite to replace it)")
     try:
         model = load_weights(args.model or DEFAULT_WEIGHTS)[0]
         glob, local = export_onnx(model, args.onnx)

@@ -422,3 +422,13 @@ def test_a_full_disk_while_writing_a_film_is_one_line_and_leaves_no_partial_segm
     err = capsys.readouterr().err
     assert "No space left on device" in err and "Traceback" not in err
     assert not out.exists() and not [p for p in out.parent.rglob(".tmp-*")]
+
+
+def test_export_does_not_replace_existing_models_unasked(tmp_path, tiny_weights, capsys):
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    (folder / "global.onnx").write_bytes(b"mine")
+    assert main(["export", "--onnx", str(folder), "--model", str(tiny_weights)]) == 1
+    assert (folder / "global.onnx").read_bytes() == b"mine" and "already exists" in capsys.readouterr().err
+    assert main(["export", "--onnx", str(folder), "--model", str(tiny_weights), "--overwrite"]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["global.onnx", "local.onnx"]   # no temp files left
