@@ -302,7 +302,12 @@ def _colorize_parser() -> argparse.ArgumentParser:
     p.add_argument("--process-size", type=int, default=DEFAULT_PROCESS_SIZE,
                    help="longer side the local path sees at most (0 = the photo's own size); colour is "
                         "added back at full resolution")
-    p.add_argument("--format", help="output extension for folders and multiple photos (default: each input's own)")
+    p.add_argument("--format", help="output extension for folders and multiple photos; keep (the default) = "
+                                    "each input's own")
+    p.add_argument("--quality", type=int, default=95, help="JPEG and WebP quality, 1-100 (default 95)")
+    p.add_argument("--show-class", action="store_true", help="print the 3 most likely scene classes of each photo")
+    p.add_argument("--json", metavar="FILE", help="write a summary per photo (input, output, classes, seconds, "
+                                                   "error) to FILE")
     p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     p.add_argument("--max-pixels", type=float, default=120e6, help="refuse photos larger than this many pixels")
@@ -331,57 +336,91 @@ def _colorize_video(colorizer, src: Path, dst: Path, args, reference) -> None:
     print(f"{src}: {result.frames} frames, {len(result.shots)} shots{resumed}", file=sys.stderr)
 
 
+def _colorize_photo(colorizer, job, args, prior) -> dict:
+    """One photo through the library; -> its record for --json (classes when asked)."""
+    import time
+
+    from .images import read_photo, write_photo
+
+    t0 = time.perf_counter()
+    photo = read_photo(job.src, max_pixels=int(args.max_pixels))
+    classes = []
+    if args.show_class or args.json:
+        own_prior, logits = colorizer.prior(photo.rgb)
+        classes = colorizer.top_classes(logits)
+        prior = own_prior if prior is None else prior
+    rgb = colorizer.colorize(photo.rgb, prior=prior, process_size=args.process_size or None)
+    write_photo(job.dst, rgb, photo.alpha, overwrite=args.overwrite, meta=photo.meta, note=colorizer.note,
+                quality=args.quality)
+    if args.show_class:
+        print(f"{job.src}: " + ", ".join(f"{name} {p:.0%}" for name, p in classes))
+    return {"input": str(job.src), "output": str(job.dst), "classes": [{"class": n, "p": round(p, 4)} for n, p in classes],
+            "seconds": round(time.perf_counter() - t0, 3), "error": None}
+
+
+def _write_json(path: str, records: list[dict]) -> None:
+    import json
+
+    from .files import atomic_write
+    text = json.dumps(records, indent=1)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
 def cmd_colorize(argv: list[str]) -> int:
     from tqdm import tqdm
 
     from .checkpoint import CheckpointError
-    from .images import ImageError, read_photo, write_photo
+    from .images import ImageError, read_photo
     from .inference import Colorizer
     from .plan import PlanError, plan_outputs
     from .video import VideoError, is_video
 
     args = _colorize_parser().parse_args(argv)
+    fmt = None if args.format in (None, "keep") else args.format
     try:
-        plan = plan_outputs(args.inputs, args.output, args.format, overwrite=args.overwrite)
+        if not 1 <= args.quality <= 100:
+            raise ValueError(f"--quality {args.quality}: choose 1-100")
+        plan = plan_outputs(args.inputs, args.output, fmt, overwrite=args.overwrite, report=args.json)
         colorizer = Colorizer.load(args.model, device=args.device, backend=args.backend)
         reference = read_photo(args.reference, max_pixels=int(args.max_pixels)).rgb if args.reference else None
     except (PlanError, CheckpointError, ImageError, ValueError) as e:
         return _fail(str(e))
     prior = colorizer.prior(reference)[0] if reference is not None else None
-    failures = list(plan.errors)
+    failures, records = list(plan.errors), [{"input": None, "output": None, "error": e} for e in plan.errors]
     for line in plan.errors:
         print(f"colorize: error: {line}", file=sys.stderr)
     for line in plan.notes:
         print(f"colorize: {line}", file=sys.stderr)
     videos = [job for job in plan.jobs if is_video(job.src)]
     photos = [job for job in plan.jobs if not is_video(job.src)]
-    done = 0
+    done, interrupted = 0, False
     try:
         for job in videos:
             try:
                 _colorize_video(colorizer, job.src, job.dst, args, reference)
                 done += 1
+                records.append({"input": str(job.src), "output": str(job.dst), "error": None})
             except VideoError as e:
                 failures.append(str(e))
+                records.append({"input": str(job.src), "output": None, "error": str(e)})
                 print(f"colorize: error: {e}", file=sys.stderr)
-        for job in tqdm(photos, desc="colorize", unit="photo", disable=len(photos) < 2):
+        for job in tqdm(photos, desc="colorize", unit="photo", disable=len(photos) < 2 or args.show_class):
             try:
-                photo = read_photo(job.src, max_pixels=int(args.max_pixels))
-                rgb = colorizer.colorize(photo.rgb, prior=prior, process_size=args.process_size or None)
-                write_photo(job.dst, rgb, photo.alpha, overwrite=args.overwrite)
+                records.append(_colorize_photo(colorizer, job, args, prior))
                 done += 1
-            except ImageError as e:
-                failures.append(str(e))
-                tqdm.write(f"colorize: error: {e}", file=sys.stderr)
-            except MemoryError:
-                failures.append(f"{job.src}: out of memory; try a smaller --process-size or --max-pixels")
-                tqdm.write(f"colorize: error: {failures[-1]}", file=sys.stderr)
+            except (ImageError, MemoryError) as e:
+                message = str(e) if isinstance(e, ImageError) else \
+                    f"{job.src}: out of memory; try a smaller --process-size or --max-pixels"
+                failures.append(message)
+                records.append({"input": str(job.src), "output": None, "error": message})
+                tqdm.write(f"colorize: error: {message}", file=sys.stderr)
     except KeyboardInterrupt:
+        interrupted = True
         print("\ncolorize: interrupted; what was written is complete (films resume when run again)", file=sys.stderr)
-        _summary(done, len(plan.jobs) + len(plan.errors), videos, photos, failures, interrupted=True)
-        return 130
-    _summary(done, len(plan.jobs) + len(plan.errors), videos, photos, failures)
-    return 1 if failures else 0
+    if args.json:
+        _write_json(args.json, records)
+    _summary(done, len(plan.jobs) + len(plan.errors), videos, photos, failures, interrupted=interrupted)
+    return 130 if interrupted else 1 if failures else 0
 
 
 def _summary(done: int, count: int, videos: list, photos: list, failures: list[str], *,

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .files import atomic_write
+from .metadata import Metadata, encode, read_metadata
 
 # Photos above this many pixels are refused before they are decoded (a decompression bomb can claim
 # gigabytes from a few kilobytes). 120 MP covers every camera of today; raise it with max_pixels.
@@ -40,6 +41,7 @@ class ImageTooLarge(ImageError):
 class Photo:
     rgb: np.ndarray            # (H, W, 3) float32 in [0, 1], upright
     alpha: np.ndarray | None   # (H, W) uint8 when the file had transparency, else None
+    meta: Metadata | None = None   # EXIF, XMP, IPTC, DPI, text: kept in the output where its format holds it
 
 
 def read_photo(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Photo:
@@ -75,8 +77,11 @@ def decode_photo(source: str | os.PathLike | bytes, *, name: str, max_pixels: in
                 if w == 0 or h == 0:
                     raise ImageError(f"{name}: image has no pixels ({w}x{h})")
                 img.load()
+                meta = read_metadata(img)
                 img = ImageOps.exif_transpose(img)
-                return _to_photo(img)
+                photo = _to_photo(img)
+                photo.meta = meta
+                return photo
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -123,9 +128,15 @@ def _to_photo(img: Image.Image) -> Photo:
     return Photo(rgb, alpha)
 
 
+JPEG_QUALITY = 95   # JPEG and WebP output quality (`--quality`): visually lossless for colour added to a scan
+NOTE = "Colours added by colorizer (Iizuka et al. 2016 network)"
+
+
 def write_photo(path: str | os.PathLike, rgb_u8: np.ndarray, alpha: np.ndarray | None = None, *,
-                overwrite: bool = False) -> None:
-    """Write (H, W, 3) uint8 to `path`, format from its extension, alpha kept where the format has it.
+                overwrite: bool = False, meta: Metadata | None = None, note: str = NOTE,
+                quality: int = JPEG_QUALITY) -> None:
+    """Write (H, W, 3) uint8 to `path`, format from its extension, alpha kept where the format has it,
+    the input's metadata (`meta`) kept where the format holds it, and `note` saying who added the colours.
 
     Written to a temporary file and renamed, so a failure never leaves half a file; an existing file is
     only replaced with overwrite=True.
@@ -140,12 +151,13 @@ def write_photo(path: str | os.PathLike, rgb_u8: np.ndarray, alpha: np.ndarray |
     img = Image.fromarray(rgb_u8, "RGB")
     if alpha is not None and ext in ALPHA_FORMATS:
         img.putalpha(Image.fromarray(alpha, "L"))
-    options = {"quality": 95} if ext in (".jpg", ".jpeg", ".jfif", ".webp") else {}
-    def save(tmp: str) -> None:
-        img.save(tmp, format=Image.registered_extensions()[ext], **options)
-
+    fmt = Image.registered_extensions()[ext]
+    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     try:
-        atomic_write(path, save)
+        data = encode(img, fmt, meta, note, **options)
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    except ValueError as e:     # Pillow refuses what the format cannot hold (e.g. an EXIF block above 64 KB)
+        raise ImageError(f"{path}: cannot write this photo's metadata as {fmt} ({e})") from None
     except OSError as e:
         raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
 

@@ -40,6 +40,7 @@ class Colorizer:
     classes: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)
     engine: object = None   # runs the two paths; default: fused eager PyTorch
+    name: str = "custom"    # the weights' file name, for what is written into outputs
 
     def __post_init__(self):
         self.model = self.model.to(self.device).eval()
@@ -54,7 +55,21 @@ class Colorizer:
         dev = pick_device(device)
         model, classes, info = load_weights(weights or DEFAULT_WEIGHTS)
         model = model.to(dev).eval()
-        return cls(model, dev, classes, info, make_engine(model, dev, backend))
+        name = Path(weights).name if weights else "the shipped model"
+        return cls(model, dev, classes, info, make_engine(model, dev, backend), name)
+
+    @property
+    def note(self) -> str:
+        """What an output says about its colours."""
+        return f"Colours added by colorizer (Iizuka et al. 2016 network), model: {self.name}"
+
+    def top_classes(self, logits: torch.Tensor | None, k: int = 3) -> list[tuple[str, float]]:
+        """The k most probable scene classes (name, probability) from the classifier's scores."""
+        if logits is None or not self.classes:
+            return []
+        p = torch.softmax(logits.float()[0], dim=0)
+        top = p.topk(min(k, p.numel()))
+        return [(self.classes[i], float(v)) for v, i in zip(top.values.tolist(), top.indices.tolist())]
 
     @torch.no_grad()
     def prior(self, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:

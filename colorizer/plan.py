@@ -92,8 +92,9 @@ def _writable(dst: Path) -> bool:
 
 
 def plan_outputs(inputs: list[str], output: str | None = None, fmt: str | None = None, *,
-                 overwrite: bool = False) -> Plan:
-    """Pair every input with an output that is safe to write; raises PlanError when the run cannot start."""
+                 overwrite: bool = False, report: str | None = None) -> Plan:
+    """Pair every input with an output that is safe to write; raises PlanError when the run cannot start.
+    `report` (the --json file) must not be an input or an output either."""
     known = _media_extensions()
     if fmt is not None and "." + fmt.lstrip(".").lower() not in IMAGE_EXTENSIONS:
         raise PlanError(f"--format {fmt}: unknown photo format; choose one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
@@ -132,4 +133,8 @@ def plan_outputs(inputs: list[str], output: str | None = None, fmt: str | None =
             plan.errors.append(f"{dst}: cannot write there (permission denied or not a folder)")
             continue
         plan.jobs.append(Job(job.src, dst))
+    if report is not None:
+        r = Path(report).resolve()
+        if r in sources or r in taken or r.is_dir() or not _writable(Path(report)):
+            raise PlanError(f"{report}: cannot be the --json summary (an input, an output, a folder, or not writable)")
     return plan

@@ -82,6 +82,20 @@ def _leave_signals_to_the_trainer(_worker_id: int) -> None:
     whole process group, and the trainer itself must live to save a checkpoint and stop its workers."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})   # blocked by _start_workers
+
+
+def _start_workers(batches):
+    """iter(batches), with SIGINT and SIGTERM blocked while data-loading workers are forked: a signal to the
+    process group in that instant would otherwise kill a worker before it could ignore it. The trainer
+    receives a signal that arrived meanwhile as soon as the workers are started."""
+    if not isinstance(batches, DataLoader) or not batches.num_workers:
+        return iter(batches)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        return iter(batches)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def progress(cfg: TrainConfig, step: int, seconds: float) -> float:
@@ -335,7 +349,8 @@ def train(cfg: TrainConfig) -> dict:
         while not finished:
             epoch, first = divmod(step, steps_per_epoch)
             sampler.set_epoch(epoch)
-            loader = _epoch_batches(cfg, train_cache, resident, list(sampler), per_rank, epoch, first, device)
+            loader = _start_workers(_epoch_batches(cfg, train_cache, resident, list(sampler), per_rank, epoch,
+                                                   first, device))
             t_wait = time.perf_counter()
             for l, ab, labels in loader:
                 t_step = time.perf_counter()

@@ -1,0 +1,129 @@
+"""What archives need: the input's metadata kept in the output (EXIF, XMP, IPTC, DPI, PNG text) with a
+note of who added the colours, JPEG/WebP quality, --format keep, and the scene classes shown and written
+as JSON. Every file is made in the test, carrying what it checks."""
+from __future__ import annotations
+
+import io
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import ExifTags, Image, ImageOps, PngImagePlugin
+
+from colorizer.cli import main
+from colorizer.metadata import PHOTOSHOP_IPTC, TIFF_IPTC
+from conftest import gradient_rgb
+
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/>album 7, page 3</x:xmpmeta>'
+IPTC = b"\x1c\x02\x78" + struct.pack(">H", 20) + b"Grandmother, 1950 ok"      # 2:120 caption
+
+
+def _exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = 6                                           # shown turned: the output is upright
+    exif[0x010E] = "Wedding at Kinross"                        # ImageDescription: the caption
+    exif[0x010F] = "Leica"
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = "1950:07:04 12:00:00"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef], gps[ExifTags.GPS.GPSLatitude] = "N", (56.0, 12.0, 30.0)
+    return exif
+
+
+def _check_exif(img: Image.Image) -> None:
+    exif = img.getexif()
+    assert exif.get(0x0112, 1) == 1 and exif.get(0x010E) == "Wedding at Kinross" and exif.get(0x010F) == "Leica"
+    assert exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] == "1950:07:04 12:00:00"
+    assert exif.get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitude] == (56.0, 12.0, 30.0)
+
+
+def _source(path: Path, fmt: str) -> Path:
+    img = Image.fromarray(gradient_rgb(20, 30)).convert("L")       # a grey scan, 30 wide, 20 high
+    options = {"exif": _exif().tobytes(), "dpi": (600, 600)}
+    if fmt == "JPEG":
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", xmp=XMP, comment=b"scanned by the county archive", quality=95, **options)
+        from colorizer.metadata import with_iptc
+        path.write_bytes(with_iptc(buf.getvalue(), IPTC))
+    elif fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Title", "Wedding")
+        info.add_itxt("Description", "Hochzeit in Köln")
+        info.add_itxt("XML:com.adobe.xmp", XMP.decode())
+        img.save(path, "PNG", pnginfo=info, **options)
+    elif fmt == "TIFF":                                        # XMP and IPTC are tags beside the EXIF ones
+        tags = Image.Exif()
+        tags.load(_exif().tobytes())                           # (Pillow writes nested IFDs of a loaded Exif)
+        tags[700], tags[TIFF_IPTC] = XMP, IPTC
+        img.save(path, "TIFF", exif=tags, dpi=(600, 600))
+    else:
+        img.save(path, "WEBP", xmp=XMP, exif=options["exif"])
+    return path
+
+
+@pytest.mark.parametrize("fmt, ext", [("JPEG", ".jpg"), ("PNG", ".png"), ("TIFF", ".tif"), ("WEBP", ".webp")])
+def test_metadata_is_kept_where_the_format_holds_it(tmp_path, tiny_weights, fmt, ext):
+    src = _source(tmp_path / f"scan{ext}", fmt)
+    out = tmp_path / f"out{ext}"
+    assert main([str(src), "-o", str(out), "--model", str(tiny_weights)]) == 0
+    img = Image.open(out)
+    source = Image.open(src)
+    assert source.getexif().get(0x0112) == 6
+    assert img.size == ImageOps.exif_transpose(source).size     # turned upright, orientation reset to 1
+    _check_exif(img)
+    assert img.info.get("xmp") == XMP
+    if fmt != "WEBP":
+        assert tuple(round(d) for d in img.info["dpi"]) == (600, 600)
+    if fmt == "JPEG":
+        assert img.info["photoshop"][PHOTOSHOP_IPTC] == IPTC
+        comment = img.info["comment"]
+        assert comment.startswith(b"scanned by the county archive") and b"Colours added by colorizer" in comment
+        assert b"tiny.safetensors" in comment                   # which model
+    if fmt == "PNG":
+        assert img.text["Title"] == "Wedding" and img.text["Description"] == "Hochzeit in Köln"
+        assert "Colours added by colorizer" in img.text["Comment"]
+    if fmt == "TIFF":
+        assert img.tag_v2[TIFF_IPTC] == IPTC and "colorizer" in img.tag_v2[0x0131]
+
+
+def test_a_jpeg_made_into_png_keeps_what_png_holds(tmp_path, tiny_weights):
+    src = _source(tmp_path / "scan.jpg", "JPEG")
+    assert main([str(src), "-o", str(tmp_path / "out.png"), "--model", str(tiny_weights)]) == 0
+    img = Image.open(tmp_path / "out.png")
+    _check_exif(img)
+    assert img.info.get("xmp") == XMP
+
+
+def test_quality_and_format_keep(tmp_path, tiny_weights):
+    photos = tmp_path / "in"
+    photos.mkdir()
+    Image.fromarray(gradient_rgb(64, 64)).save(photos / "a.jpg", quality=95)
+    Image.fromarray(gradient_rgb(32, 32, seed=1)).save(photos / "b.png")
+    for q in (30, 95):
+        assert main([str(photos), "-o", str(tmp_path / f"q{q}"), "--format", "keep", "--quality", str(q),
+                     "--model", str(tiny_weights)]) == 0
+    assert sorted(p.name for p in (tmp_path / "q30").iterdir()) == ["a.jpg", "b.png"]
+    assert (tmp_path / "q30" / "a.jpg").stat().st_size < 0.7 * (tmp_path / "q95" / "a.jpg").stat().st_size
+    assert main([str(photos / "a.jpg"), "--quality", "0", "--model", str(tiny_weights)]) == 1
+
+
+def test_show_class_and_json_summary(tmp_path, tiny_weights, capsys):
+    photos = tmp_path / "in"
+    photos.mkdir()
+    Image.fromarray(gradient_rgb(24, 32)).save(photos / "a.png")
+    (photos / "broken.jpg").write_bytes(b"not a photo")
+    report = tmp_path / "summary.json"
+    assert main([str(photos), "-o", str(tmp_path / "out"), "--show-class", "--json", str(report),
+                 "--model", str(tiny_weights)]) == 1
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith(str(photos / "a.png")))
+    names = [part.rsplit(" ", 1)[0] for part in line.split(": ", 1)[1].split(", ")]
+    assert len(names) == 3 and set(names) <= {"a", "b", "c"}           # the classes stored with the weights
+    records = {Path(r["input"]).name: r for r in json.loads(report.read_text())}
+    ok, bad = records["a.png"], records["broken.jpg"]
+    assert ok["output"].endswith("a.png") and ok["error"] is None and ok["seconds"] > 0
+    assert len(ok["classes"]) == 3 and abs(sum(c["p"] for c in ok["classes"]) - 1) < 0.2
+    assert ok["classes"][0]["p"] >= ok["classes"][1]["p"] >= ok["classes"][2]["p"]
+    assert bad["output"] is None and "broken.jpg" in bad["error"]
+    # the summary may not be written over an input
+    assert main([str(photos / "a.png"), "--json", str(photos / "a.png"), "--model", str(tiny_weights)]) == 1
