@@ -354,8 +354,15 @@ def _colorize_photo(colorizer, job, args, prior) -> dict:
                 quality=args.quality)
     if args.show_class:
         print(f"{job.src}: " + ", ".join(f"{name} {p:.0%}" for name, p in classes))
-    return {"input": str(job.src), "output": str(job.dst), "classes": [{"class": n, "p": round(p, 4)} for n, p in classes],
-            "seconds": round(time.perf_counter() - t0, 3), "error": None}
+    return _record(job.src, job.dst, classes=[{"class": n, "p": round(p, 4)} for n, p in classes],
+                   seconds=round(time.perf_counter() - t0, 3))
+
+
+def _record(src, dst=None, *, error: str | None = None, classes: list | None = None,
+            seconds: float | None = None) -> dict:
+    """One --json record; the same keys for successes and failures."""
+    return {"input": None if src is None else str(src), "output": None if dst is None else str(dst),
+            "classes": classes or [], "seconds": seconds, "error": error}
 
 
 def _write_json(path: str, records: list[dict]) -> None:
@@ -386,7 +393,7 @@ def cmd_colorize(argv: list[str]) -> int:
     except (PlanError, CheckpointError, ImageError, ValueError) as e:
         return _fail(str(e))
     prior = colorizer.prior(reference)[0] if reference is not None else None
-    failures, records = list(plan.errors), [{"input": None, "output": None, "error": e} for e in plan.errors]
+    failures, records = list(plan.errors), [_record(None, error=e) for e in plan.errors]
     for line in plan.errors:
         print(f"colorize: error: {line}", file=sys.stderr)
     for line in plan.notes:
@@ -399,10 +406,10 @@ def cmd_colorize(argv: list[str]) -> int:
             try:
                 _colorize_video(colorizer, job.src, job.dst, args, reference)
                 done += 1
-                records.append({"input": str(job.src), "output": str(job.dst), "error": None})
+                records.append(_record(job.src, job.dst))
             except VideoError as e:
                 failures.append(str(e))
-                records.append({"input": str(job.src), "output": None, "error": str(e)})
+                records.append(_record(job.src, error=str(e)))
                 print(f"colorize: error: {e}", file=sys.stderr)
         for job in tqdm(photos, desc="colorize", unit="photo", disable=len(photos) < 2 or args.show_class):
             try:
@@ -412,7 +419,7 @@ def cmd_colorize(argv: list[str]) -> int:
                 message = str(e) if isinstance(e, ImageError) else \
                     f"{job.src}: out of memory; try a smaller --process-size or --max-pixels"
                 failures.append(message)
-                records.append({"input": str(job.src), "output": None, "error": message})
+                records.append(_record(job.src, error=message))
                 tqdm.write(f"colorize: error: {message}", file=sys.stderr)
     except KeyboardInterrupt:
         interrupted = True

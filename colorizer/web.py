@@ -8,14 +8,16 @@ library calls as `colorize` (decode_photo, Colorizer.prior, Colorizer.colorize),
     GET  /                    the page
     GET  /api/info            limits and example photos, for the page
     GET  /examples/NAME       an example photo
-    POST /api/colorize        multipart: photo, optional reference -> PNG of the photo's size, or
-                              {"error": "..."} with 400 (not an image), 413 (too large)
+    POST /api/colorize        multipart: photo, optional reference -> PNG of the photo's size (header
+                              X-Scene-Classes: its 3 likeliest scene classes as JSON), or {"error": "..."}
+                              with 400 (not an image), 413 (too large), 408 (too slow)
 """
 
 import asyncio
 import base64
 import hashlib
 import io
+import json
 import re
 import threading
 import time
@@ -78,7 +80,12 @@ class Service:
 
     def colorize_png(self, photo: bytes, name: str, reference: bytes | None = None,
                      reference_name: str = "reference") -> bytes:
-        """Upload bytes -> PNG bytes of the colorized photo (same size, transparency kept).
+        """Upload bytes -> PNG bytes of the colorized photo (same size, transparency kept)."""
+        return self.colorize(photo, name, reference, reference_name)[0]
+
+    def colorize(self, photo: bytes, name: str, reference: bytes | None = None,
+                 reference_name: str = "reference") -> tuple[bytes, list[tuple[str, float]]]:
+        """Upload bytes -> (PNG bytes of the colorized photo, its 3 most likely scene classes).
 
         Decoding happens inside the one-at-a-time lock too, so memory is bounded by one photo (and its
         reference) at the pixel limit, however many uploads arrive at once."""
@@ -86,14 +93,15 @@ class Service:
         with self._lock:
             image = self.read(photo, name)
             ref = self.read(reference, reference_name) if reference else None
-            prior = self.colorizer.prior(ref.rgb)[0] if ref is not None else None
+            own_prior, logits = self.colorizer.prior(image.rgb)
+            prior = self.colorizer.prior(ref.rgb)[0] if ref is not None else own_prior
             rgb = self.colorizer.colorize(image.rgb, prior=prior, process_size=self.process_size)
         out = Image.fromarray(rgb, "RGB")
         if image.alpha is not None:
             out.putalpha(Image.fromarray(image.alpha, "L"))
         buf = io.BytesIO()
         out.save(buf, format="PNG")
-        return buf.getvalue()
+        return buf.getvalue(), self.colorizer.top_classes(logits)
 
 
 def create_app(service: Service):
@@ -152,11 +160,12 @@ def create_app(service: Service):
                     service.check_size(part.size or 0, part.filename or "photo")
             data = await photo.read()
             ref = await reference.read() if isinstance(reference, UploadFile) else None
-            png = await run_in_threadpool(service.colorize_png, data, photo.filename or "photo", ref,
-                                          (reference.filename if ref else None) or "reference")
+            png, classes = await run_in_threadpool(service.colorize, data, photo.filename or "photo", ref,
+                                                   (reference.filename if ref else None) or "reference")
         except UploadError as e:
             return error(str(e), e.status)
-        return Response(png, media_type="image/png")
+        scenes = json.dumps([{"class": c, "p": round(p, 4)} for c, p in classes])   # ASCII: a header
+        return Response(png, media_type="image/png", headers={"X-Scene-Classes": scenes})
 
     return app
 

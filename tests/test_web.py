@@ -48,6 +48,13 @@ def test_service_colorizes_at_the_photos_size_and_follows_the_reference(service)
     assert np.abs(styled.astype(int) - rgb).mean() > 2
 
 
+def test_service_names_the_likeliest_scene_classes(service):
+    png, classes = service.colorize(_png(_grey()), "a.png")
+    assert Image.open(io.BytesIO(png)).size == (64, 48)
+    assert [c for c, _ in classes] and {c for c, _ in classes} <= {"a", "b", "c"} and len(classes) == 3
+    assert classes[0][1] >= classes[1][1] >= classes[2][1] and sum(p for _, p in classes) <= 1.0001
+
+
 def test_service_keeps_transparency(service):
     rgba = np.dstack([_grey(), np.full((48, 64), 128, np.uint8)])
     out = Image.open(io.BytesIO(service.colorize_png(_png(rgba), "a.png")))
@@ -140,6 +147,9 @@ def test_page_colorizes_an_upload_and_the_reference_changes_the_colours(page, tm
     assert plain.shape == (48, 64, 3)
     assert np.abs(plain[..., 0].astype(int) - plain[..., 2]).mean() > 3, "a colour image came back"
     assert page.is_visible("#compare") and page.is_visible("#slider")
+    scenes = page.inner_text("#classes")                       # the scene classes, under the result
+    assert scenes.startswith("Scene, as the network reads it: ") and scenes.count("%") == 3
+    assert {part.rsplit(" ", 1)[0] for part in scenes.split(": ", 1)[1].split(", ")} <= {"a", "b", "c"}
 
     (tmp_path / "mood.png").write_bytes(_png(gradient_rgb(64, 64, seed=5)[:, ::-1].copy()))
     page.set_input_files("#reference-input", str(tmp_path / "mood.png"))
