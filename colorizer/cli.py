@@ -344,6 +344,8 @@ def _colorize_photo(colorizer, job, args, prior) -> dict:
 
     t0 = time.perf_counter()
     photo = read_photo(job.src, max_pixels=int(args.max_pixels))
+    for line in photo.warnings:
+        print(f"colorize: warning: {line}", file=sys.stderr)
     classes = []
     if args.show_class or args.json:
         own_prior, logits = colorizer.prior(photo.rgb)

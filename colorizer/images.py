@@ -9,7 +9,7 @@ import io
 import os
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ class Photo:
     rgb: np.ndarray            # (H, W, 3) float32 in [0, 1], upright
     alpha: np.ndarray | None   # (H, W) uint8 when the file had transparency, else None
     meta: Metadata | None = None   # EXIF, XMP, IPTC, DPI, text: kept in the output where its format holds it
+    warnings: list[str] = field(default_factory=list)   # one line each, for the user (e.g. an unreadable profile)
 
 
 def read_photo(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Photo:
@@ -79,8 +80,9 @@ def decode_photo(source: str | os.PathLike | bytes, *, name: str, max_pixels: in
                 img.load()
                 meta = read_metadata(img)
                 img = ImageOps.exif_transpose(img)
+                img, notes = to_srgb(img, name)
                 photo = _to_photo(img)
-                photo.meta = meta
+                photo.meta, photo.warnings = meta, notes
                 return photo
     except ImageError:
         raise
@@ -93,6 +95,49 @@ def decode_photo(source: str | os.PathLike | bytes, *, name: str, max_pixels: in
         raise ImageError(f"{name}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
+
+
+def to_srgb(img: Image.Image, name: str) -> tuple[Image.Image, list[str]]:
+    """An image with an embedded ICC profile (Adobe RGB, ProPhoto, a grey gamma curve, CMYK...) converted
+    to sRGB by LittleCMS (relative colorimetric), so that L is taken from the colours the file means.
+    -> (image, warnings). A profile that cannot be read or applied: one warning, sRGB assumed."""
+    icc = img.info.get("icc_profile")
+    if not icc:
+        return img, []
+    from PIL import ImageCms
+
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ImageCms.PyCMSError, TypeError, ValueError):
+        return img, [f"{name}: its colour profile cannot be read; sRGB assumed"]
+    alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else None
+    base = {"RGBA": "RGB", "LA": "L"}.get(img.mode, img.mode)
+    if base not in ("RGB", "L", "CMYK"):
+        return img, [f"{name}: a colour profile on a {img.mode} image is not applied; sRGB assumed"]
+    try:
+        out = ImageCms.profileToProfile(img.convert(base) if base != img.mode else img, source, _srgb_profile(),
+                                        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC, outputMode="RGB")
+    except ImageCms.PyCMSError as e:
+        return img, [f"{name}: its colour profile cannot be applied ({e}); sRGB assumed"]
+    if alpha is not None:
+        out.putalpha(alpha)
+    out.info = {k: v for k, v in img.info.items() if k != "icc_profile"}
+    return out, []
+
+
+_SRGB: list = []
+
+
+def _srgb_profile():
+    from PIL import ImageCms
+    if not _SRGB:
+        _SRGB.append(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")))
+    return _SRGB[0]
+
+
+def srgb_icc() -> bytes:
+    """The sRGB profile's bytes, to tag outputs with."""
+    return _srgb_profile().tobytes()
 
 
 _PILLOW_LIMIT = threading.Lock()
@@ -154,7 +199,7 @@ def write_photo(path: str | os.PathLike, rgb_u8: np.ndarray, alpha: np.ndarray |
     fmt = Image.registered_extensions()[ext]
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     try:
-        data = encode(img, fmt, meta, note, **options)
+        data = encode(img, fmt, meta, note, icc=srgb_icc(), **options)
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     except ValueError as e:     # Pillow refuses what the format cannot hold (e.g. an EXIF block above 64 KB)
         raise ImageError(f"{path}: cannot write this photo's metadata as {fmt} ({e})") from None

@@ -118,9 +118,12 @@ def with_iptc(jpeg: bytes, iptc: bytes | None) -> bytes:
     return jpeg[:2] + b"\xff\xed" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
 
 
-def encode(img: Image.Image, fmt: str, meta: Metadata | None, note: str, **options) -> bytes:
-    """img encoded as `fmt` with its metadata and the note, as bytes."""
+def encode(img: Image.Image, fmt: str, meta: Metadata | None, note: str, *, icc: bytes | None = None,
+           **options) -> bytes:
+    """img encoded as `fmt` with its metadata, the note and the ICC profile `icc` (sRGB), as bytes."""
     buf = io.BytesIO()
+    if icc is not None and fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
+        options["icc_profile"] = icc
     img.save(buf, format=fmt, **save_options(meta, fmt, note), **options)
     data = buf.getvalue()
     return with_iptc(data, meta.iptc) if fmt == "JPEG" and meta is not None else data

@@ -127,3 +127,89 @@ def test_show_class_and_json_summary(tmp_path, tiny_weights, capsys):
     assert bad["output"] is None and "broken.jpg" in bad["error"]
     # the summary may not be written over an input
     assert main([str(photos / "a.png"), "--json", str(photos / "a.png"), "--model", str(tiny_weights)]) == 1
+
+
+# ---------------------------------------------------------------- colour management
+
+def _s15(x: float) -> bytes:
+    return struct.pack(">i", round(x * 65536))
+
+
+def icc_profile(space: str, gamma: float, primaries=None) -> bytes:
+    """A minimal ICC v2 display profile: a gamma curve and, for RGB, the D50-adapted primaries."""
+    def tag(data: bytes) -> bytes:
+        return data + b"\0" * (-len(data) % 4)
+    xyz = lambda v: tag(b"XYZ \0\0\0\0" + b"".join(_s15(c) for c in v))
+    curve = tag(b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)))
+    text = b"test profile"
+    desc = tag(b"desc\0\0\0\0" + struct.pack(">I", len(text) + 1) + text + b"\0" + b"\0" * 8 + b"\0\0\0" + b"\0" * 67)
+    tags = {b"desc": desc, b"wtpt": xyz((0.9642, 1.0, 0.8249)), b"cprt": tag(b"text\0\0\0\0public domain\0")}
+    if space == "RGB ":
+        for k, v in zip((b"rXYZ", b"gXYZ", b"bXYZ"), primaries):
+            tags[k] = xyz(v)
+        tags |= {b"rTRC": curve, b"gTRC": curve, b"bTRC": curve}
+    else:
+        tags[b"kTRC"] = curve
+    offset, table, body = 128 + 4 + 12 * len(tags), b"", b""
+    for sig, data in tags.items():
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = 128 + 4 + len(table) + len(body)
+    header = (struct.pack(">I", size) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntr" + space.encode()
+              + b"XYZ " + b"\0" * 12 + b"acsp" + b"\0" * 24 + struct.pack(">I", 0) + _s15(0.9642) + _s15(1.0)
+              + _s15(0.8249) + b"\0" * 48)
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+ADOBE_RGB = [(0.60974, 0.31111, 0.01947), (0.20528, 0.62567, 0.06087), (0.14919, 0.06322, 0.74457)]
+
+
+def _lab_l(y: np.ndarray) -> np.ndarray:
+    f = np.where(y > 0.008856, np.cbrt(y), 7.787 * y + 4 / 29)
+    return 116 * f - 16
+
+
+def _patches() -> np.ndarray:
+    """Moderate colours (inside sRGB once converted from Adobe RGB) and greys, 8-bit."""
+    rng = np.random.default_rng(3)
+    grey = rng.integers(60, 190, size=(12, 16, 1))
+    return np.clip(grey + rng.integers(-30, 31, size=(12, 16, 3)), 0, 255).astype(np.uint8)
+
+
+def test_an_adobe_rgb_photo_is_converted_before_l_is_taken(tmp_path, tiny_weights, capsys):
+    from colorizer.images import read_photo
+    rgb = _patches()
+    Image.fromarray(rgb).save(tmp_path / "adobe.png", icc_profile=icc_profile("RGB ", 2.19921875, ADOBE_RGB))
+    Image.fromarray(rgb).save(tmp_path / "untagged.png")
+    # the reference: Adobe RGB's own luminance, Y = sum of the primaries' Y times the linear channels
+    y = (np.asarray(rgb, np.float64) / 255) ** 2.19921875 @ np.array([p[1] for p in ADOBE_RGB])
+    reference = _lab_l(y)
+    from colorizer.color import l_from_rgb
+    import torch
+    L = lambda photo: l_from_rgb(torch.from_numpy(photo.rgb).permute(2, 0, 1)[None])[0, 0].numpy()
+    ours, naive = L(read_photo(tmp_path / "adobe.png")), L(read_photo(tmp_path / "untagged.png"))
+    assert np.abs(ours - reference).mean() < 0.6 and np.abs(ours - reference).max() < 2.0
+    assert np.abs(naive - reference).mean() > 2 * np.abs(ours - reference).mean()     # it matters
+    # the output says it is sRGB
+    assert main([str(tmp_path / "adobe.png"), "-o", str(tmp_path / "out.png"), "--model", str(tiny_weights)]) == 0
+    from PIL import ImageCms
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(Image.open(tmp_path / "out.png").info["icc_profile"]))
+    assert "sRGB" in ImageCms.getProfileDescription(profile)
+
+
+def test_a_grey_scan_with_a_gamma_profile_and_an_unreadable_profile(tmp_path, tiny_weights, capsys):
+    from colorizer.images import read_photo
+    grey = np.linspace(20, 235, 16 * 12).reshape(12, 16).astype(np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "g.png", icc_profile=icc_profile("GRAY", 1.0))   # linear grey
+    photo = read_photo(tmp_path / "g.png")
+    from colorizer.color import l_from_rgb
+    import torch
+    ours = l_from_rgb(torch.from_numpy(photo.rgb).permute(2, 0, 1)[None])[0, 0].numpy()
+    assert np.abs(ours - _lab_l(grey / 255.0)).mean() < 0.8              # L of a linear grey, not of sRGB
+    Image.fromarray(grey, "L").save(tmp_path / "g22.png", icc_profile=icc_profile("GRAY", 2.2))
+    ours = l_from_rgb(torch.from_numpy(read_photo(tmp_path / "g22.png").rgb).permute(2, 0, 1)[None])[0, 0].numpy()
+    assert np.abs(ours - _lab_l((grey / 255.0) ** 2.2)).mean() < 0.8
+    Image.fromarray(grey, "L").save(tmp_path / "bad.png", icc_profile=b"not a profile at all" * 8)
+    assert main([str(tmp_path / "bad.png"), "-o", str(tmp_path / "o.png"), "--model", str(tiny_weights)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"colorize: warning: {tmp_path / 'bad.png'}: its colour profile cannot be read; sRGB assumed"]
