@@ -351,7 +351,8 @@ def _colorize_photo(colorizer, job, args, prior) -> dict:
         own_prior, logits = colorizer.prior(photo.rgb)
         classes = colorizer.top_classes(logits)
         prior = own_prior if prior is None else prior
-    rgb = colorizer.colorize(photo.rgb, prior=prior, process_size=args.process_size or None)
+    bits = 16 if photo.bits == 16 and job.dst.suffix.lower() == ".png" and photo.alpha is None else 8
+    rgb = colorizer.colorize(photo.rgb, prior=prior, process_size=args.process_size or None, bits=bits)
     write_photo(job.dst, rgb, photo.alpha, overwrite=args.overwrite, meta=photo.meta, note=colorizer.note,
                 quality=args.quality)
     if args.show_class:

@@ -43,6 +43,7 @@ class Photo:
     alpha: np.ndarray | None   # (H, W) uint8 when the file had transparency, else None
     meta: Metadata | None = None   # EXIF, XMP, IPTC, DPI, text: kept in the output where its format holds it
     warnings: list[str] = field(default_factory=list)   # one line each, for the user (e.g. an unreadable profile)
+    bits: int = 8              # 16 for 16-bit scans: their output keeps 16 bits where the format allows (PNG)
 
 
 def read_photo(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Photo:
@@ -165,7 +166,7 @@ def _to_photo(img: Image.Image) -> Photo:
         arr = np.asarray(img, dtype=np.float32)
         scale = 65535.0 if arr.max(initial=0) > 255 or img.mode.startswith("I;16") else 255.0
         grey = np.clip(arr / scale, 0.0, 1.0)
-        return Photo(np.repeat(grey[:, :, None], 3, axis=2), alpha)
+        return Photo(np.repeat(grey[:, :, None], 3, axis=2), alpha, bits=16 if scale > 255 else 8)
     if img.mode == "F":
         grey = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
         return Photo(np.repeat(grey[:, :, None], 3, axis=2), alpha)
@@ -193,18 +194,53 @@ def write_photo(path: str | os.PathLike, rgb_u8: np.ndarray, alpha: np.ndarray |
                          f"{', '.join(sorted(IMAGE_EXTENSIONS))}")
     if path.exists() and not overwrite:
         raise ImageError(f"{path}: already exists (use --overwrite to replace it)")
-    img = Image.fromarray(rgb_u8, "RGB")
+    deep = rgb_u8.dtype == np.uint16
+    if deep and (ext != ".png" or alpha is not None):   # 16 bits only as RGB PNG; elsewhere 8
+        rgb_u8, deep = (rgb_u8.astype(np.float32) / 257.0 + 0.5).astype(np.uint8), False
+    img = Image.fromarray((rgb_u8 >> 8).astype(np.uint8) if deep else rgb_u8, "RGB")
     if alpha is not None and ext in ALPHA_FORMATS:
         img.putalpha(Image.fromarray(alpha, "L"))
     fmt = Image.registered_extensions()[ext]
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     try:
         data = encode(img, fmt, meta, note, icc=srgb_icc(), **options)
+        if deep:
+            data = png_with_16_bit_pixels(data, rgb_u8)
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     except ValueError as e:     # Pillow refuses what the format cannot hold (e.g. an EXIF block above 64 KB)
         raise ImageError(f"{path}: cannot write this photo's metadata as {fmt} ({e})") from None
     except OSError as e:
         raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def png_with_16_bit_pixels(png: bytes, rgb16: np.ndarray) -> bytes:
+    """Pillow's 8-bit RGB PNG (with all its metadata chunks) with its pixels replaced by 16-bit ones:
+    a new IHDR (bit depth 16) and one IDAT of the (H, W, 3) uint16 pixels; every other chunk kept."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w = rgb16.shape[:2]
+    rows = np.empty((h, 1 + w * 6), dtype=np.uint8)
+    rows[:, 0] = 0                                                     # filter: none
+    rows[:, 1:] = rgb16.astype(">u2").reshape(h, w * 3).view(np.uint8)
+    pixels = chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+    out, pos, wrote = [png[:8]], 8, False
+    while pos < len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        whole = png[pos:pos + 12 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            out.append(chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)))
+        elif kind == b"IDAT":
+            if not wrote:
+                out.append(pixels)
+                wrote = True
+        else:
+            out.append(whole)
+    return b"".join(out)
 
 
 def find_images(folder: Path) -> list[Path]:

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 from .backends import TorchEngine, make_engine
 from .checkpoint import load_weights
-from .color import (l_from_rgb, l_from_uint8, lab_to_linear_rgb, linear_to_uint8, normalize_l,
-                    unnormalize_ab)
+from .color import (l_from_rgb, l_from_uint8, lab_to_linear_rgb, linear_rgb_to_rgb, linear_to_uint8,
+                    normalize_l, unnormalize_ab)
 from .device import pick_device
 from .model import ColorizationNet
 
@@ -109,8 +109,10 @@ class Colorizer:
 
     @torch.no_grad()
     def colorize(self, rgb: np.ndarray, *, reference: np.ndarray | None = None,
-                 process_size: int | None = DEFAULT_PROCESS_SIZE, prior: torch.Tensor | None = None) -> np.ndarray:
-        """(H, W, 3) float RGB in [0, 1] (colour or grey) -> (H, W, 3) uint8 colorized RGB.
+                 process_size: int | None = DEFAULT_PROCESS_SIZE, prior: torch.Tensor | None = None,
+                 bits: int = 8) -> np.ndarray:
+        """(H, W, 3) float RGB in [0, 1] (colour or grey) -> (H, W, 3) colorized RGB, uint8, or uint16 with
+        bits=16 (a 16-bit scan's L kept at its precision).
 
         The global features come from `reference` when given (style transfer), or from `prior`.
         """
@@ -118,6 +120,9 @@ class Colorizer:
         if prior is None:   # the photo's own L serves the global path too: no second Lab conversion
             prior, _ = self.prior(reference) if reference is not None else self._prior_from_l(l)
         ab = self.predict_ab(l, prior, process_size=process_size)
+        if bits == 16:   # the gamut fit to 16-bit precision, so clamping cannot move L by more than rounding
+            rgb = linear_rgb_to_rgb(lab_to_linear_keep_l(l.double(), ab.double(), 16, 1e-6))[0].clamp(0.0, 1.0)
+            return (rgb.movedim(0, -1).double() * 65535.0 + 0.5).cpu().numpy().astype(np.uint16)
         return lab_to_uint8_keep_l(l, ab)[0].cpu().numpy()
 
     @torch.no_grad()
@@ -146,21 +151,19 @@ def process_shape(h: int, w: int, process_size: int | None) -> tuple[int, int]:
     return ph, pw
 
 
-# sRGB [-1e-3, 1 + 1e-3], the tolerance of the gamut test, in linear RGB
-_LINEAR_LOW, _LINEAR_HIGH = -1e-3 / 12.92, 1.001 ** 2.4
-
-
 def lab_to_uint8_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
     """(B, 1, H, W) L and (B, 2, H, W) ab -> (B, H, W, 3) uint8 sRGB, L kept (lab_to_linear_keep_l)."""
     return linear_to_uint8(lab_to_linear_keep_l(l, ab, iterations))
 
 
-def lab_to_linear_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
+def lab_to_linear_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8,
+                         tolerance: float = 1e-3) -> torch.Tensor:
     """Lab -> linear RGB in [0, 1], reducing the chroma of out-of-gamut pixels (bisection on a scale of
     ab) instead of clipping RGB, which would change their luminance. The gamut test and the bisection run
     in linear RGB: the sRGB curve maps [0, 1] onto itself, so companding is needed only once, at the end."""
+    low, high = -tolerance / 12.92, (1 + tolerance) ** 2.4    # sRGB [-tol, 1 + tol] in linear RGB
     linear = lab_to_linear_rgb(torch.cat([l, ab], 1))
-    bad = ((linear < _LINEAR_LOW) | (linear > _LINEAR_HIGH)).any(dim=1, keepdim=True)   # (B, 1, H, W)
+    bad = ((linear < low) | (linear > high)).any(dim=1, keepdim=True)                  # (B, 1, H, W)
     if bool(bad.any()):
         l_bad = l[bad.expand_as(l)]                                                # (N,)
         ab_bad = ab.permute(0, 2, 3, 1)[bad[:, 0]]                                 # (N, 2)
@@ -170,7 +173,7 @@ def lab_to_linear_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8)
         for _ in range(iterations):
             mid = (lo + hi) / 2
             lin_mid = lab_to_linear_rgb(as_image(mid))[0, :, :, 0]                 # (3, N)
-            ok = ((lin_mid >= _LINEAR_LOW) & (lin_mid <= _LINEAR_HIGH)).all(dim=0)
+            ok = ((lin_mid >= low) & (lin_mid <= high)).all(dim=0)
             lo = torch.where(ok, mid, lo)
             hi = torch.where(ok, hi, mid)
         linear = linear.permute(0, 2, 3, 1).clone()

@@ -213,3 +213,43 @@ def test_a_grey_scan_with_a_gamma_profile_and_an_unreadable_profile(tmp_path, ti
     assert main([str(tmp_path / "bad.png"), "-o", str(tmp_path / "o.png"), "--model", str(tiny_weights)]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"colorize: warning: {tmp_path / 'bad.png'}: its colour profile cannot be read; sRGB assumed"]
+
+
+# ---------------------------------------------------------------- 16 bits
+
+def _read_png16(path: Path) -> tuple[np.ndarray, dict]:
+    """A 16-bit RGB PNG as written here (one IDAT, filter 0), read without Pillow (which reads 8 bits)."""
+    import zlib
+    data, pos, chunks, idat = path.read_bytes(), 8, {}, b""
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        chunks.setdefault(kind, []).append(body)
+        idat += body if kind == b"IDAT" else b""
+        pos += 12 + length
+    w, h, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][0][:10])
+    assert (depth, colour) == (16, 2)
+    rows = np.frombuffer(zlib.decompress(idat), dtype=np.uint8).reshape(h, 1 + 6 * w)
+    assert (rows[:, 0] == 0).all()
+    return rows[:, 1:].copy().view(">u2").reshape(h, w, 3).astype(np.uint16), chunks
+
+
+def test_a_16_bit_scan_keeps_16_bits_and_its_luminance(tmp_path, tiny_weights):
+    import torch
+    from colorizer.color import rgb_to_lab
+    y, x = np.mgrid[0:40, 0:56]
+    grey = (1000 + 60000 * (x / 55) * (0.3 + 0.7 * y / 39)).astype(np.uint16)     # fine steps, 16 bits
+    src = tmp_path / "scan16.png"
+    exif = Image.Exif()
+    exif[0x010E] = "Harbour, 1931"
+    Image.fromarray(grey).save(src, exif=exif.tobytes(), dpi=(1200, 1200))          # mode I;16
+    assert main([str(src), "-o", str(tmp_path / "out.png"), "--model", str(tiny_weights)]) == 0
+    rgb16, chunks = _read_png16(tmp_path / "out.png")
+    lab = lambda a: rgb_to_lab(torch.from_numpy(a.astype(np.float64) / 65535).permute(2, 0, 1))
+    out_lab, in_l = lab(rgb16), lab(np.repeat(grey[:, :, None], 3, axis=2))[0]
+    assert float((out_lab[0] - in_l).abs().max()) < 0.02       # L within 16-bit rounding (8 bits: ~0.2)
+    assert float(out_lab[1:].abs().mean()) > 1                  # and it has colour
+    assert len(set(rgb16[..., 0].ravel().tolist())) > 1000      # more levels than 8 bits hold
+    img = Image.open(tmp_path / "out.png")                      # Pillow still reads the metadata chunks
+    assert img.getexif().get(0x010E) == "Harbour, 1931" and round(img.info["dpi"][0]) == 1200
+    assert "Colours added by colorizer" in img.text["Comment"] and b"iCCP" in chunks
