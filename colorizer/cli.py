@@ -176,14 +176,23 @@ def cmd_weights(argv: list[str]) -> int:
     p.add_argument("checkpoint", help="a training checkpoint (last.pt or best.pt)")
     p.add_argument("out", help="weights file to write (.safetensors)")
     p.add_argument("--half", action="store_true", help="store in float16 (half the size)")
+    p.add_argument("--ab-gain", type=float, default=1.0, help="scale the predicted a*b* about grey by this at "
+                   "inference (a calibration chosen on validation photos; 1 = as trained)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
     args = p.parse_args(argv)
     if Path(args.out).exists() and not args.overwrite:
         return _fail(f"{args.out}: already exists (use --overwrite to replace it)")
     try:
         model, classes, info = model_from_checkpoint(args.checkpoint)
+        if args.ab_gain != 1.0:
+            from dataclasses import replace
+
+            from .model import ColorizationNet
+            state = model.state_dict()
+            model = ColorizationNet(replace(model.config, ab_gain=args.ab_gain))
+            model.load_state_dict(state)
         save_weights(args.out, model, classes=classes, half=args.half, info=info)
-    except (CheckpointError, OSError) as e:
+    except (CheckpointError, OSError, ValueError) as e:
         return _fail(str(e))
     print(f"wrote {args.out} (step {info['step']})")
     return 0

@@ -34,6 +34,7 @@ class ModelConfig:
     ab_bins: int = 0         # 0: regress ab (paper); n > 0: classify over an n x n grid of ab bins (Zhang et al.)
     ab_temperature: float = 0.38   # annealed-mean temperature of the bin distribution (Zhang et al.: 0.38)
     global_features: bool = True   # False: the paper's ablation without the global prior
+    ab_gain: float = 1.0     # inference: predicted ab scaled by this (a calibration against MSE's pull to grey)
 
     def __post_init__(self):
         if self.global_size % 32 or self.global_size < 32:
@@ -44,6 +45,8 @@ class ModelConfig:
             raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
         if not 0 <= self.ab_bins <= 64 or self.ab_bins == 1:
             raise ValueError(f"ab_bins must be 0 or in [2, 64], got {self.ab_bins}")
+        if not 0 < self.ab_gain <= 4:
+            raise ValueError(f"ab_gain must be in (0, 4], got {self.ab_gain}")
         if not 0 < self.ab_temperature <= 10:
             raise ValueError(f"ab_temperature must be in (0, 10], got {self.ab_temperature}")
 
@@ -142,17 +145,18 @@ class Colorization(nn.Module):
             centres = (torch.arange(c.ab_bins, dtype=torch.float32) + 0.5) / c.ab_bins
             grid = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), 0).reshape(2, -1)
             self.register_buffer("centres", grid, persistent=False)
-        self.temperature = c.ab_temperature
+        self.temperature, self.gain = c.ab_temperature, c.ab_gain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
 
     def decode(self, head: torch.Tensor) -> torch.Tensor:
-        """The head's output -> normalised ab: itself (regression), or the annealed mean of the bins."""
-        if not hasattr(self, "centres"):
-            return head
-        p = torch.softmax(head.float() / self.temperature, dim=1)          # (B, Q, h, w)
-        return torch.einsum("cq,bqhw->bchw", self.centres, p)
+        """The head's output -> normalised ab: itself (regression), or the annealed mean of the bins; then
+        scaled about grey by the gain (1 in training)."""
+        if hasattr(self, "centres"):
+            p = torch.softmax(head.float() / self.temperature, dim=1)      # (B, Q, h, w)
+            head = torch.einsum("cq,bqhw->bchw", self.centres, p)
+        return head if self.gain == 1.0 else ((head - 0.5) * self.gain + 0.5).clamp(0.0, 1.0)
 
 
 class Classification(nn.Sequential):

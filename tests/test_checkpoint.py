@@ -49,3 +49,22 @@ def test_training_checkpoint_round_trip_without_pickle(tmp_path):
     torch.save({"something": 1}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a colorizer training checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_ab_gain_is_stored_with_the_weights_and_scales_the_colour(tmp_path):
+    from colorizer.checkpoint import save_checkpoint
+    from colorizer.cli import main
+    torch.manual_seed(0)
+    model = ColorizationNet(CONFIG)
+    with torch.no_grad():
+        model.colorization.layers[-2].bias.copy_(torch.tensor([0.3, 0.7]))   # a definite colour
+    save_checkpoint(tmp_path / "c.pt", {"model_config": CONFIG.to_dict(), "model": model.state_dict(), "step": 5,
+                                        "classes": []})
+    for gain in ("1.0", "1.5"):
+        assert main(["weights", str(tmp_path / "c.pt"), str(tmp_path / f"w{gain}.safetensors"), "--ab-gain", gain]) == 0
+    plain, strong = (load_weights(tmp_path / f"w{g}.safetensors")[0] for g in ("1.0", "1.5"))
+    assert strong.config.ab_gain == 1.5 and plain.config.ab_gain == 1.0
+    l = torch.rand(1, 1, 32, 32) - 0.5
+    a, b = (m.local_ab(l, m.global_prior(l)[0]) - 0.5 for m in (plain, strong))
+    assert torch.allclose(b, (a * 1.5).clamp(-0.5, 0.5), atol=1e-5)
+    assert main(["weights", str(tmp_path / "c.pt"), str(tmp_path / "bad.safetensors"), "--ab-gain", "9"]) == 1
