@@ -1,8 +1,15 @@
-"""Automatic photo colorization: Iizuka, Simo-Serra & Ishikawa, "Let there be Color!" (SIGGRAPH 2016)."""
-from .checkpoint import load_weights, save_weights
-from .images import ImageError, read_photo, write_photo
-from .inference import Colorizer
-from .model import ColorizationNet, ModelConfig
+"""Automatic photo colorization: Iizuka, Simo-Serra & Ishikawa, "Let there be Color!" (SIGGRAPH 2016).
 
-__all__ = ["Colorizer", "ColorizationNet", "ModelConfig", "ImageError", "load_weights", "read_photo",
-           "save_weights", "write_photo"]
+The names below load on first use, so that `colorize --help` and `--version` answer without torch."""
+from importlib import import_module
+
+_EXPORTS = {"Colorizer": "inference", "ColorizationNet": "model", "ModelConfig": "model", "ImageError": "images",
+            "load_weights": "checkpoint", "read_photo": "images", "save_weights": "checkpoint",
+            "write_photo": "images"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

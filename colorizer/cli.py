@@ -91,8 +91,6 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def cmd_prepare(argv: list[str]) -> int:
-    from .data import DataError, load_cache, prepare
-
     p = argparse.ArgumentParser(prog="colorize prepare", description="Decode a photo folder once into a training cache.")
     p.add_argument("src", help="photo folder; class subfolders give scene labels")
     p.add_argument("dst", help="cache folder to write (replaced if it exists)")
@@ -101,6 +99,7 @@ def cmd_prepare(argv: list[str]) -> int:
     p.add_argument("--classes-from", help="a training cache whose class order to use (for a validation set)")
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
     args = p.parse_args(argv)
+    from .data import DataError, load_cache, prepare
     try:
         classes = load_cache(args.classes_from).classes if args.classes_from else None
         cache = prepare(args.src, args.dst, size=args.size, min_color_std=args.min_color_std, classes=classes,
@@ -112,10 +111,7 @@ def cmd_prepare(argv: list[str]) -> int:
 
 
 def cmd_evaluate(argv: list[str]) -> int:
-    from .checkpoint import CheckpointError
-    from .evaluate import evaluate, markdown_table, save_json
-    from .images import ImageError
-    from .inference import DEFAULT_PROCESS_SIZE, Colorizer
+    from .defaults import DEFAULT_PROCESS_SIZE
 
     p = argparse.ArgumentParser(prog="colorize evaluate", description="Metrics on folders of colour photos, "
                                 "beside the grey baseline: PSNR, SSIM, colourfulness, AuC, scene top-1/top-5.")
@@ -126,6 +122,10 @@ def cmd_evaluate(argv: list[str]) -> int:
     p.add_argument("--process-size", type=int, default=DEFAULT_PROCESS_SIZE, help="as for colorize (0 = full size)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     args = p.parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .evaluate import evaluate, markdown_table, save_json
+    from .images import ImageError
+    from .inference import Colorizer
     try:
         colorizer = Colorizer.load(args.model, device=args.device)
         out = Path(args.out)
@@ -291,14 +291,20 @@ def cmd_join(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv in (["--version"], ["-V"]):
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            print(f"colorize {version('colorizer')}")
+        except PackageNotFoundError:
+            print("colorize (not installed)")
+        return 0
     if argv and argv[0] in SUBCOMMANDS:
         return globals()[f"cmd_{argv[0]}"](argv[1:])
     return cmd_colorize(argv)
 
 
 def _colorize_parser() -> argparse.ArgumentParser:
-    from .inference import DEFAULT_PROCESS_SIZE
-    from .video import CUT_THRESHOLD, STEADY
+    from .defaults import CUT_THRESHOLD, DEFAULT_PROCESS_SIZE, STEADY
 
     p = argparse.ArgumentParser(
         prog="colorize", description="Colorize black-and-white photos (files or folders, recursively) and films.",
@@ -386,6 +392,7 @@ def _write_json(path: str, records: list[dict]) -> None:
 
 
 def cmd_colorize(argv: list[str]) -> int:
+    args = _colorize_parser().parse_args(argv)     # --help answers here, before torch is imported
     from tqdm import tqdm
 
     from .checkpoint import CheckpointError
@@ -394,7 +401,6 @@ def cmd_colorize(argv: list[str]) -> int:
     from .plan import PlanError, plan_outputs
     from .video import VideoError, is_video
 
-    args = _colorize_parser().parse_args(argv)
     fmt = None if args.format in (None, "keep") else args.format
     try:
         if not 1 <= args.quality <= 100:

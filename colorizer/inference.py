@@ -19,16 +19,11 @@ from .backends import TorchEngine, make_engine
 from .checkpoint import load_weights
 from .color import (l_from_rgb, l_from_uint8, lab_to_linear_rgb, linear_rgb_to_rgb, linear_to_uint8,
                     normalize_l, unnormalize_ab)
+from .defaults import DEFAULT_PROCESS_SIZE
 from .device import pick_device
 from .model import ColorizationNet
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
-# The local path sees photos at most this large (longer side); colour is added back at full size.
-# Measured by benchmarks/process_size.py on enlarged MiniPlaces validation photos (never the test sets):
-# PSNR falls as the local path sees a photo larger than the scale the model was trained at (128 px),
-# by 0.17 dB at 256 and 0.7-1.3 dB at the photo's own 512-1024 px, where colour also turns patchier.
-# 256 keeps twice the chroma detail of 128 for real, detailed photos at nearly the best score.
-DEFAULT_PROCESS_SIZE = 256
 MIN_PROCESS_SIDE = 32  # tiny photos are upsampled to at least this on their shorter side
 
 

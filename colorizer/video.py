@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .color import l_from_uint8, normalize_l
-from .inference import DEFAULT_PROCESS_SIZE, Colorizer
+from .defaults import CUT_RATIO, CUT_THRESHOLD, DEFAULT_PROCESS_SIZE, STEADY
+from .inference import Colorizer
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv",
                     ".ts", ".3gp"}
@@ -47,10 +48,7 @@ _ENCODERS = {
 # H.264 elsewhere; no B-frames, so that segments join with monotonic timestamps; preset veryfast
 # encodes 720p 3.3x faster than medium (24 vs 81 ms a frame here) with a file no larger at this CRF
 _DEFAULT_ENCODER = ("libx264", {"crf": "17", "preset": "veryfast", "bf": "0"}, "aac")
-CUT_THRESHOLD = 12.0   # a cut needs a mean |change in L| (0-100) between frames of at least this ...
-CUT_RATIO = 3.0        # ... and this many times the median change of the frames around it
 THUMB = 32             # side of the greyscale thumbnail the cut score is computed on
-STEADY = 0.8          # SteadyColour strength by default (benchmarks/flicker.py: 0.9 gains little more)
 BATCH_PIXELS = 8 * 1920 * 1080   # frames per batch are capped so that a batch holds at most this many pixels
 
 

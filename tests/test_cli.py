@@ -129,3 +129,15 @@ def test_shipped_model_colorizes_the_sample_with_no_flags(tmp_path):
     assert Image.open(out).size == Image.open(sample).size
     chroma = np.abs(rgb - rgb.mean(axis=2, keepdims=True)).mean()
     assert chroma > 2.0                                     # a grey photo came out in colour
+
+
+def test_help_and_version_answer_without_importing_torch():
+    import subprocess
+    import sys
+    code = ("import sys\nfrom colorizer.cli import main\n"
+            "for argv in (['--help'], ['evaluate', '--help'], ['prepare', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "main(['--version'])\nprint('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip().endswith("False"), r.stderr
+    assert "usage: colorize" in r.stdout and "colorize 0." in r.stdout
