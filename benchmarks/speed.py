@@ -143,7 +143,8 @@ def main() -> None:
             engine.local_ab(lb, prior)
         results["batch_images_per_s"][key] = b / median_time(run, max(3, args.repeats // 2))
     print(f"\nbatch {b} at 224x224, images/s: " + ", ".join(f"{k} {v:.1f}" for k, v in results["batch_images_per_s"].items()))
-    print("cold start (s): " + ", ".join(f"{k} {v:.1f}" for k, v in cold.items()) + " (onnx: export + sessions, cached after the first run)")
+    print("cold start (s): " + ", ".join(f"{k} {v:.1f}" for k, v in cold.items())
+          + " (onnx: export + sessions, cached after the first run)")
 
     if not args.paper:
         # the whole colorize() call: Lab conversion at full size, both paths, upsampling, gamut fit

@@ -21,11 +21,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from colorizer import Colorizer, read_photo  # noqa: E402
-from colorizer.color import float_to_uint8, lab_to_rgb, rgb_to_lab  # noqa: E402
-from colorizer.synthetic import film_look, pan_zoom, to_grey, write_clip  # noqa: E402
-from colorizer.video import colorize_video  # noqa: E402
-from speed import median_time  # noqa: E402  (benchmarks/ is on the path when run as a script)
+from speed import median_time
+
+from colorizer import Colorizer, read_photo
+from colorizer.color import float_to_uint8, lab_to_rgb, rgb_to_lab
+from colorizer.synthetic import film_look, pan_zoom, to_grey, write_clip
+from colorizer.video import colorize_video
 
 PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak24" / "kodim05.png"
 

@@ -6,7 +6,8 @@ from importlib import import_module
 _EXPORTS = {"Colorizer": "inference", "ColorizationNet": "model", "ModelConfig": "model", "ImageError": "images",
             "load_weights": "checkpoint", "read_photo": "images", "save_weights": "checkpoint",
             "write_photo": "images"}
-__all__ = sorted(_EXPORTS)
+__all__ = ["ColorizationNet", "Colorizer", "ImageError", "ModelConfig", "load_weights", "read_photo",
+           "save_weights", "write_photo"]
 
 
 def __getattr__(name: str):

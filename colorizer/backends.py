@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import os
 import warnings
 from pathlib import Path
@@ -27,7 +28,7 @@ def fuse_batchnorm(model: ColorizationNet) -> ColorizationNet:
     model = copy.deepcopy(model).eval()
     for parent in list(model.modules()):
         children = list(parent.named_children())
-        for (name_a, a), (name_b, b) in zip(children, children[1:]):
+        for (_name_a, a), (name_b, b) in itertools.pairwise(children):
             if isinstance(b, nn.modules.batchnorm._BatchNorm) and isinstance(a, (nn.Conv2d, nn.Linear)):
                 scale = b.weight / torch.sqrt(b.running_var + b.eps)
                 shape = (-1,) + (1,) * (a.weight.dim() - 1)
@@ -146,7 +147,7 @@ class OnnxEngine:
 
 def make_engine(model: ColorizationNet, device: torch.device, backend: str = "auto"):
     """'auto' and 'torch': fused PyTorch (the fastest measured, see the module docstring); 'onnx':
-    ONNX Runtime on CPU, falling back to PyTorch with a warning if it cannot load."""
+    ONNX Runtime on CPU; asked for and unable to run, it fails loudly rather than quietly using PyTorch."""
     if backend not in ("auto", "onnx", "torch"):
         raise ValueError(f"unknown backend {backend!r}; choose auto, onnx or torch")
     if backend == "onnx":
@@ -154,6 +155,7 @@ def make_engine(model: ColorizationNet, device: torch.device, backend: str = "au
             raise ValueError("--backend onnx runs on the CPU; use --device cpu or --backend torch")
         try:
             return OnnxEngine(model)
-        except Exception as e:   # a missing or broken onnxruntime must never stop colorizing
-            warnings.warn(f"ONNX Runtime unavailable ({str(e).splitlines()[0][:100]}); using PyTorch")
+        except Exception as e:  # noqa: BLE001 (onnx and onnxruntime raise types of their own)
+            raise ValueError(f"--backend onnx: ONNX Runtime cannot run here ({str(e).splitlines()[0][:100]}); "
+                             "install the onnx extra or use --backend torch") from None
     return TorchEngine(model, device)

@@ -11,8 +11,8 @@ from dataclasses import fields
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from .files import atomic_write
 from .model import ColorizationNet, ModelConfig
@@ -54,7 +54,7 @@ def read_weights_metadata(path: str | os.PathLike) -> dict:
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
-    except Exception as e:  # safetensors raises several exception types for a foreign file
+    except Exception as e:  # noqa: BLE001 (safetensors raises several exception types for a foreign file)
         raise CheckpointError(f"{path}: not a safetensors weights file ({str(e).splitlines()[0][:120]})") from None
     if meta.get("format") != WEIGHTS_FORMAT:
         raise CheckpointError(f"{path}: not colorizer weights (format {meta.get('format')!r}, expected {WEIGHTS_FORMAT!r})")
@@ -102,7 +102,7 @@ def load_weights(path: str | os.PathLike) -> tuple[ColorizationNet, list[str], d
     with torch.device("meta"):
         expected = ColorizationNet(config).state_dict()
     with safe_open(str(path), "pt") as f:
-        found = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+        found = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     if found.keys() != expected.keys():
         missing, extra = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
         raise CheckpointError(f"{path}: weights do not match their config (missing {missing[:3]}, unexpected {extra[:3]})")
@@ -129,7 +129,7 @@ def load_checkpoint(path: str | os.PathLike, require: tuple[str, ...] = ()) -> d
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 (a foreign file can make the unpickler raise anything)
         raise CheckpointError(f"{path}: not a readable training checkpoint ({str(e).splitlines()[0][:120]})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a colorizer training checkpoint")

@@ -46,7 +46,8 @@ def _train_parser() -> argparse.ArgumentParser:
                 "annealed mean; Zhang et al. 2016)", "ab_bins": "grid side of the ab bins for --loss classify",
         "global_features": "the global prior (--no-global-features: the paper's ablation without it)",
         "resident": "keep the photos on the device and make batches there: auto (on CUDA), on, off",
-        "init": "start from these weights (.safetensors; same architecture and classes), e.g. the shipped model", "optimizer": "adadelta (paper) or adam",
+        "init": "start from these weights (.safetensors; same architecture and classes), e.g. the shipped model",
+        "optimizer": "adadelta (paper) or adam",
         "lr": "learning rate (default 1.0 for adadelta, 1e-3 for adam)",
         "alpha": "weight of the scene classification loss (paper: 1/300)",
         "rebalance": "0 = plain MSE (paper); s in (0, 1] weights each ab bin by 1/(s p + (1-s)/Q) "

@@ -7,7 +7,7 @@ choices differ from TrainBatches' (drawn per epoch here, per photo there); each 
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F

@@ -14,7 +14,6 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 import torch.nn as nn
 
-
 _stats_group = None   # batch-norm statistics travel on their own group: see GlobalBatchNorm
 
 
@@ -42,7 +41,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     sharing one gloo group lets the two kinds of collective pair up across ranks in different orders."""
 
     @classmethod
-    def replacing(cls, bn: nn.modules.batchnorm._BatchNorm) -> "GlobalBatchNorm":
+    def replacing(cls, bn: nn.modules.batchnorm._BatchNorm) -> GlobalBatchNorm:
         new = cls(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
         new.weight, new.bias = bn.weight, bn.bias
         new.running_mean, new.running_var, new.num_batches_tracked = bn.running_mean, bn.running_var, bn.num_batches_tracked

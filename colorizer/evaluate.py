@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import lab_to_rgb, rgb_to_lab, float_to_uint8
+from .color import float_to_uint8, lab_to_rgb, rgb_to_lab
 from .files import atomic_write
 from .images import ImageError, find_images, read_photo
 from .inference import DEFAULT_PROCESS_SIZE, Colorizer

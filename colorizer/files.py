@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
-
 
 TEMP_MARK = ".partial-"
 

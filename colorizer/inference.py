@@ -17,8 +17,15 @@ import torch.nn.functional as F
 
 from .backends import TorchEngine, make_engine
 from .checkpoint import load_weights
-from .color import (l_from_rgb, l_from_uint8, lab_to_linear_rgb, linear_rgb_to_rgb, linear_to_uint8,
-                    normalize_l, unnormalize_ab)
+from .color import (
+    l_from_rgb,
+    l_from_uint8,
+    lab_to_linear_rgb,
+    linear_rgb_to_rgb,
+    linear_to_uint8,
+    normalize_l,
+    unnormalize_ab,
+)
 from .defaults import DEFAULT_PROCESS_SIZE
 from .device import pick_device
 from .model import ColorizationNet
@@ -43,7 +50,7 @@ class Colorizer:
             self.engine = TorchEngine(self.model, self.device)
 
     @classmethod
-    def load(cls, weights: str | Path | None = None, *, device: str = "auto", backend: str = "auto") -> "Colorizer":
+    def load(cls, weights: str | Path | None = None, *, device: str = "auto", backend: str = "auto") -> Colorizer:
         """Weights written by `save_weights` (default: the model that ships with the package).
 
         backend: 'auto' or 'torch' (fused eager PyTorch, the fastest measured), or 'onnx' (ONNX Runtime)."""

@@ -19,7 +19,7 @@ def psnr_u8(a: np.ndarray, b: np.ndarray) -> float:
 
 def ssim_u8(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM between two (H, W, 3) uint8 images: scikit-image's, Gaussian-weighted as Wang et al. (2004)."""
-    from skimage.metrics import structural_similarity   # only evaluation needs scikit-image; training does not
+    from skimage.metrics import structural_similarity  # only evaluation needs scikit-image; training does not
 
     small = min(a.shape[0], a.shape[1])
     # scikit-image's Gaussian window spans 11 pixels; photos smaller than that get the largest odd window

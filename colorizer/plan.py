@@ -37,7 +37,7 @@ def already_exists(path: Path) -> str:
 
 
 def _media_extensions() -> set[str]:
-    from .video import VIDEO_EXTENSIONS    # noqa: PLC0415 (video imports PyAV lazily)
+    from .video import VIDEO_EXTENSIONS
     return IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 
 

@@ -23,13 +23,24 @@ from torch.utils.data import DataLoader, Subset
 
 from . import checkpoint as ckpt
 from . import distributed
-from .color import lab_to_rgb, float_to_uint8, normalize_ab, unnormalize_ab, L_MAX
-from .data import Cache, colorfulness_u8, DataError, EpochSampler, TrainBatches, ab_bin_index, eval_batches, load_cache, prepare, rebalance_weights
+from .color import L_MAX, float_to_uint8, lab_to_rgb, normalize_ab, unnormalize_ab
+from .data import (
+    Cache,
+    DataError,
+    EpochSampler,
+    TrainBatches,
+    ab_bin_index,
+    colorfulness_u8,
+    eval_batches,
+    load_cache,
+    prepare,
+    rebalance_weights,
+)
 from .device import bf16_peak_flops, cpu_has_fast_bf16, pick_device
 from .device_batches import DeviceBatches
 from .metrics import psnr_u8, topk_correct
-from .pack import is_pack, load_pack
 from .model import ColorizationNet, ModelConfig, count_macs
+from .pack import is_pack, load_pack
 
 
 @dataclass
@@ -309,7 +320,7 @@ def train(cfg: TrainConfig) -> dict:
     log_file = None
     if main:
         (out / "args.json").write_text(json.dumps(asdict(cfg), indent=2))
-        log_file = open(out / "log.jsonl", "a")
+        log_file = open(out / "log.jsonl", "a")  # noqa: SIM115 (open for the whole run; closed in `finally`)
         try:
             from torch.utils.tensorboard import SummaryWriter
             writer = SummaryWriter(str(out / "tb"))

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from collections.abc import Callable, Iterator
 
 import av
 import numpy as np
@@ -223,7 +224,7 @@ def find_cuts(scores: np.ndarray, threshold: float = CUT_THRESHOLD, ratio: float
 
 def shots_from_cuts(cuts: list[int], frames: int) -> list[Shot]:
     bounds = [0] + list(cuts) + [frames]
-    return [Shot(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [Shot(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 @torch.no_grad()
@@ -288,7 +289,7 @@ def _open_writer(path: Path, suffix: str, info: VideoInfo):
     if info.rotation:
         stream.set_display_rotation(info.rotation)
     # 4:2:0 needs even sides; odd-sized films keep their size with full-resolution chroma instead
-    stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 or codec != "libx264" else "yuv444p"
+    stream.pix_fmt = "yuv420p" if (width % 2 == 0 and height % 2 == 0) or codec != "libx264" else "yuv444p"
     stream.options = dict(options)
     stream.codec_context.time_base = 1 / fps
     return out, stream

@@ -47,11 +47,11 @@ def check_device(device: str) -> dict:
 
 def _config(args, out: str, **changes):
     from .train import TrainConfig
-    cfg = dict(data=args.train, val=args.val, out=out, width=args.width, crop=args.crop, batch_size=args.batch_size,
-               steps=args.steps, minutes=args.minutes, schedule="cosine", warmup=args.warmup, optimizer="adam",
-               lr=args.lr, alpha=args.alpha, device=args.device, workers=args.workers, eval_every=10**9,
-               ckpt_every=args.ckpt_every, log_every=args.log_every, progress=False, compile=args.compile,
-               init=args.init, seed=args.seed)
+    cfg = {"data": args.train, "val": args.val, "out": out, "width": args.width, "crop": args.crop, "batch_size": args.batch_size,
+               "steps": args.steps, "minutes": args.minutes, "schedule": "cosine", "warmup": args.warmup, "optimizer": "adam",
+               "lr": args.lr, "alpha": args.alpha, "device": args.device, "workers": args.workers, "eval_every": 10**9,
+               "ckpt_every": args.ckpt_every, "log_every": args.log_every, "progress": False, "compile": args.compile,
+               "init": args.init, "seed": args.seed}
     return TrainConfig(**(cfg | changes))
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import gradient_rgb
 from PIL import ExifTags, Image, ImageOps, PngImagePlugin
 
 from colorizer.cli import main
 from colorizer.metadata import PHOTOSHOP_IPTC, TIFF_IPTC
-from conftest import gradient_rgb
 
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/>album 7, page 3</x:xmpmeta>'
 IPTC = b"\x1c\x02\x78" + struct.pack(">H", 20) + b"Grandmother, 1950 ok"      # 2:120 caption
@@ -184,8 +184,9 @@ def test_an_adobe_rgb_photo_is_converted_before_l_is_taken(tmp_path, tiny_weight
     # the reference: Adobe RGB's own luminance, Y = sum of the primaries' Y times the linear channels
     y = (np.asarray(rgb, np.float64) / 255) ** 2.19921875 @ np.array([p[1] for p in ADOBE_RGB])
     reference = _lab_l(y)
-    from colorizer.color import l_from_rgb
     import torch
+
+    from colorizer.color import l_from_rgb
     L = lambda photo: l_from_rgb(torch.from_numpy(photo.rgb).permute(2, 0, 1)[None])[0, 0].numpy()
     ours, naive = L(read_photo(tmp_path / "adobe.png")), L(read_photo(tmp_path / "untagged.png"))
     assert np.abs(ours - reference).mean() < 0.6 and np.abs(ours - reference).max() < 2.0
@@ -202,8 +203,9 @@ def test_a_grey_scan_with_a_gamma_profile_and_an_unreadable_profile(tmp_path, ti
     grey = np.linspace(20, 235, 16 * 12).reshape(12, 16).astype(np.uint8)
     Image.fromarray(grey, "L").save(tmp_path / "g.png", icc_profile=icc_profile("GRAY", 1.0))   # linear grey
     photo = read_photo(tmp_path / "g.png")
-    from colorizer.color import l_from_rgb
     import torch
+
+    from colorizer.color import l_from_rgb
     ours = l_from_rgb(torch.from_numpy(photo.rgb).permute(2, 0, 1)[None])[0, 0].numpy()
     assert np.abs(ours - _lab_l(grey / 255.0)).mean() < 0.8              # L of a linear grey, not of sRGB
     Image.fromarray(grey, "L").save(tmp_path / "g22.png", icc_profile=icc_profile("GRAY", 2.2))
@@ -236,6 +238,7 @@ def _read_png16(path: Path) -> tuple[np.ndarray, dict]:
 
 def test_a_16_bit_scan_keeps_16_bits_and_its_luminance(tmp_path, tiny_weights):
     import torch
+
     from colorizer.color import rgb_to_lab
     y, x = np.mgrid[0:40, 0:56]
     grey = (1000 + 60000 * (x / 55) * (0.3 + 0.7 * y / 39)).astype(np.uint16)     # fine steps, 16 bits

@@ -3,8 +3,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from colorizer.checkpoint import (CheckpointError, clean_state_dict, load_checkpoint, load_weights, save_checkpoint,
-                                  save_weights)
+from colorizer.checkpoint import (
+    CheckpointError,
+    clean_state_dict,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    save_weights,
+)
 from colorizer.model import ColorizationNet, ModelConfig
 
 CONFIG = ModelConfig(num_classes=4, width=0.125, global_size=32)
@@ -34,7 +40,7 @@ def test_foreign_and_mismatched_weights_are_refused(tmp_path):
     save_weights(tmp_path / "w.safetensors", model)
     from safetensors import safe_open
     with safe_open(str(tmp_path / "w.safetensors"), "pt") as f:
-        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     meta["config"] = meta["config"].replace('"width": 0.125', '"width": 0.25')
     save_file(tensors, str(tmp_path / "lying.safetensors"), metadata=meta)
     with pytest.raises(CheckpointError, match="do not match their config"):

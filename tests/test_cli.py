@@ -4,11 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import KODAK, gradient_rgb
 from PIL import Image
 
 from colorizer.cli import main
 from colorizer.color import rgb_to_lab
-from conftest import KODAK, gradient_rgb
 
 
 def lab_l(path) -> np.ndarray:

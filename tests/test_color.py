@@ -3,8 +3,16 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-from colorizer.color import (AB_RANGE, float_to_uint8, lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab,
-                             uint8_to_float, unnormalize_ab)
+from colorizer.color import (
+    AB_RANGE,
+    float_to_uint8,
+    lab_to_rgb,
+    normalize_ab,
+    normalize_l,
+    rgb_to_lab,
+    uint8_to_float,
+    unnormalize_ab,
+)
 
 
 def test_rgb_to_lab_matches_scikit_image():

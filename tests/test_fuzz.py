@@ -4,16 +4,16 @@ well under a minute (fixed example counts, no deadline: the machine is shared)."
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import gradient_rgb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from colorizer.cli import main
 from colorizer.images import ImageError, decode_photo
-from conftest import gradient_rgb
 
 FORMATS = ["PNG", "JPEG", "GIF", "TIFF", "BMP", "WEBP"]
 

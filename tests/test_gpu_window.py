@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import gradient_rgb
 from PIL import Image
 
 from colorizer.cli import main
 from colorizer.pack import build_pack, load_pack
-from conftest import gradient_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,7 @@ def test_a_pack_keeps_to_its_budget_and_its_classes_balanced(tmp_path):
     full = build_pack(src, tmp_path / "full.npz", max_mib=1, size=64, progress=False, workers=1)
     assert full["count"] == 30 and full["ab_psnr_mean"] > 30       # what 4:2:0 JPEG costs the colour targets
     budget = 6 * full["bytes"] / 30 / 2**20 + 64 / 1024 + 16 * 30 / 2**20   # room for about 6 photos
-    small = build_pack(src, tmp_path / "small.npz", max_mib=budget, size=64, progress=False, workers=1)
+    build_pack(src, tmp_path / "small.npz", max_mib=budget, size=64, progress=False, workers=1)
     assert (tmp_path / "small.npz").stat().st_size <= budget * 2**20
     cache = load_pack(tmp_path / "small.npz")
     assert 4 <= len(cache) < 30 and cache.images.shape[1:] == (64, 64, 3)
@@ -102,8 +102,8 @@ def test_device_batches_resume_exactly(packs, tmp_path):
     from colorizer.checkpoint import load_checkpoint
     from colorizer.train import TrainConfig, train
     train_pack, _ = packs
-    base = dict(data=str(train_pack), width=0.125, crop=32, batch_size=4, workers=0, threads=1, progress=False,
-                resident="on", optimizer="adam", lr=1e-3, ckpt_every=1, log_every=1, eval_every=100)
+    base = {"data": str(train_pack), "width": 0.125, "crop": 32, "batch_size": 4, "workers": 0, "threads": 1, "progress": False,
+                "resident": "on", "optimizer": "adam", "lr": 1e-3, "ckpt_every": 1, "log_every": 1, "eval_every": 100}
     train(TrainConfig(out=str(tmp_path / "a"), steps=6, **base))
     train(TrainConfig(out=str(tmp_path / "b"), steps=3, **base))
     train(TrainConfig(out=str(tmp_path / "b"), steps=6, resume=True, **base))
@@ -120,4 +120,4 @@ def test_device_batches_match_the_loader_contract(packs):
     l, ab, labels = next(DeviceBatches(cache, torch.device("cpu"), crop=32, flip=True, seed=0).epoch(list(range(8)), 4, 0))
     l2, ab2, labels2 = TrainBatches(cache, list(range(8)), 4, crop=32, flip=True, seed=0, epoch=0)[0]
     assert l.shape == l2.shape and ab.shape == ab2.shape and labels.tolist() == labels2.tolist()
-    assert -0.5 <= float(l.min()) and float(l.max()) <= 0.5 and float(ab.abs().max()) < 128
+    assert float(l.min()) >= -0.5 and float(l.max()) <= 0.5 and float(ab.abs().max()) < 128

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import gradient_rgb
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -27,7 +28,6 @@ from colorizer.cli import main
 from colorizer.data import DataError, prepare
 from colorizer.files import atomic_write
 from colorizer.images import ImageError, read_photo
-from conftest import gradient_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,7 +159,7 @@ def _png_header_only(width: int, height: int) -> bytes:
 def test_our_pixel_limit_is_the_only_one_and_the_flag_moves_it(tmp_path):
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(_png_header_only(20_000, 5_000))                  # 100 MP: above Pillow's own 89 MP
-    with pytest.raises(ImageError, match="above the limit of 50 MP.*--max-pixels"):
+    with pytest.raises(ImageError, match=r"above the limit of 50 MP.*--max-pixels"):
         read_photo(bomb, max_pixels=50_000_000)
     with pytest.raises(ImageError, match="corrupt or truncated"):     # our default admits it: decoding starts
         read_photo(bomb)
@@ -200,7 +200,7 @@ def _foreign_weights(path: Path, tiny_weights: Path, *, config=None, dtype=None)
     from safetensors import safe_open
     with safe_open(str(tiny_weights), "pt") as f:
         meta = dict(f.metadata())
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     if config is not None:
         meta["config"] = json.dumps(config)
     if dtype is not None:
@@ -351,7 +351,7 @@ def web_app(tiny_weights):
 def test_web_refuses_a_chunked_upload_as_it_passes_the_limit(web_app):
     _, app = web_app
     chunks = [b"x" * 2**16] * 200                           # 12.5 MB, no Content-Length
-    status, headers, body, taken = _asgi_post(app, chunks, [("content-type", "multipart/form-data; boundary=b")])
+    status, _headers, body, taken = _asgi_post(app, chunks, [("content-type", "multipart/form-data; boundary=b")])
     assert status == 413 and b"above the limit" in body
     assert taken < 60                                       # stopped reading at about 3 MB, not spooled in full
 
@@ -396,6 +396,7 @@ def test_web_decodes_inside_the_one_at_a_time_lock(web_app, monkeypatch):
 def test_a_full_disk_while_writing_a_film_is_one_line_and_leaves_no_partial_segment(tmp_path, tiny_weights,
                                                                                       capsys, monkeypatch):
     import errno
+
     import colorizer.video as video
     from colorizer.synthetic import write_clip
     film = tmp_path / "film.mkv"
@@ -421,7 +422,7 @@ def test_a_full_disk_while_writing_a_film_is_one_line_and_leaves_no_partial_segm
     assert main([str(film), "-o", str(out), "--model", str(tiny_weights), "--batch", "2"]) == 1
     err = capsys.readouterr().err
     assert "No space left on device" in err and "Traceback" not in err
-    assert not out.exists() and not [p for p in out.parent.rglob(".tmp-*")]
+    assert not out.exists() and not list(out.parent.rglob(".tmp-*"))
 
 
 def test_export_does_not_replace_existing_models_unasked(tmp_path, tiny_weights, capsys):

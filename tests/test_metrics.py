@@ -3,12 +3,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import gradient_rgb
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from colorizer.cli import main
 from colorizer.metrics import ab_error_auc, colorfulness, psnr_u8, ssim_u8, topk_correct
-from conftest import gradient_rgb
 
 
 def test_psnr_and_ssim_match_scikit_image():

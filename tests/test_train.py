@@ -1,6 +1,7 @@
 """The trainer: learning, exact resume after Ctrl-C / SIGTERM / kill -9, torchrun DDP, bad input."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -12,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import gradient_rgb
 from PIL import Image
 
 from colorizer.checkpoint import CheckpointError, load_checkpoint
 from colorizer.data import DataError, EpochSampler, load_cache, prepare
 from colorizer.train import TrainConfig, train
-from conftest import gradient_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,8 +47,8 @@ def caches(tmp_path_factory):
 
 
 def tiny(out: Path, data: Path, **kw) -> TrainConfig:
-    args = dict(data=str(data), out=str(out), width=0.125, crop=32, batch_size=8, steps=12, eval_every=6,
-                ckpt_every=2, log_every=2, workers=0, threads=1, progress=False, optimizer="adadelta")
+    args = {"data": str(data), "out": str(out), "width": 0.125, "crop": 32, "batch_size": 8, "steps": 12, "eval_every": 6,
+                "ckpt_every": 2, "log_every": 2, "workers": 0, "threads": 1, "progress": False, "optimizer": "adadelta"}
     args.update(kw)
     return TrainConfig(**args)
 
@@ -199,7 +200,7 @@ def test_cosine_schedule_warms_up_then_ends_at_the_final_rate():
     cfg = TrainConfig(data="d", out="o", steps=100, schedule="cosine", warmup=0.1, final_lr=0.02)
     rates = [lr_at(cfg, 1e-3, progress(cfg, s, 0.0)) for s in range(101)]
     assert rates[0] < rates[5] < rates[10] == pytest.approx(1e-3)          # linear warm-up to the peak
-    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))              # then it only decays
+    assert all(a >= b for a, b in itertools.pairwise(rates[10:]))          # then it only decays
     assert rates[100] == pytest.approx(2e-5)                                # ... ending exactly at the end
     constant = TrainConfig(data="d", out="o", steps=100)
     assert {lr_at(constant, 1e-3, progress(constant, s, 0.0)) for s in range(101)} == {1e-3}

@@ -6,14 +6,23 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from conftest import gradient_rgb
+
 from colorizer import Colorizer
 from colorizer.cli import main
 from colorizer.color import rgb_to_lab
 from colorizer.synthetic import film_look, pan_zoom, to_grey, write_clip
-from colorizer.video import (Shot, VideoError, colorize_video, find_cuts, frame_flicker, probe, read_frames,
-                             scan, shots_from_cuts)
-
-from conftest import gradient_rgb
+from colorizer.video import (
+    Shot,
+    VideoError,
+    colorize_video,
+    find_cuts,
+    frame_flicker,
+    probe,
+    read_frames,
+    scan,
+    shots_from_cuts,
+)
 
 SHOT = 12   # frames per shot in the test clip
 

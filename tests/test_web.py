@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import gradient_rgb
 from PIL import Image
 
 from colorizer import Colorizer
 from colorizer.web import Service, UploadError, create_app
-
-from conftest import gradient_rgb
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
