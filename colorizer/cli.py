@@ -25,6 +25,14 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
+def _missing_extra(command: str, extra: str, *modules: str) -> str | None:
+    """The one-line message when an optional extra that `command` needs is not installed, else None."""
+    from importlib.util import find_spec
+    missing = [m for m in modules if find_spec(m) is None]
+    return (f"{command} needs the {extra} extra ({missing[0]} is missing): pip install 'colorizer[{extra}]'"
+            if missing else None)
+
+
 def _train_parser() -> argparse.ArgumentParser:
     from .train import TrainConfig
 
@@ -123,6 +131,8 @@ def cmd_evaluate(argv: list[str]) -> int:
     p.add_argument("--process-size", type=int, default=DEFAULT_PROCESS_SIZE, help="as for colorize (0 = full size)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     args = p.parse_args(argv)
+    if message := _missing_extra("colorize evaluate", "eval", "skimage"):
+        return _fail(message)
     from .checkpoint import CheckpointError
     from .evaluate import evaluate, markdown_table, save_json
     from .images import ImageError
@@ -158,6 +168,8 @@ def cmd_export(argv: list[str]) -> int:
     p.add_argument("--model", help="weights (.safetensors); default: the shipped model")
     p.add_argument("--overwrite", action="store_true", help="replace global.onnx and local.onnx if there")
     args = p.parse_args(argv)
+    if message := _missing_extra("colorize export", "onnx", "onnx"):
+        return _fail(message)
     existing = [Path(args.onnx) / n for n in ("global.onnx", "local.onnx") if (Path(args.onnx) / n).exists()]
     if existing and not args.overwrite:
         return _fail(f"{existing[0]}: already exists (use --overwrite to replace it)")

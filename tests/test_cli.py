@@ -141,3 +141,13 @@ def test_help_and_version_answer_without_importing_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip().endswith("False"), r.stderr
     assert "usage: colorize" in r.stdout and "colorize 0." in r.stdout
+
+
+def test_a_missing_extra_is_named_with_the_command_to_install_it(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("skimage", "onnx") else real(name, *a))
+    assert main(["evaluate", str(tmp_path)]) == 1
+    assert "colorize evaluate needs the eval extra (skimage is missing): pip install 'colorizer[eval]'" in capsys.readouterr().err
+    assert main(["export", "--onnx", str(tmp_path / "o")]) == 1
+    assert "pip install 'colorizer[onnx]'" in capsys.readouterr().err
