@@ -60,7 +60,7 @@ def evaluate(colorizer: Colorizer, folder: str | Path, *, limit: int | None = No
     ours, grey = Scores(), Scores()
     cf_truth, top1, top5, labelled = [], 0, 0, 0
     samples = set(np.linspace(0, len(photos) - 1, min(grid_count, len(photos))).round().astype(int).tolist())
-    rows, failed = [], []
+    rows, failed, per_photo = [], [], []
     for i, path in enumerate(tqdm(photos, desc=f"evaluate {folder.name}", unit="photo", disable=not progress)):
         try:
             truth = (read_photo(path).rgb * 255 + 0.5).astype(np.uint8)          # 8-bit truth, as stored
@@ -77,6 +77,8 @@ def evaluate(colorizer: Colorizer, folder: str | Path, *, limit: int | None = No
         ours.add(out, truth, _ab(out), ab_truth)
         grey.add(grey_rgb, truth, np.zeros_like(ab_truth), ab_truth)
         cf_truth.append(colorfulness(truth))
+        per_photo.append({"name": str(path.relative_to(folder)), "psnr": ours.psnr[-1], "psnr_grey": grey.psnr[-1],
+                          "colorfulness": ours.cf[-1], "colorfulness_truth": cf_truth[-1]})
         label = _label(path, folder, colorizer.classes)
         if label is not None and logits is not None:
             top = logits[0].topk(min(5, logits.shape[1])).indices.tolist()
@@ -89,7 +91,7 @@ def evaluate(colorizer: Colorizer, folder: str | Path, *, limit: int | None = No
         raise FileNotFoundError(f"{folder}: none of the {len(photos)} images could be read")
     cft = float(np.mean(cf_truth))
     result = {"folder": str(folder), "photos": len(cf_truth), "failed": failed, "process_size": process_size,
-              "colorfulness_truth": cft, "ours": ours.summary(cft), "grey": grey.summary(cft)}
+              "colorfulness_truth": cft, "ours": ours.summary(cft), "grey": grey.summary(cft), "per_photo": per_photo}
     if labelled:
         result["ours"] |= {"top1": top1 / labelled, "top5": top5 / labelled}
     if grid:
