@@ -17,30 +17,27 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 
 from . import checkpoint as ckpt
 from . import distributed
-from .color import L_MAX, float_to_uint8, lab_to_rgb, normalize_ab, unnormalize_ab
 from .data import (
     Cache,
     DataError,
     EpochSampler,
     TrainBatches,
-    ab_bin_index,
-    colorfulness_u8,
-    eval_batches,
     load_cache,
     prepare,
     rebalance_weights,
 )
 from .device import bf16_peak_flops, cpu_has_fast_bf16, pick_device
 from .device_batches import DeviceBatches
-from .metrics import psnr_u8, topk_correct
+from .losses import compute_loss
 from .model import ColorizationNet, ModelConfig, count_macs
 from .pack import is_pack, load_pack
+from .schedule import lr_at, progress
+from .validation import validate
 
 
 @dataclass
@@ -109,27 +106,6 @@ def _start_workers(batches):
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def progress(cfg: TrainConfig, step: int, seconds: float) -> float:
-    """How far the run is, in [0, 1]: by steps, or by the time budget where that comes first."""
-    p = step / cfg.steps
-    if cfg.minutes > 0:
-        p = max(p, seconds / (60.0 * cfg.minutes))
-    return min(p, 1.0)
-
-
-def lr_at(cfg: TrainConfig, base: float, p: float) -> float:
-    """The learning rate at progress p: constant, or warm-up then cosine decay ending exactly at p = 1."""
-    if cfg.schedule == "constant":
-        return base
-    if cfg.schedule != "cosine":
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; choose constant or cosine")
-    if p < cfg.warmup:
-        return base * max(p / cfg.warmup, 0.01)
-    t = (p - cfg.warmup) / max(1.0 - cfg.warmup, 1e-9)
-    low = base * cfg.final_lr
-    return low + (base - low) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
-
-
 def autocast_for(cfg: TrainConfig, device: torch.device):
     """bf16 autocast where the hardware has it: CUDA, or a CPU with native bf16 (else it runs far slower)."""
     enabled = cfg.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()))
@@ -182,63 +158,6 @@ def _cache_for(path: str, out: Path, name: str, cfg: TrainConfig, rank: int, wor
     if world > 1:
         dist.barrier()
     return load_cache(target)
-
-
-def ab_bin_targets(ab: torch.Tensor, bins: int) -> torch.Tensor:
-    """(B, 2, h, w) ab in Lab units -> (B, h, w) index of its bin in the model's bins x bins grid."""
-    idx = (normalize_ab(ab) * bins).long().clamp_(0, bins - 1)
-    return idx[:, 0] * bins + idx[:, 1]
-
-
-def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor | None, ab_bins: int = 0):
-    """-> (total loss, colour loss (MSE, or cross-entropy over ab bins), classification CE or None, logits)."""
-    pred, logits = model(l)
-    if ab_bins:
-        se = F.cross_entropy(pred.float(), ab_bin_targets(ab, ab_bins), reduction="none")[:, None]   # (B, 1, h, w)
-    else:
-        se = (pred.float() - normalize_ab(ab)) ** 2                # (B, 2, h, w)
-    if ab_weights is not None:
-        se = se * ab_weights[ab_bin_index(ab)][:, None]
-    mse = se.mean()
-    ce = None
-    if logits is not None and bool((labels >= 0).any()):
-        ce = F.cross_entropy(logits.float(), labels, ignore_index=-1)
-    return (mse + alpha * ce if ce is not None else mse), mse, ce, logits
-
-
-@torch.no_grad()
-def validate(model: ColorizationNet, cache: Cache, *, crop: int, device: torch.device, batch_size: int = 64) -> dict:
-    """Colour MSE, PSNR of the recoloured photos and of the grey baseline, scene top-1/top-5."""
-    was_training = model.training
-    model.eval()
-    n = mse_sum = psnr_sum = grey_sum = cf_sum = cf_true_sum = 0.0
-    top1 = top5 = labelled = 0
-    for l, ab, labels in DataLoader(eval_batches(cache, batch_size, crop), batch_size=None):
-        l, ab, labels = l.to(device), ab.to(device), labels.to(device)
-        pred, logits = model(l)
-        pred = model.colorization.decode(pred)
-        mse_sum += float(((pred.float() - normalize_ab(ab)) ** 2).mean(dim=(1, 2, 3)).sum())
-        L = (l + 0.5) * L_MAX
-        up = lambda t: F.interpolate(t, size=L.shape[-2:], mode="bilinear", align_corners=False)
-        ours = float_to_uint8(lab_to_rgb(torch.cat([L, up(unnormalize_ab(pred.float()))], 1))).cpu().numpy()
-        ab_full = up(ab)
-        truth = float_to_uint8(lab_to_rgb(torch.cat([L, ab_full], 1))).cpu().numpy()
-        grey = float_to_uint8(lab_to_rgb(torch.cat([L, torch.zeros_like(ab_full)], 1))).cpu().numpy()
-        psnr_sum += sum(psnr_u8(o, t) for o, t in zip(ours, truth))
-        cf_sum += sum(colorfulness_u8(o) for o in ours)
-        cf_true_sum += sum(colorfulness_u8(t) for t in truth)
-        grey_sum += sum(psnr_u8(g, t) for g, t in zip(grey, truth))
-        if logits is not None:
-            top1 += topk_correct(logits, labels, 1)
-            top5 += topk_correct(logits, labels, 5)
-            labelled += int((labels >= 0).sum())
-        n += l.shape[0]
-    model.train(was_training)
-    out = {"val_mse": mse_sum / n, "val_psnr": psnr_sum / n, "val_psnr_grey": grey_sum / n,
-           "val_colorfulness": cf_sum / n, "val_colorfulness_truth": cf_true_sum / n}
-    if labelled:
-        out |= {"val_top1": top1 / labelled, "val_top5": top5 / labelled}
-    return out
 
 
 def train(cfg: TrainConfig) -> dict:

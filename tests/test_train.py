@@ -196,7 +196,7 @@ def test_two_processes_with_torchrun_train_the_same_model_as_one(caches, tmp_pat
 
 
 def test_cosine_schedule_warms_up_then_ends_at_the_final_rate():
-    from colorizer.train import lr_at, progress
+    from colorizer.schedule import lr_at, progress
     cfg = TrainConfig(data="d", out="o", steps=100, schedule="cosine", warmup=0.1, final_lr=0.02)
     rates = [lr_at(cfg, 1e-3, progress(cfg, s, 0.0)) for s in range(101)]
     assert rates[0] < rates[5] < rates[10] == pytest.approx(1e-3)          # linear warm-up to the peak
@@ -207,7 +207,7 @@ def test_cosine_schedule_warms_up_then_ends_at_the_final_rate():
 
 
 def test_time_budget_keys_the_schedule_to_the_clock():
-    from colorizer.train import lr_at, progress
+    from colorizer.schedule import lr_at, progress
     cfg = TrainConfig(data="d", out="o", steps=10**6, minutes=2.0, schedule="cosine", warmup=0.0)
     assert progress(cfg, 10, 60.0) == pytest.approx(0.5)       # half the budget spent, few of the steps
     assert progress(cfg, 10, 500.0) == 1.0
@@ -251,7 +251,7 @@ def test_init_starts_from_weights_and_refuses_another_architecture(caches, tmp_p
 
 def test_classification_loss_over_ab_bins_learns_and_its_weights_colorize(caches, tmp_path, colour_jpeg):
     from colorizer.cli import main
-    from colorizer.train import ab_bin_targets
+    from colorizer.losses import ab_bin_targets
     ab = torch.tensor([[-128.0, 0.0, 127.9], [-128.0, 0.0, 127.9]]).reshape(1, 2, 3, 1)   # a and b, 3 pixels
     assert ab_bin_targets(ab, 4).flatten().tolist() == [0, 2 * 4 + 2, 15]       # corners and the centre bin
     train_dir, val_dir = caches

@@ -1,0 +1,170 @@
+"""`colorize PHOTO|FOLDER|VIDEO ... [-o OUT]`: the default command, thin over the library.
+
+Plan every output first (plan.py), load the model once, then each film (video.py) and each photo
+(read_photo -> Colorizer.colorize -> write_photo, metadata kept); one line per failure, a summary at
+the end, Ctrl-C: the summary so far and exit 130.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .cli import SUBCOMMANDS, _fail
+
+
+def _colorize_parser() -> argparse.ArgumentParser:
+    from .defaults import CUT_THRESHOLD, DEFAULT_PROCESS_SIZE, STEADY
+
+    p = argparse.ArgumentParser(
+        prog="colorize", description="Colorize black-and-white photos (files or folders, recursively) and films.",
+        epilog="Other commands: " + ", ".join(f"colorize {c} -h" for c in SUBCOMMANDS))
+    p.add_argument("inputs", nargs="+", help="photos, folders of photos, and/or videos (.mp4, .mkv, .mov, ...)")
+    p.add_argument("-o", "--output", help="output file (one input photo) or folder; default: PHOTO_color.EXT "
+                                          "beside each photo, FOLDER_color/ for a folder")
+    p.add_argument("--model", help="weights (.safetensors) to use instead of the shipped model")
+    p.add_argument("--reference", help="take the global features (the colour mood) from this photo: the paper's style transfer")
+    p.add_argument("--process-size", type=int, default=DEFAULT_PROCESS_SIZE,
+                   help="longer side the local path sees at most (0 = the photo's own size); colour is "
+                        "added back at full resolution")
+    p.add_argument("--format", help="output extension for folders and multiple photos; keep (the default) = "
+                                    "each input's own")
+    p.add_argument("--quality", type=int, default=95, help="JPEG and WebP quality, 1-100 (default 95)")
+    p.add_argument("--show-class", action="store_true", help="print the 3 most likely scene classes of each photo")
+    p.add_argument("--json", metavar="FILE", help="write a summary per photo (input, output, classes, seconds, "
+                                                   "error) to FILE")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--max-pixels", type=float, default=120e6, help="refuse photos larger than this many pixels")
+    p.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"],
+                   help="inference engine: auto = fused PyTorch (fastest measured here), onnx = ONNX Runtime")
+    v = p.add_argument_group("videos")
+    v.add_argument("--prior", choices=["shot", "frame"], default="shot",
+                   help="shot: one global prior per shot, the mean of its frames' (steady colours); "
+                        "frame: each frame its own, as for photos (flickers more)")
+    v.add_argument("--cut-threshold", type=float, default=CUT_THRESHOLD,
+                   help="mean change of L (0-100) between frames that counts as a shot cut")
+    v.add_argument("--steady", type=float, default=None,
+                   help=f"0-1: where luminance did not change since the last frame, lean on its colour this much "
+                        f"(calms colour noise in still areas; default {STEADY} with --prior shot, 0 with frame)")
+    v.add_argument("--batch", type=int, default=8, help="frames colorized together")
+    return p
+
+
+def _colorize_video(colorizer, src: Path, dst: Path, args, reference) -> None:
+    from .video import colorize_video
+
+    result = colorize_video(colorizer, src, dst, prior_mode=args.prior, reference=reference,
+                            process_size=args.process_size or None, batch=args.batch,
+                            cut_threshold=args.cut_threshold, steady=args.steady, overwrite=args.overwrite)
+    resumed = f", {result.resumed_shots} finished before" if result.resumed_shots else ""
+    print(f"{src}: {result.frames} frames, {len(result.shots)} shots{resumed}", file=sys.stderr)
+
+
+def _colorize_photo(colorizer, job, args, prior) -> dict:
+    """One photo through the library; -> its record for --json (classes when asked)."""
+    import time
+
+    from .images import read_photo, write_photo
+
+    t0 = time.perf_counter()
+    photo = read_photo(job.src, max_pixels=int(args.max_pixels))
+    for line in photo.warnings:
+        print(f"colorize: warning: {line}", file=sys.stderr)
+    classes = []
+    if args.show_class or args.json:
+        own_prior, logits = colorizer.prior(photo.rgb)
+        classes = colorizer.top_classes(logits)
+        prior = own_prior if prior is None else prior
+    bits = 16 if photo.bits == 16 and job.dst.suffix.lower() == ".png" and photo.alpha is None else 8
+    rgb = colorizer.colorize(photo.rgb, prior=prior, process_size=args.process_size or None, bits=bits)
+    write_photo(job.dst, rgb, photo.alpha, overwrite=args.overwrite, meta=photo.meta, note=colorizer.note,
+                quality=args.quality)
+    if args.show_class:
+        print(f"{job.src}: " + ", ".join(f"{name} {p:.0%}" for name, p in classes))
+    return _record(job.src, job.dst, classes=[{"class": n, "p": round(p, 4)} for n, p in classes],
+                   seconds=round(time.perf_counter() - t0, 3))
+
+
+def _record(src, dst=None, *, error: str | None = None, classes: list | None = None,
+            seconds: float | None = None) -> dict:
+    """One --json record; the same keys for successes and failures."""
+    return {"input": None if src is None else str(src), "output": None if dst is None else str(dst),
+            "classes": classes or [], "seconds": seconds, "error": error}
+
+
+def _write_json(path: str, records: list[dict]) -> None:
+    import json
+
+    from .files import atomic_write
+    text = json.dumps(records, indent=1)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def cmd_colorize(argv: list[str]) -> int:
+    args = _colorize_parser().parse_args(argv)     # --help answers here, before torch is imported
+    from tqdm import tqdm
+
+    from .checkpoint import CheckpointError
+    from .images import ImageError, read_photo
+    from .inference import Colorizer
+    from .plan import PlanError, plan_outputs
+    from .video import VideoError, is_video
+
+    fmt = None if args.format in (None, "keep") else args.format
+    try:
+        if not 1 <= args.quality <= 100:
+            raise ValueError(f"--quality {args.quality}: choose 1-100")
+        plan = plan_outputs(args.inputs, args.output, fmt, overwrite=args.overwrite, report=args.json)
+        colorizer = Colorizer.load(args.model, device=args.device, backend=args.backend)
+        reference = read_photo(args.reference, max_pixels=int(args.max_pixels)).rgb if args.reference else None
+    except (PlanError, CheckpointError, ImageError, ValueError) as e:
+        return _fail(str(e))
+    prior = colorizer.prior(reference)[0] if reference is not None else None
+    failures, records = list(plan.errors), [_record(None, error=e) for e in plan.errors]
+    for line in plan.errors:
+        print(f"colorize: error: {line}", file=sys.stderr)
+    for line in plan.notes:
+        print(f"colorize: {line}", file=sys.stderr)
+    videos = [job for job in plan.jobs if is_video(job.src)]
+    photos = [job for job in plan.jobs if not is_video(job.src)]
+    done, interrupted = 0, False
+    try:
+        for job in videos:
+            try:
+                _colorize_video(colorizer, job.src, job.dst, args, reference)
+                done += 1
+                records.append(_record(job.src, job.dst))
+            except VideoError as e:
+                failures.append(str(e))
+                records.append(_record(job.src, error=str(e)))
+                print(f"colorize: error: {e}", file=sys.stderr)
+        for job in tqdm(photos, desc="colorize", unit="photo", disable=len(photos) < 2 or args.show_class):
+            try:
+                records.append(_colorize_photo(colorizer, job, args, prior))
+                done += 1
+            except (ImageError, MemoryError) as e:
+                message = str(e) if isinstance(e, ImageError) else \
+                    f"{job.src}: out of memory; try a smaller --process-size or --max-pixels"
+                failures.append(message)
+                records.append(_record(job.src, error=message))
+                tqdm.write(f"colorize: error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ncolorize: interrupted; what was written is complete (films resume when run again)", file=sys.stderr)
+    if args.json:
+        _write_json(args.json, records)
+    _summary(done, len(plan.jobs) + len(plan.errors), videos, photos, failures, interrupted=interrupted)
+    return 130 if interrupted else 1 if failures else 0
+
+
+def _summary(done: int, count: int, videos: list, photos: list, failures: list[str], *,
+             interrupted: bool = False) -> None:
+    if count == 1 and done == 1 and not interrupted:
+        print((photos or videos)[0].dst)
+    elif count > 1 or interrupted:
+        noun = "files" if videos and photos else "videos" if videos else "photos"
+        print(f"colorized {done} of {count} {noun}" + (" before the interruption" if interrupted else "")
+              + (f"; {len(failures)} failed:" if failures else ""))
+        for f in failures:
+            print(f"  {f}")
