@@ -34,7 +34,7 @@ def _missing_extra(command: str, extra: str, *modules: str) -> str | None:
 
 
 def _train_parser() -> argparse.ArgumentParser:
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     p = argparse.ArgumentParser(prog="colorize train", description="Train the colorization network.")
     helps = {
@@ -85,11 +85,11 @@ def _train_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(argv: list[str]) -> int:
+    args = _train_parser().parse_args(argv)
     from .checkpoint import CheckpointError
     from .data import DataError
     from .train import TrainConfig, train
 
-    args = _train_parser().parse_args(argv)
     try:
         train(TrainConfig(**vars(args)))
     except KeyboardInterrupt:

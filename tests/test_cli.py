@@ -135,7 +135,7 @@ def test_help_and_version_answer_without_importing_torch():
     import subprocess
     import sys
     code = ("import sys\nfrom colorizer.cli import main\n"
-            "for argv in (['--help'], ['evaluate', '--help'], ['prepare', '--help']):\n"
+            "for argv in (['--help'], ['evaluate', '--help'], ['prepare', '--help'], ['train', '--help']):\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
             "main(['--version'])\nprint('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
