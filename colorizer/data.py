@@ -92,6 +92,18 @@ def scan_folder(folder: Path) -> tuple[list[Path], list[int], list[str]]:
     return files, labels, classes
 
 
+def labelled_files(src: Path, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
+    """The photos under `src`, their labels and the class names; with `classes` (e.g. the training set's
+    for a validation set) the labels follow that order, and a class folder outside it is an error."""
+    files, labels, found = scan_folder(src)
+    if classes is None or not found:
+        return files, labels, found
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise DataError(f"{src}: class folders not in the training classes: {', '.join(unknown[:5])}")
+    return files, [classes.index(found[i]) if i >= 0 else -1 for i in labels], classes
+
+
 def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 256, min_color_std: float = 3.0,
             classes: list[str] | None = None, workers: int | None = None, progress: bool = True) -> Cache:
     """Decode every photo under `src` once, resized to size x size, into a cache folder `dst`.
@@ -103,14 +115,7 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 256, 
     """
     src, dst = Path(src), Path(dst)
     check_cache_destination(src, dst)
-    files, labels, found = scan_folder(src)
-    if classes is not None and found:
-        unknown = sorted(set(found) - set(classes))
-        if unknown:
-            raise DataError(f"{src}: class folders not in the training classes: {', '.join(unknown[:5])}")
-        labels = [classes.index(found[i]) if i >= 0 else -1 for i in labels]
-    else:
-        classes = found
+    files, labels, classes = labelled_files(src, classes)
     dst.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_builds(dst)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}{BUILD_MARK}", dir=dst.parent))

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from .color import rgb_to_lab, uint8_to_float
-from .data import AB_BINS, Cache, DataError, _load_one, scan_folder
+from .data import AB_BINS, Cache, DataError, _load_one, labelled_files
 from .files import atomic_write
 
 PACK_FORMAT = "colorizer/pack/v1"
@@ -73,14 +73,7 @@ def build_pack(src: str | os.PathLike, dst: str | os.PathLike, *, max_mib: float
         raise DataError(f"{dst}: a pack is a {PACK_SUFFIX} file")
     if dst.resolve().is_relative_to(src.resolve()):
         raise DataError(f"{dst}: the pack must be outside the photo folder {src}")
-    files, labels, found = scan_folder(src)
-    if classes is not None and found:
-        unknown = sorted(set(found) - set(classes))
-        if unknown:
-            raise DataError(f"{src}: class folders not in the training classes: {', '.join(unknown[:5])}")
-        labels = [classes.index(found[i]) if i >= 0 else -1 for i in labels]
-    else:
-        classes = found
+    files, labels, classes = labelled_files(src, classes)
     order = _round_robin(labels)
     budget = int(max_mib * 2**20) - 64 * 1024 - 16 * len(files)     # headers, offsets, labels, metadata
     jpegs, kept, cfs, psnrs = [], [], [], []
