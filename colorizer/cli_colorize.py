@@ -71,13 +71,13 @@ def _colorize_photo(colorizer, job, args, prior) -> dict:
     photo = read_photo(job.src, max_pixels=int(args.max_pixels))
     for line in photo.warnings:
         print(f"colorize: warning: {line}", file=sys.stderr)
-    classes = []
-    if args.show_class or args.json:
-        own_prior, logits = colorizer.prior(photo.rgb)
-        classes = colorizer.top_classes(logits)
-        prior = own_prior if prior is None else prior
     bits = 16 if photo.bits == 16 and job.dst.suffix.lower() == ".png" and photo.alpha is None else 8
-    rgb = colorizer.colorize(photo.rgb, prior=prior, process_size=args.process_size or None, bits=bits)
+    size, classes = args.process_size or None, []
+    if args.show_class or args.json:   # the classes come from the same global pass and Lab conversion
+        rgb, logits = colorizer.colorize_and_classify(photo.rgb, prior=prior, process_size=size, bits=bits)
+        classes = colorizer.top_classes(logits)
+    else:
+        rgb = colorizer.colorize(photo.rgb, prior=prior, process_size=size, bits=bits)
     write_photo(job.dst, rgb, photo.alpha, overwrite=args.overwrite, meta=photo.meta, note=colorizer.note,
                 quality=args.quality)
     if args.show_class:

@@ -71,8 +71,7 @@ def evaluate(colorizer: Colorizer, folder: str | Path, *, limit: int | None = No
         lab = rgb_to_lab(torch.from_numpy(truth).permute(2, 0, 1).float() / 255)
         grey_rgb = float_to_uint8(lab_to_rgb(torch.cat([lab[:1], torch.zeros_like(lab[1:])]))).numpy()
         grey_in = grey_rgb.astype(np.float32) / 255                              # what the user would have
-        prior, logits = colorizer.prior(grey_in)     # one global pass serves colour and scene scores
-        out = colorizer.colorize(grey_in, process_size=process_size, prior=prior)
+        out, logits = colorizer.colorize_and_classify(grey_in, process_size=process_size)   # one global pass
         ab_truth = lab[1:].permute(1, 2, 0).numpy()
         ours.add(out, truth, _ab(out), ab_truth)
         grey.add(grey_rgb, truth, np.zeros_like(ab_truth), ab_truth)

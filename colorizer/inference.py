@@ -121,6 +121,19 @@ class Colorizer:
         l = self._l(rgb)                                                          # (1, 1, H, W), full size
         if prior is None:   # the photo's own L serves the global path too: no second Lab conversion
             prior, _ = self.prior(reference) if reference is not None else self._prior_from_l(l)
+        return self._colorize_l(l, prior, process_size, bits)
+
+    @torch.no_grad()
+    def colorize_and_classify(self, rgb: np.ndarray, *, prior: torch.Tensor | None = None,
+                              process_size: int | None = DEFAULT_PROCESS_SIZE,
+                              bits: int = 8) -> tuple[np.ndarray, torch.Tensor | None]:
+        """colorize(), and the photo's own scene class scores from the same global pass and the same
+        Lab conversion; `prior` (e.g. a reference's) sets the colour mood instead of the photo's own."""
+        l = self._l(rgb)
+        own_prior, logits = self._prior_from_l(l)
+        return self._colorize_l(l, own_prior if prior is None else prior, process_size, bits), logits
+
+    def _colorize_l(self, l: torch.Tensor, prior: torch.Tensor, process_size: int | None, bits: int) -> np.ndarray:
         ab = self.predict_ab(l, prior, process_size=process_size)
         if bits == 16:   # the gamut fit to 16-bit precision, so clamping cannot move L by more than rounding
             rgb = linear_rgb_to_rgb(lab_to_linear_keep_l(l.double(), ab.double(), 16, 1e-6))[0].clamp(0.0, 1.0)

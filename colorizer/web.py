@@ -93,9 +93,8 @@ class Service:
         with self._lock:
             image = self.read(photo, name)
             ref = self.read(reference, reference_name) if reference else None
-            own_prior, logits = self.colorizer.prior(image.rgb)
-            prior = self.colorizer.prior(ref.rgb)[0] if ref is not None else own_prior
-            rgb = self.colorizer.colorize(image.rgb, prior=prior, process_size=self.process_size)
+            prior = self.colorizer.prior(ref.rgb)[0] if ref is not None else None
+            rgb, logits = self.colorizer.colorize_and_classify(image.rgb, prior=prior, process_size=self.process_size)
         out = Image.fromarray(rgb, "RGB")
         if image.alpha is not None:
             out.putalpha(Image.fromarray(image.alpha, "L"))
