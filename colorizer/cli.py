@@ -17,6 +17,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from .files import already_exists
+
 SUBCOMMANDS = ("prepare", "train", "evaluate", "export", "weights", "web", "pack", "join")
 
 
@@ -172,7 +174,7 @@ def cmd_export(argv: list[str]) -> int:
         return _fail(message)
     existing = [Path(args.onnx) / n for n in ("global.onnx", "local.onnx") if (Path(args.onnx) / n).exists()]
     if existing and not args.overwrite:
-        return _fail(f"{existing[0]}: already exists (use --overwrite to replace it)")
+        return _fail(already_exists(existing[0]))
     try:
         model = load_weights(args.model or DEFAULT_WEIGHTS)[0]
         glob, local = export_onnx(model, args.onnx)
@@ -194,7 +196,7 @@ def cmd_weights(argv: list[str]) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
     args = p.parse_args(argv)
     if Path(args.out).exists() and not args.overwrite:
-        return _fail(f"{args.out}: already exists (use --overwrite to replace it)")
+        return _fail(already_exists(args.out))
     try:
         model, classes, info = model_from_checkpoint(args.checkpoint)
         if args.ab_gain != 1.0:
@@ -272,7 +274,7 @@ def cmd_pack(argv: list[str]) -> int:
     try:
         for _, path, _, _ in targets:
             if path.exists() and not args.overwrite:
-                return _fail(f"{path}: already exists (use --overwrite to replace it)")
+                return _fail(already_exists(path))
         classes = read_pack_meta(args.classes_from)["classes"] if args.classes_from else None
         for src, path, mib, min_std in targets:
             s = build_pack(src, path, max_mib=mib, size=args.size, quality=args.quality, classes=classes,

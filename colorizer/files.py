@@ -9,6 +9,11 @@ from pathlib import Path
 TEMP_MARK = ".partial-"
 
 
+def already_exists(path) -> str:
+    """The one message for an output that is there already and may not be replaced unasked."""
+    return f"{path}: already exists (use --overwrite to replace it)"
+
+
 def temp_prefix(path: Path) -> str:
     return f".{path.name}{TEMP_MARK}"
 

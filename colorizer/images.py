@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .files import atomic_write
+from .files import already_exists, atomic_write
 from .metadata import Metadata, encode, read_metadata
 
 # Photos above this many pixels are refused before they are decoded (a decompression bomb can claim
@@ -193,7 +193,7 @@ def write_photo(path: str | os.PathLike, rgb_u8: np.ndarray, alpha: np.ndarray |
         raise ImageError(f"{path}: unknown output format {ext or '(no extension)'}; use one of "
                          f"{', '.join(sorted(IMAGE_EXTENSIONS))}")
     if path.exists() and not overwrite:
-        raise ImageError(f"{path}: already exists (use --overwrite to replace it)")
+        raise ImageError(already_exists(path))
     deep = rgb_u8.dtype == np.uint16
     if deep and (ext != ".png" or alpha is not None):   # 16 bits only as RGB PNG; elsewhere 8
         rgb_u8, deep = (rgb_u8.astype(np.float32) / 257.0 + 0.5).astype(np.uint8), False

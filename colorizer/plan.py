@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .files import already_exists
 from .images import IMAGE_EXTENSIONS, find_images
 
 
@@ -30,10 +31,6 @@ class Plan:
     jobs: list[Job] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)   # inputs refused, one line each
     notes: list[str] = field(default_factory=list)    # outputs renamed to keep them apart, one line each
-
-
-def already_exists(path: Path) -> str:
-    return f"{path}: already exists (use --overwrite to replace it)"
 
 
 def _media_extensions() -> set[str]:

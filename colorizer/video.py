@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from .color import l_from_uint8, normalize_l
 from .defaults import CUT_RATIO, CUT_THRESHOLD, DEFAULT_PROCESS_SIZE, STEADY
+from .files import already_exists
 from .inference import Colorizer
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv",
@@ -321,7 +322,7 @@ def colorize_video(colorizer: Colorizer, src: str | os.PathLike, dst: str | os.P
     if dst.resolve() == src.resolve():
         raise VideoError(f"{dst}: is the input itself; choose another output")
     if dst.exists() and not overwrite:
-        raise VideoError(f"{dst}: already exists (use --overwrite to replace it)")
+        raise VideoError(already_exists(dst))
     if dst.suffix.lower() not in VIDEO_EXTENSIONS or _muxer(dst.suffix) is None:
         raise VideoError(f"{dst}: unknown video format {dst.suffix!r}; use .mp4, .mkv, .mov, .webm or .avi")
     info = probe(src)
@@ -471,7 +472,7 @@ def _video_packets(segments: list[Path], shots: list[Shot], fps: Fraction):
 def _join(src: Path, segments: list[Path], shots: list[Shot], info: VideoInfo, dst: Path, overwrite: bool) -> None:
     """Join the shot segments and the source's audio into dst, without re-encoding the video."""
     if dst.exists() and not overwrite:
-        raise VideoError(f"{dst}: already exists (use --overwrite to replace it)")
+        raise VideoError(already_exists(dst))
     tmp = dst.with_name(f".tmp-{dst.name}")
     try:
         with av.open(str(segments[0])) as first, av.open(str(tmp), "w", format=_muxer(dst.suffix)) as out:

@@ -90,7 +90,7 @@ def join_parts(folder: str | Path, dst: str | Path, *, overwrite: bool = False) 
     """Reassemble the parts listed in folder/manifest.json into dst, every checksum verified, then check
     that the result loads as colorizer weights. Nothing is written unless all of it is right."""
     from .checkpoint import CheckpointError, load_weights
-    from .files import atomic_write
+    from .files import already_exists, atomic_write
 
     folder, dst = Path(folder), Path(dst)
     try:
@@ -99,7 +99,7 @@ def join_parts(folder: str | Path, dst: str | Path, *, overwrite: bool = False) 
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise WindowError(f"{folder / MANIFEST}: not a parts manifest ({e})") from None
     if dst.exists() and not overwrite:
-        raise WindowError(f"{dst}: already exists (use --overwrite to replace it)")
+        raise WindowError(already_exists(dst))
     chunks = []
     for part in parts:
         path = folder / Path(part["name"]).name
