@@ -9,6 +9,7 @@
     colorize web                                 a local page to colorize in the browser (extra: web)
     colorize pack SRC DST.npz --mib N            a compact training pack for a short GPU window
     colorize join PARTS/ OUT.safetensors         reassemble weights a GPU window left in parts
+    colorize study PHOTOS --out STUDY            the paper's user study: prepare, --serve, --report
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from .files import already_exists
 
-SUBCOMMANDS = ("prepare", "train", "evaluate", "export", "weights", "web", "pack", "join")
+SUBCOMMANDS = ("prepare", "train", "evaluate", "export", "weights", "web", "pack", "join", "study")
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -302,6 +303,11 @@ def cmd_join(argv: list[str]) -> int:
     except (WindowError, OSError) as e:
         return _fail(str(e))
     return 0
+
+
+def cmd_study(argv: list[str]) -> int:
+    from .cli_study import cmd_study as study
+    return study(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
