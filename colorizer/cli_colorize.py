@@ -61,29 +61,84 @@ def _colorize_video(colorizer, src: Path, dst: Path, args, reference) -> None:
     print(f"{src}: {result.frames} frames, {len(result.shots)} shots{resumed}", file=sys.stderr)
 
 
-def _colorize_photo(colorizer, job, args, prior) -> dict:
-    """One photo through the library; -> its record for --json (classes when asked)."""
-    import time
+class _Photos:
+    """The three stages of one photo for pipeline.overlapped: read, colorize, write (metadata kept)."""
 
-    from .images import read_photo, write_photo
+    def __init__(self, colorizer, args, prior):
+        self.colorizer, self.args, self.prior = colorizer, args, prior
 
-    t0 = time.perf_counter()
-    photo = read_photo(job.src, max_pixels=int(args.max_pixels))
-    for line in photo.warnings:
-        print(f"colorize: warning: {line}", file=sys.stderr)
-    bits = 16 if photo.bits == 16 and job.dst.suffix.lower() == ".png" and photo.alpha is None else 8
-    size, classes = args.process_size or None, []
-    if args.show_class or args.json:   # the classes come from the same global pass and Lab conversion
-        rgb, logits = colorizer.colorize_and_classify(photo.rgb, prior=prior, process_size=size, bits=bits)
-        classes = colorizer.top_classes(logits)
-    else:
-        rgb = colorizer.colorize(photo.rgb, prior=prior, process_size=size, bits=bits)
-    write_photo(job.dst, rgb, photo.alpha, overwrite=args.overwrite, meta=photo.meta, note=colorizer.note,
-                quality=args.quality)
-    if args.show_class:
-        print(f"{job.src}: " + ", ".join(f"{name} {p:.0%}" for name, p in classes))
-    return _record(job.src, job.dst, classes=[{"class": n, "p": round(p, 4)} for n, p in classes],
-                   seconds=round(time.perf_counter() - t0, 3))
+    def read(self, job):
+        import time
+
+        from .images import read_photo
+        t0 = time.perf_counter()
+        photo = read_photo(job.src, max_pixels=int(self.args.max_pixels))
+        return photo, time.perf_counter() - t0
+
+    def work(self, job, data):
+        """-> (pixels, classes, seconds); classes only when asked, from the same global pass."""
+        import time
+
+        photo, _ = data
+        t0 = time.perf_counter()
+        bits = 16 if photo.bits == 16 and job.dst.suffix.lower() == ".png" and photo.alpha is None else 8
+        size, classes, c = self.args.process_size or None, [], self.colorizer
+        if self.args.show_class or self.args.json:
+            rgb, logits = c.colorize_and_classify(photo.pixels, prior=self.prior, process_size=size, bits=bits)
+            classes = c.top_classes(logits)
+        else:
+            rgb = c.colorize(photo.pixels, prior=self.prior, process_size=size, bits=bits)
+        return rgb, classes, time.perf_counter() - t0
+
+    def write(self, job, data, result) -> dict:
+        """-> the photo's record for --json."""
+        import time
+
+        from .images import write_photo
+        (photo, read_s), (rgb, classes, work_s) = data, result
+        t0 = time.perf_counter()
+        write_photo(job.dst, rgb, photo.alpha, overwrite=self.args.overwrite, meta=photo.meta,
+                    note=self.colorizer.note, quality=self.args.quality)
+        seconds = read_s + work_s + time.perf_counter() - t0
+        return _record(job.src, job.dst, classes=[{"class": n, "p": round(p, 4)} for n, p in classes],
+                       seconds=round(seconds, 3)) | {"_warnings": photo.warnings, "_classes": classes}
+
+
+def _colorize_photos(colorizer, photos: list, args, prior, records: list, failures: list, counted: list) -> int:
+    """The photos through read -> colorize -> write, overlapped (pipeline.py); one line per failure.
+    -> how many were written (also appended to `counted`, which survives a Ctrl-C)."""
+    from tqdm import tqdm
+
+    from .images import ImageError
+    from .pipeline import overlapped
+
+    bar = tqdm(total=len(photos), desc="colorize", unit="photo", disable=len(photos) < 2 or args.show_class)
+
+    def finished(job, record, error):
+        bar.update()
+        if error is None:
+            for line in record.pop("_warnings"):
+                bar.write(f"colorize: warning: {line}", file=sys.stderr)
+            classes = record.pop("_classes")
+            if args.show_class:
+                print(f"{job.src}: " + ", ".join(f"{name} {p:.0%}" for name, p in classes))
+            records.append(record)
+            counted.append(job)
+            return
+        if not isinstance(error, (ImageError, MemoryError)):
+            raise error
+        message = str(error) if isinstance(error, ImageError) else \
+            f"{job.src}: out of memory; try a smaller --process-size or --max-pixels"
+        failures.append(message)
+        records.append(_record(job.src, error=message))
+        bar.write(f"colorize: error: {message}", file=sys.stderr)
+
+    stages = _Photos(colorizer, args, prior)
+    try:
+        overlapped(photos, stages.read, stages.work, stages.write, finished)
+    finally:
+        bar.close()
+    return len(counted)
 
 
 def _record(src, dst=None, *, error: str | None = None, classes: list | None = None,
@@ -103,8 +158,6 @@ def _write_json(path: str, records: list[dict]) -> None:
 
 def cmd_colorize(argv: list[str]) -> int:
     args = _colorize_parser().parse_args(argv)     # --help answers here, before torch is imported
-    from tqdm import tqdm
-
     from .checkpoint import CheckpointError
     from .images import ImageError, read_photo
     from .inference import Colorizer
@@ -128,7 +181,7 @@ def cmd_colorize(argv: list[str]) -> int:
         print(f"colorize: {line}", file=sys.stderr)
     videos = [job for job in plan.jobs if is_video(job.src)]
     photos = [job for job in plan.jobs if not is_video(job.src)]
-    done, interrupted = 0, False
+    done, interrupted, counted = 0, False, []   # counted: photos written, kept when interrupted
     try:
         for job in videos:
             try:
@@ -139,18 +192,10 @@ def cmd_colorize(argv: list[str]) -> int:
                 failures.append(str(e))
                 records.append(_record(job.src, error=str(e)))
                 print(f"colorize: error: {e}", file=sys.stderr)
-        for job in tqdm(photos, desc="colorize", unit="photo", disable=len(photos) < 2 or args.show_class):
-            try:
-                records.append(_colorize_photo(colorizer, job, args, prior))
-                done += 1
-            except (ImageError, MemoryError) as e:
-                message = str(e) if isinstance(e, ImageError) else \
-                    f"{job.src}: out of memory; try a smaller --process-size or --max-pixels"
-                failures.append(message)
-                records.append(_record(job.src, error=message))
-                tqdm.write(f"colorize: error: {message}", file=sys.stderr)
+        done += _colorize_photos(colorizer, photos, args, prior, records, failures, counted)
     except KeyboardInterrupt:
         interrupted = True
+        done += len(counted)
         print("\ncolorize: interrupted; what was written is complete (films resume when run again)", file=sys.stderr)
     if args.json:
         _write_json(args.json, records)

@@ -120,7 +120,7 @@ def linear_to_uint8(linear: torch.Tensor) -> torch.Tensor:
     if key not in _tables:
         ramp = torch.linspace(0.0, 1.0, _COMPANDING_STEPS + 1).expand(3, 1, -1)
         _tables[key] = float_to_uint8(linear_rgb_to_rgb(ramp))[0, :, 0].to(linear.device)   # (steps + 1,)
-    idx = linear.movedim(-3, -1).clamp(0.0, 1.0).mul(_COMPANDING_STEPS).round_().long()
+    idx = linear.movedim(-3, -1).clamp(0.0, 1.0).mul(_COMPANDING_STEPS).round_().int()   # int32: half the traffic
     return _tables[key][idx]
 
 

@@ -39,11 +39,16 @@ class ImageTooLarge(ImageError):
 
 @dataclass
 class Photo:
-    rgb: np.ndarray            # (H, W, 3) float32 in [0, 1], upright
+    pixels: np.ndarray         # (H, W, 3) upright: uint8 as decoded for 8-bit photos, float32 in [0, 1] for deeper
     alpha: np.ndarray | None   # (H, W) uint8 when the file had transparency, else None
     meta: Metadata | None = None   # EXIF, XMP, IPTC, DPI, text: kept in the output where its format holds it
     warnings: list[str] = field(default_factory=list)   # one line each, for the user (e.g. an unreadable profile)
     bits: int = 8              # 16 for 16-bit scans: their output keeps 16 bits where the format allows (PNG)
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) float32 in [0, 1], made on each call (Colorizer takes `pixels` as they are, faster)."""
+        return self.pixels if self.pixels.dtype == np.float32 else self.pixels.astype(np.float32) / 255.0
 
 
 def read_photo(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Photo:
@@ -170,8 +175,7 @@ def _to_photo(img: Image.Image) -> Photo:
     if img.mode == "F":
         grey = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
         return Photo(np.repeat(grey[:, :, None], 3, axis=2), alpha)
-    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0   # CMYK, YCbCr, L, 1, LA, RGBA ...
-    return Photo(rgb, alpha)
+    return Photo(np.array(img.convert("RGB")), alpha)   # CMYK, YCbCr, L, 1, LA, RGBA ... as 8-bit RGB (writable)
 
 
 JPEG_QUALITY = 95   # JPEG and WebP output quality (`--quality`): visually lossless for colour added to a scan
