@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cli import SUBCOMMANDS, _fail
@@ -34,6 +35,11 @@ def _colorize_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write a summary per photo (input, output, classes, seconds, "
                                                    "error) to FILE")
     p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
+    p.add_argument("--resume", action="store_true", help="skip outputs that already exist (complete: every output is "
+                   "written atomically) and do the rest; implied by --shard and torchrun")
+    p.add_argument("--shard", metavar="I/N", help="do the I-th of N equal shares of the inputs (0 <= I < N), e.g. "
+                   "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; --json FILE becomes FILE.shard-I-of-N.json. "
+                   "Under torchrun the ranks share the work by themselves")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     p.add_argument("--max-pixels", type=float, default=120e6, help="refuse photos larger than this many pixels")
     p.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"],
@@ -104,9 +110,9 @@ class _Photos:
                        seconds=round(seconds, 3)) | {"_warnings": photo.warnings, "_classes": classes}
 
 
-def _colorize_photos(colorizer, photos: list, args, prior, records: list, failures: list, counted: list) -> int:
+def _colorize_photos(colorizer, photos: list, args, prior, records: list, failures: list, counted: list) -> None:
     """The photos through read -> colorize -> write, overlapped (pipeline.py); one line per failure.
-    -> how many were written (also appended to `counted`, which survives a Ctrl-C)."""
+    Each photo written is appended to `counted` (which survives a Ctrl-C)."""
     from tqdm import tqdm
 
     from .images import ImageError
@@ -138,7 +144,6 @@ def _colorize_photos(colorizer, photos: list, args, prior, records: list, failur
         overlapped(photos, stages.read, stages.work, stages.write, finished)
     finally:
         bar.close()
-    return len(counted)
 
 
 def _record(src, dst=None, *, error: str | None = None, classes: list | None = None,
@@ -156,60 +161,109 @@ def _write_json(path: str, records: list[dict]) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+@dataclass
+class _Tally:
+    """What one process did; gathered on rank 0 under torchrun."""
+    done: int = 0
+    count: int = 0
+    skipped: int = 0
+    videos: int = 0
+    photos: int = 0
+    failures: list = field(default_factory=list)
+    records: list = field(default_factory=list)
+    last: str | None = None   # the output of a one-file run, printed alone
+    interrupted: bool = False
+
+
 def cmd_colorize(argv: list[str]) -> int:
     args = _colorize_parser().parse_args(argv)     # --help answers here, before torch is imported
     from .checkpoint import CheckpointError
     from .images import ImageError, read_photo
     from .inference import Colorizer
     from .plan import PlanError, plan_outputs
-    from .video import VideoError, is_video
+    from .shard import Shard
 
     fmt = None if args.format in (None, "keep") else args.format
     try:
         if not 1 <= args.quality <= 100:
             raise ValueError(f"--quality {args.quality}: choose 1-100")
-        plan = plan_outputs(args.inputs, args.output, fmt, overwrite=args.overwrite, report=args.json)
-        colorizer = Colorizer.load(args.model, device=args.device, backend=args.backend)
+        if args.resume and args.overwrite:
+            raise ValueError("--resume keeps the outputs that exist and --overwrite replaces them: choose one")
+        shard = Shard.parse(args.shard)
+        resume = args.resume or shard.split
+        plan = plan_outputs(args.inputs, args.output, fmt, overwrite=args.overwrite, report=args.json, resume=resume)
+        colorizer = Colorizer.load(args.model, device=shard.device(args.device), backend=args.backend)
         reference = read_photo(args.reference, max_pixels=int(args.max_pixels)).rgb if args.reference else None
     except (PlanError, CheckpointError, ImageError, ValueError) as e:
         return _fail(str(e))
+    shard.start()
+    try:
+        mine = shard.take(plan.jobs)
+        tally = _run(colorizer, [j for j in mine if not (resume and j.dst.exists())], args, reference,
+                     plan if shard.index == 0 else None)
+        tally.skipped = len(mine) - tally.count
+        tally.count += tally.skipped
+        tallies = [tally] if tally.interrupted else shard.gather(tally)
+        if not shard.launched or shard.index == 0 or tally.interrupted:
+            _report(tallies, args.json and shard.json_path(args.json), shard)
+    finally:
+        shard.stop()
+    failed = any(t.failures for t in tallies)
+    return 130 if tally.interrupted else 1 if failed else 0
+
+
+def _run(colorizer, jobs: list, args, reference, plan) -> _Tally:
+    """This process's films and photos; `plan` (on one process only) adds the plan's errors and notes."""
+    from .video import VideoError, is_video
+
+    tally = _Tally(count=len(jobs))
+    if plan is not None:
+        tally.failures, tally.count = list(plan.errors), tally.count + len(plan.errors)
+        tally.records = [_record(None, error=e) for e in plan.errors]
+        for line in plan.errors:
+            print(f"colorize: error: {line}", file=sys.stderr)
+        for line in plan.notes:
+            print(f"colorize: {line}", file=sys.stderr)
     prior = colorizer.prior(reference)[0] if reference is not None else None
-    failures, records = list(plan.errors), [_record(None, error=e) for e in plan.errors]
-    for line in plan.errors:
-        print(f"colorize: error: {line}", file=sys.stderr)
-    for line in plan.notes:
-        print(f"colorize: {line}", file=sys.stderr)
-    videos = [job for job in plan.jobs if is_video(job.src)]
-    photos = [job for job in plan.jobs if not is_video(job.src)]
-    done, interrupted, counted = 0, False, []   # counted: photos written, kept when interrupted
+    videos = [job for job in jobs if is_video(job.src)]
+    photos = [job for job in jobs if not is_video(job.src)]
+    tally.videos, tally.photos, counted = len(videos), len(photos), []   # counted: photos written, kept on Ctrl-C
     try:
         for job in videos:
             try:
                 _colorize_video(colorizer, job.src, job.dst, args, reference)
-                done += 1
-                records.append(_record(job.src, job.dst))
+                tally.done += 1
+                tally.records.append(_record(job.src, job.dst))
             except VideoError as e:
-                failures.append(str(e))
-                records.append(_record(job.src, error=str(e)))
+                tally.failures.append(str(e))
+                tally.records.append(_record(job.src, error=str(e)))
                 print(f"colorize: error: {e}", file=sys.stderr)
-        done += _colorize_photos(colorizer, photos, args, prior, records, failures, counted)
+        _colorize_photos(colorizer, photos, args, prior, tally.records, tally.failures, counted)
     except KeyboardInterrupt:
-        interrupted = True
-        done += len(counted)
+        tally.interrupted = True
         print("\ncolorize: interrupted; what was written is complete (films resume when run again)", file=sys.stderr)
-    if args.json:
-        _write_json(args.json, records)
-    _summary(done, len(plan.jobs) + len(plan.errors), videos, photos, failures, interrupted=interrupted)
-    return 130 if interrupted else 1 if failures else 0
+    tally.done += len(counted)
+    if len(jobs) == 1 and tally.done == 1:
+        tally.last = str(jobs[0].dst)
+    return tally
 
 
-def _summary(done: int, count: int, videos: list, photos: list, failures: list[str], *,
-             interrupted: bool = False) -> None:
-    if count == 1 and done == 1 and not interrupted:
-        print((photos or videos)[0].dst)
-    elif count > 1 or interrupted:
-        noun = "files" if videos and photos else "videos" if videos else "photos"
-        print(f"colorized {done} of {count} {noun}" + (" before the interruption" if interrupted else "")
-              + (f"; {len(failures)} failed:" if failures else ""))
-        for f in failures:
+def _report(tallies: list[_Tally], json_path: str | None, shard) -> None:
+    """The one summary (and --json file) of a run, from every process's tally."""
+    t = _Tally(**{k: sum(getattr(x, k) for x in tallies) for k in ("done", "count", "skipped", "videos", "photos")},
+               failures=[f for x in tallies for f in x.failures], records=[r for x in tallies for r in x.records],
+               interrupted=any(x.interrupted for x in tallies))
+    if json_path:
+        _write_json(json_path, t.records)
+    if t.count == 1 and t.done == 1 and not t.interrupted and len(tallies) == 1:
+        print(tallies[0].last)
+    elif t.count > 1 or t.interrupted or t.skipped:
+        noun = "files" if t.videos and t.photos else "videos" if t.videos else "photos"
+        where = f" by {len(tallies)} processes" if len(tallies) > 1 else f" ({shard})" if shard.split else ""
+        print(f"colorized {t.done} of {t.count} {noun}{where}" + (" before the interruption" if t.interrupted else "")
+              + (f"; {t.skipped} {'was' if t.skipped == 1 else 'were'} done already (skipped)" if t.skipped else "")
+              + (f"; {len(t.failures)} failed:" if t.failures else ""))
+        for f in t.failures:
             print(f"  {f}")
+
+

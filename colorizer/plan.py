@@ -3,8 +3,9 @@
 `plan_outputs` pairs each input photo or film with its output and settles every conflict up front:
 an output that is an input is refused, two inputs that map to one output get distinct names (said in
 one line), a folder's own output tree inside it is never read back as input, an existing output is
-refused without --overwrite, and an output folder that cannot be written is refused before any work.
-Nothing is written here; the run then only writes the paths this plan holds.
+refused without --overwrite (or kept, to be skipped, with --resume), and an output folder that cannot
+be written is refused before any work. Nothing is written here; the run then only writes the paths this
+plan holds.
 """
 from __future__ import annotations
 
@@ -89,9 +90,11 @@ def _writable(dst: Path) -> bool:
 
 
 def plan_outputs(inputs: list[str], output: str | None = None, fmt: str | None = None, *,
-                 overwrite: bool = False, report: str | None = None) -> Plan:
+                 overwrite: bool = False, report: str | None = None, resume: bool = False) -> Plan:
     """Pair every input with an output that is safe to write; raises PlanError when the run cannot start.
-    `report` (the --json file) must not be an input or an output either."""
+    `report` (the --json file) must not be an input or an output either. With `resume`, an existing
+    output stays in the plan (complete, as every output is written atomically: the run skips it), so that
+    every process of a sharded run splits the same list however far the others have got."""
     known = _media_extensions()
     if fmt is not None and "." + fmt.lstrip(".").lower() not in IMAGE_EXTENSIONS:
         raise PlanError(f"--format {fmt}: unknown photo format; choose one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
@@ -120,7 +123,7 @@ def plan_outputs(inputs: list[str], output: str | None = None, fmt: str | None =
             plan.notes.append(f"{job.src}: {dst} is the output of another input, so this writes {renamed}")
             dst = renamed
         taken.add(dst.resolve())      # this input's name, whether or not it can be written now
-        if dst.exists() and not overwrite and not _is_video(job.src):
+        if dst.exists() and not overwrite and not resume and not _is_video(job.src):
             plan.errors.append(already_exists(dst))    # films resume into an existing output's work folder
             continue
         if dst.is_dir():
