@@ -2,14 +2,17 @@
 
     python benchmarks/speed.py [--model W.safetensors | --paper] [--compile] [--repeats N]
 
-1. The limit: fp32 GEMM throughput of this machine (torch.mm, 2048^3), in GFLOP/s.
+1. The ceiling (ceiling.py): the CPU's fp32 peak from its vector width, FMA pipes and measured all-core
+   clock, the best fp32 GEMM over several shapes, and the convolution algorithm oneDNN ran.
 2. The network (both paths: global at its square size, local at HxW), batch 1 at 224x224, 512x512 and
    1024x768, and batch throughput at 224x224, for each engine:
      naive  - eager PyTorch as a peer would run it: unfused batch norm, NCHW, no_grad
      torch  - our eager engine: batch norm folded into convolutions, channels_last, inference_mode
      onnx   - ONNX Runtime on the exported graphs (what `colorize` uses on CPU)
      compile- torch.compile of the fused model (with --compile; its cold start reported separately)
-   achieved GFLOP/s = 2 x multiply-accumulates (counted from the layer shapes) / time.
+   achieved GFLOP/s = 2 x multiply-accumulates (counted from the layer shapes) / time, as a share of the peak.
+   Where the CPU has native bf16 (AVX512-BF16, AMX): the network under bf16 autocast too, and how far its
+   colours move from fp32's on a Kodak photo, in 8-bit levels (colorize uses bf16 only if within one).
 3. Peak resident memory of the whole `colorize` pipeline on a 1024x768 and a 4000x3000 photo.
 Timings are medians; compare only ratios from one run (the machine is shared and noisy).
 """
@@ -21,9 +24,11 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+from ceiling import ceiling
 
 from colorizer.backends import OnnxEngine, TorchEngine
 from colorizer.checkpoint import load_weights
@@ -31,6 +36,7 @@ from colorizer.inference import DEFAULT_WEIGHTS
 from colorizer.model import ColorizationNet, ModelConfig, count_macs
 
 SIZES = [(224, 224), (512, 512), (768, 1024)]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def median_time(fn, repeats: int, warmup: int = 2) -> float:
@@ -44,9 +50,33 @@ def median_time(fn, repeats: int, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def gemm_gflops(n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n ** 3 / median_time(lambda: torch.mm(a, b), repeats) / 1e9
+class Bf16(TorchEngine):
+    """Our engine under bf16 autocast, its outputs back in fp32."""
+    name = "bf16"
+
+    def global_prior(self, l):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            prior, logits = super().global_prior(l)
+        return prior.float(), None if logits is None else logits.float()
+
+    def local_ab(self, l, prior):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return super().local_ab(l, prior).float()
+
+
+def bf16_levels(model) -> dict:
+    """How far bf16 moves the colours of a real photo from fp32's: max and 99.9th percentile, 8-bit levels."""
+    from colorizer.images import read_photo
+    from colorizer.inference import Colorizer
+    photos = sorted((ROOT.parent / "shared" / "data" / "kodak24").glob("*.png"))[:4]
+    rgbs = [read_photo(p).pixels for p in photos] or [np.random.default_rng(0).integers(0, 255, (512, 768, 3), np.uint8)]
+    diffs = []
+    for rgb in rgbs:
+        fp32 = Colorizer(model, torch.device("cpu")).colorize(rgb)
+        bf16 = Colorizer(model, torch.device("cpu"), engine=Bf16(model, torch.device("cpu"))).colorize(rgb)
+        diffs.append(np.abs(fp32.astype(int) - bf16).ravel())
+    d = np.concatenate(diffs)
+    return {"max_levels": int(d.max()), "p999_levels": float(np.percentile(d, 99.9)), "photos": len(rgbs)}
 
 
 class Naive:
@@ -101,19 +131,26 @@ def main() -> None:
         model = load_weights(args.model or DEFAULT_WEIGHTS)[0]
         name = f"{args.model or 'shipped model'} ({model.config})"
     g = model.config.global_size
-    peak = gemm_gflops()
-    print(f"machine: {torch.get_num_threads()} threads; fp32 GEMM limit {peak:.1f} GFLOP/s")
+    ceil = ceiling(args.model)
+    peak = ceil["peak_gflops"]
+    print(f"machine: {ceil['cpu']}, {ceil['threads']} threads at {ceil['clock_ghz']:.2f} GHz ({ceil['clock_source']}); "
+          f"{ceil['basis']}\n  fp32 peak {peak:.0f} GFLOP/s; best GEMM {ceil['best_gemm_gflops']:.0f} GFLOP/s "
+          f"({ceil['best_gemm_gflops'] / peak:.0%} of peak, {ceil['best_gemm_shape']}); convolutions: "
+          f"{', '.join(ceil['convolutions'])}")
     print(f"model: {name}")
 
     engines = {"naive": Naive(model), "torch": TorchEngine(model, torch.device("cpu"))}
+    if ceil["fast_bf16"]:
+        engines["bf16"] = Bf16(model, torch.device("cpu"))
     t = time.perf_counter()
     engines["onnx"] = OnnxEngine(model)
     cold = {"onnx": time.perf_counter() - t}
     if args.compile:
         engines["compile"] = Compiled(model)
 
-    results = {"gemm_gflops": peak, "model": name, "sizes": {}, "cold_start_s": cold}
-    print("\n| input | GFLOP | " + " | ".join(f"{e} ms | {e} % of GEMM" for e in engines) + " |")
+    results = {"ceiling": ceil, "model": name, "sizes": {}, "cold_start_s": cold}
+    print("\n| input | GFLOP | " + " | ".join(f"{e} ms | {e} % of peak" for e in engines) + " |   (bf16: of the bf16 peak, "
+          "2x fp32's with AVX512-BF16; AMX is not modelled)")
     print("|---|---|" + "---|---|" * len(engines))
     for h, w in SIZES:
         flops = 2 * count_macs(model, h, w)
@@ -129,10 +166,12 @@ def main() -> None:
                 cold.setdefault("compile", 0.0)
                 cold["compile"] += time.perf_counter() - t
             s = median_time(run, args.repeats)
-            row[key] = {"ms": s * 1e3, "gflops": flops / s / 1e9, "fraction_of_gemm": flops / s / 1e9 / peak}
+            own_peak = peak * (2 if key == "bf16" else 1)   # AVX512-BF16: two bf16 products per fp32 lane
+            row[key] = {"ms": s * 1e3, "gflops": flops / s / 1e9, "fraction_of_peak": flops / s / 1e9 / own_peak,
+                        "fraction_of_best_gemm": flops / s / 1e9 / ceil["best_gemm_gflops"]}
         results["sizes"][f"{w}x{h}"] = {"gflop": flops / 1e9, **row}
         print(f"| {w}x{h} | {flops / 1e9:.1f} | " + " | ".join(
-            f"{row[e]['ms']:.0f} | {row[e]['fraction_of_gemm']:.0%}" for e in engines) + " |")
+            f"{row[e]['ms']:.0f} | {row[e]['fraction_of_peak']:.0%}" for e in engines) + " |")
 
     b = args.batch
     lb, lgb = torch.rand(b, 1, 224, 224) - 0.5, torch.rand(b, 1, g, g) - 0.5
@@ -163,7 +202,10 @@ def main() -> None:
 
     best = {size: max((k for k in engines if k != "naive"), key=lambda k: r[k]["gflops"])
             for size, r in results["sizes"].items()}
-    summary = "; ".join(f"{size}: best {best[size]} {r[best[size]]['fraction_of_gemm']:.0%} of GEMM, "
+    if "bf16" in engines:
+        results["bf16_colour_difference"] = bf16_levels(model)
+        print(f"bf16 against fp32 colours (8-bit levels): {results['bf16_colour_difference']}")
+    summary = "; ".join(f"{size}: best {best[size]} {r[best[size]]['fraction_of_peak']:.0%} of peak, "
                         f"{r[best[size]]['gflops'] / r['naive']['gflops']:.2f}x naive"
                         for size, r in results["sizes"].items())
     results["summary"] = summary

@@ -111,9 +111,13 @@ def load_weights(path: str | os.PathLike) -> tuple[ColorizationNet, list[str], d
         if shape != tuple(t.shape) or dtype.startswith("F") != t.is_floating_point():
             raise CheckpointError(f"{path}: weights do not match their config: tensor {k} is {dtype} {list(shape)}, expected "
                                   f"{str(t.dtype).removeprefix('torch.')} {list(t.shape)}")
-    model = ColorizationNet(config)
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
-    model.load_state_dict(state)
+    with torch.device("meta"):   # no random initialisation to throw away: the file's tensors are used as they are
+        model = ColorizationNet(config)
+    model.load_state_dict(state, assign=True)
+    if any(b.is_meta for b in model.buffers()):   # buffers made in __init__ and not saved (ab bin centres)
+        model = ColorizationNet(config)
+        model.load_state_dict(state)
     return model.eval(), classes, info
 
 

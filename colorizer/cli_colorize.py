@@ -110,15 +110,28 @@ class _Photos:
                        seconds=round(seconds, 3)) | {"_warnings": photo.warnings, "_classes": classes}
 
 
+class _NoBar:
+    def update(self) -> None:
+        pass
+
+    def write(self, line: str, file=None) -> None:
+        print(line, file=file)
+
+    def close(self) -> None:
+        pass
+
+
 def _colorize_photos(colorizer, photos: list, args, prior, records: list, failures: list, counted: list) -> None:
     """The photos through read -> colorize -> write, overlapped (pipeline.py); one line per failure.
     Each photo written is appended to `counted` (which survives a Ctrl-C)."""
-    from tqdm import tqdm
-
     from .images import ImageError
     from .pipeline import overlapped
 
-    bar = tqdm(total=len(photos), desc="colorize", unit="photo", disable=len(photos) < 2 or args.show_class)
+    if len(photos) < 2 or args.show_class:
+        bar = _NoBar()          # and no tqdm import: one photo starts sooner
+    else:
+        from tqdm import tqdm
+        bar = tqdm(total=len(photos), desc="colorize", unit="photo")
 
     def finished(job, record, error):
         bar.update()
@@ -214,7 +227,7 @@ def cmd_colorize(argv: list[str]) -> int:
 
 def _run(colorizer, jobs: list, args, reference, plan) -> _Tally:
     """This process's films and photos; `plan` (on one process only) adds the plan's errors and notes."""
-    from .video import VideoError, is_video
+    from .media import is_video
 
     tally = _Tally(count=len(jobs))
     if plan is not None:
@@ -230,6 +243,7 @@ def _run(colorizer, jobs: list, args, reference, plan) -> _Tally:
     tally.videos, tally.photos, counted = len(videos), len(photos), []   # counted: photos written, kept on Ctrl-C
     try:
         for job in videos:
+            from .video import VideoError
             try:
                 _colorize_video(colorizer, job.src, job.dst, args, reference)
                 tally.done += 1

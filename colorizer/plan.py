@@ -35,18 +35,18 @@ class Plan:
 
 
 def _media_extensions() -> set[str]:
-    from .video import VIDEO_EXTENSIONS
+    from .media import VIDEO_EXTENSIONS
     return IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 
 
 def _is_video(path: Path) -> bool:
-    from .video import is_video
+    from .media import is_video
     return is_video(path)
 
 
 def _candidates(inputs: list[Path], out: Path | None, fmt: str | None) -> tuple[list[Job], list[str]]:
     """Every (input, output) pair as the naming rules give it, before conflicts are settled."""
-    from .video import find_videos
+    from .media import find_videos
 
     jobs, errors = [], []
     single_file = len(inputs) == 1 and not inputs[0].is_dir()

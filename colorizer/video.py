@@ -37,9 +37,8 @@ from .color import l_from_uint8, normalize_l
 from .defaults import CUT_RATIO, CUT_THRESHOLD, DEFAULT_PROCESS_SIZE, STEADY
 from .files import already_exists
 from .inference import Colorizer
+from .media import VIDEO_EXTENSIONS, find_videos, is_video  # noqa: F401 -- this module's names too
 
-VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv",
-                    ".ts", ".3gp"}
 # What each output container gets: (video encoder, its options, audio codec when the source's cannot be copied)
 _ENCODERS = {
     ".webm": ("libvpx-vp9", {"crf": "30", "b": "0", "row-mt": "1"}, "libopus"),
@@ -99,16 +98,6 @@ class VideoResult:
     shots: list[Shot]
     colorized: int          # frames colorized by this call (fewer than frames when resumed)
     resumed_shots: int      # shots found finished from an earlier, interrupted call
-
-
-def is_video(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
-
-
-def find_videos(folder: Path) -> list[Path]:
-    """Video files under `folder`, recursively, in a stable order (hidden files and folders skipped)."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_video(p)
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def _open(path: Path):
