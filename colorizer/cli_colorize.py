@@ -85,9 +85,10 @@ class _Photos:
         """-> (pixels, classes, seconds); classes only when asked, from the same global pass."""
         import time
 
+        from .images import DEEP_FORMATS
         photo, _ = data
         t0 = time.perf_counter()
-        bits = 16 if photo.bits == 16 and job.dst.suffix.lower() == ".png" and photo.alpha is None else 8
+        bits = 16 if photo.bits == 16 and job.dst.suffix.lower() in DEEP_FORMATS and photo.alpha is None else 8
         size, classes, c = self.args.process_size or None, [], self.colorizer
         if self.args.show_class or self.args.json:
             rgb, logits = c.colorize_and_classify(photo.pixels, prior=self.prior, process_size=size, bits=bits)

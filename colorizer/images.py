@@ -17,12 +17,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .files import already_exists, atomic_write
 from .metadata import Metadata, encode, read_metadata
+from .sixteen_bit import icc_to_srgb, is_deep_colour_tiff, png_with_16_bit_pixels, read_deep_tiff, tiff_with_16_bit_pixels
 
 # Photos above this many pixels are refused before they are decoded (a decompression bomb can claim
 # gigabytes from a few kilobytes). 120 MP covers every camera of today; raise it with max_pixels.
 MAX_PIXELS = 120_000_000
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".jfif"}
 ALPHA_FORMATS = {".png", ".webp", ".tif", ".tiff", ".gif"}
+DEEP_FORMATS = {".png", ".tif", ".tiff"}   # written with 16 bits per channel when the input had them
 
 
 class ImageError(Exception):
@@ -83,12 +85,16 @@ def decode_photo(source: str | os.PathLike | bytes, *, name: str, max_pixels: in
                     raise ImageTooLarge(f"{name}: {w}x{h} is too large; each side may be at most {max_side} pixels")
                 if w == 0 or h == 0:
                     raise ImageError(f"{name}: image has no pixels ({w}x{h})")
+                orientation = img.getexif().get(0x0112)   # before loading: Pillow's TIFF loader forgets it
                 img.load()
                 meta = read_metadata(img)
-                img = ImageOps.exif_transpose(img)
-                img, notes = to_srgb(img, name)
-                photo = _to_photo(img)
-                photo.meta, photo.warnings = meta, notes
+                photo, notes = _deep_tiff(img, source, name, orientation) if is_deep_colour_tiff(img) else (None, [])
+                if photo is None:
+                    img = ImageOps.exif_transpose(img)
+                    img, more = to_srgb(img, name)
+                    photo = _to_photo(img, name)
+                    notes += more
+                photo.meta, photo.warnings = meta, notes + photo.warnings
                 return photo
     except ImageError:
         raise
@@ -116,6 +122,8 @@ def to_srgb(img: Image.Image, name: str) -> tuple[Image.Image, list[str]]:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
     except (OSError, ImageCms.PyCMSError, TypeError, ValueError):
         return img, [f"{name}: its colour profile cannot be read; sRGB assumed"]
+    if img.mode.startswith("I;16"):
+        return img, []   # a 16-bit grey scan's profile is applied in float by _to_photo (LittleCMS here: 8 bits)
     alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else None
     base = {"RGBA": "RGB", "LA": "L"}.get(img.mode, img.mode)
     if base not in ("RGB", "L", "CMYK"):
@@ -160,7 +168,25 @@ def _open_limited(source, max_pixels: int) -> Image.Image:
             Image.MAX_IMAGE_PIXELS = saved
 
 
-def _to_photo(img: Image.Image) -> Photo:
+def _deep_tiff(img: Image.Image, source, name: str, orientation: int | None) -> tuple[Photo | None, list[str]]:
+    """A 48-bit colour TIFF at full precision (tifffile), its matrix/TRC profile applied in float;
+    (None, [why]) where it has to be read at 8 bits instead."""
+    try:
+        rgb, alpha = read_deep_tiff(source, orientation)
+    except ImportError:
+        return None, [f"{name}: a 16-bit colour TIFF, read at 8 bits (pip install 'colorizer[tiff]' keeps 16)"]
+    except (ValueError, OSError, RuntimeError, KeyError, NotImplementedError) as e:   # tifffile: a layout or codec it lacks
+        return None, [f"{name}: its 16 bits could not be read ({e}); read at 8 bits"]
+    icc = img.info.get("icc_profile")
+    if icc:
+        converted = icc_to_srgb(rgb, icc)
+        if converted is None:
+            return None, [f"{name}: its colour profile is not a matrix/TRC profile; read at 8 bits to apply it"]
+        rgb = converted
+    return Photo(rgb.astype(np.float32), alpha, bits=16), []
+
+
+def _to_photo(img: Image.Image, name: str = "photo") -> Photo:
     alpha = None
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
@@ -170,8 +196,15 @@ def _to_photo(img: Image.Image) -> Photo:
         # 16-bit greyscale: keep its precision instead of truncating to 8 bits
         arr = np.asarray(img, dtype=np.float32)
         scale = 65535.0 if arr.max(initial=0) > 255 or img.mode.startswith("I;16") else 255.0
-        grey = np.clip(arr / scale, 0.0, 1.0)
-        return Photo(np.repeat(grey[:, :, None], 3, axis=2), alpha, bits=16 if scale > 255 else 8)
+        rgb = np.repeat(np.clip(arr / scale, 0.0, 1.0)[:, :, None], 3, axis=2)
+        notes, icc = [], img.info.get("icc_profile")
+        if icc:   # a grey gamma profile, applied in float so that the 16 bits survive
+            converted = icc_to_srgb(rgb.astype(np.float64), icc)
+            if converted is None:
+                notes = [f"{name}: its colour profile cannot be applied to 16-bit grey; sRGB assumed"]
+            else:
+                rgb = converted.astype(np.float32)
+        return Photo(rgb, alpha, bits=16 if scale > 255 else 8, warnings=notes)
     if img.mode == "F":
         grey = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
         return Photo(np.repeat(grey[:, :, None], 3, axis=2), alpha)
@@ -199,7 +232,7 @@ def write_photo(path: str | os.PathLike, rgb_u8: np.ndarray, alpha: np.ndarray |
     if path.exists() and not overwrite:
         raise ImageError(already_exists(path))
     deep = rgb_u8.dtype == np.uint16
-    if deep and (ext != ".png" or alpha is not None):   # 16 bits only as RGB PNG; elsewhere 8
+    if deep and (ext not in DEEP_FORMATS or alpha is not None):   # 16 bits as RGB PNG or TIFF; elsewhere 8
         rgb_u8, deep = (rgb_u8.astype(np.float32) / 257.0 + 0.5).astype(np.uint8), False
     img = Image.fromarray((rgb_u8 >> 8).astype(np.uint8) if deep else rgb_u8, "RGB")
     if alpha is not None and ext in ALPHA_FORMATS:
@@ -209,42 +242,12 @@ def write_photo(path: str | os.PathLike, rgb_u8: np.ndarray, alpha: np.ndarray |
     try:
         data = encode(img, fmt, meta, note, icc=srgb_icc(), **options)
         if deep:
-            data = png_with_16_bit_pixels(data, rgb_u8)
+            data = (png_with_16_bit_pixels if ext == ".png" else tiff_with_16_bit_pixels)(data, rgb_u8)
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     except ValueError as e:     # Pillow refuses what the format cannot hold (e.g. an EXIF block above 64 KB)
         raise ImageError(f"{path}: cannot write this photo's metadata as {fmt} ({e})") from None
     except OSError as e:
         raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
-
-
-def png_with_16_bit_pixels(png: bytes, rgb16: np.ndarray) -> bytes:
-    """Pillow's 8-bit RGB PNG (with all its metadata chunks) with its pixels replaced by 16-bit ones:
-    a new IHDR (bit depth 16) and one IDAT of the (H, W, 3) uint16 pixels; every other chunk kept."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    h, w = rgb16.shape[:2]
-    rows = np.empty((h, 1 + w * 6), dtype=np.uint8)
-    rows[:, 0] = 0                                                     # filter: none
-    rows[:, 1:] = rgb16.astype(">u2").reshape(h, w * 3).view(np.uint8)
-    pixels = chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
-    out, pos, wrote = [png[:8]], 8, False
-    while pos < len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        whole = png[pos:pos + 12 + length]
-        pos += 12 + length
-        if kind == b"IHDR":
-            out.append(chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)))
-        elif kind == b"IDAT":
-            if not wrote:
-                out.append(pixels)
-                wrote = True
-        else:
-            out.append(whole)
-    return b"".join(out)
 
 
 def find_images(folder: Path) -> list[Path]:
