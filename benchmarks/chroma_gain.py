@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from colorizer.evaluate import evaluate
-from colorizer.inference import Colorizer
+from chromalift.evaluate import evaluate
+from chromalift.inference import Colorizer
 
 
 def main() -> None:

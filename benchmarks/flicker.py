@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from colorizer import Colorizer, read_photo
-from colorizer.color import rgb_to_lab
-from colorizer.metrics import psnr_u8
-from colorizer.synthetic import film_look, pan_zoom, to_grey, write_clip
-from colorizer.video import colorize_video, frame_flicker, read_frames
+from chromalift import Colorizer, read_photo
+from chromalift.color import rgb_to_lab
+from chromalift.metrics import psnr_u8
+from chromalift.synthetic import film_look, pan_zoom, to_grey, write_clip
+from chromalift.video import colorize_video, frame_flicker, read_frames
 
 DEFAULT_PHOTOS = [Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak24" / f"kodim{i:02d}.png"
                   for i in (3, 5, 14, 23)]

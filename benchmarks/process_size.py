@@ -14,9 +14,9 @@ import time
 import numpy as np
 from PIL import Image
 
-from colorizer.images import find_images
-from colorizer.inference import Colorizer
-from colorizer.metrics import colorfulness, psnr_u8
+from chromalift.images import find_images
+from chromalift.inference import Colorizer
+from chromalift.metrics import colorfulness, psnr_u8
 
 
 def main() -> None:

@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from ceiling import ceiling
 
-from colorizer.backends import OnnxEngine, TorchEngine
-from colorizer.checkpoint import load_weights
-from colorizer.inference import DEFAULT_WEIGHTS
-from colorizer.model import ColorizationNet, ModelConfig, count_macs
+from chromalift.backends import OnnxEngine, TorchEngine
+from chromalift.checkpoint import load_weights
+from chromalift.inference import DEFAULT_WEIGHTS
+from chromalift.model import ColorizationNet, ModelConfig, count_macs
 
 SIZES = [(224, 224), (512, 512), (768, 1024)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +66,8 @@ class Bf16(TorchEngine):
 
 def bf16_levels(model) -> dict:
     """How far bf16 moves the colours of a real photo from fp32's: max and 99.9th percentile, 8-bit levels."""
-    from colorizer.images import read_photo
-    from colorizer.inference import Colorizer
+    from chromalift.images import read_photo
+    from chromalift.inference import Colorizer
     photos = sorted((ROOT.parent / "shared" / "data" / "kodak24").glob("*.png"))[:4]
     rgbs = [read_photo(p).pixels for p in photos] or [np.random.default_rng(0).integers(0, 255, (512, 768, 3), np.uint8)]
     diffs = []
@@ -104,7 +104,7 @@ class Compiled(TorchEngine):
 def peak_memory_mib(weights: str | None, h: int, w: int, backend: str) -> float:
     code = f"""
 import resource, numpy as np
-from colorizer.inference import Colorizer
+from chromalift.inference import Colorizer
 c = Colorizer.load({weights!r}, backend={backend!r})
 rgb = np.random.default_rng(0).random(({h}, {w}, 3), dtype=np.float32)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -187,7 +187,7 @@ def main() -> None:
 
     if not args.paper:
         # the whole colorize() call: Lab conversion at full size, both paths, upsampling, gamut fit
-        from colorizer.inference import Colorizer
+        from chromalift.inference import Colorizer
         col = Colorizer(model, torch.device("cpu"))
         results["end_to_end_ms"] = {}
         for h, w in SIZES[1:]:

@@ -2,7 +2,7 @@
 
     python benchmarks/startup.py [--baseline REV] [--repeats 5]
 
-Runs `python -X importtime -m colorizer PHOTO -o OUT` in fresh processes, alternating the baseline (a
+Runs `python -X importtime -m chromalift PHOTO -o OUT` in fresh processes, alternating the baseline (a
 `git archive` of REV) and this tree; reports the median wall time of each, and for the fastest run of
 each the cumulative import time of every top-level module (ours and third-party), so that what a
 change saved is visible. Compare only within one run: the machine is shared and noisy.
@@ -26,7 +26,7 @@ from folder_speed import BASELINE, ROOT, baseline_tree, make_photos
 def cold(tree: Path, photo: Path, out: Path) -> tuple[float, dict[str, float]]:
     env = dict(os.environ, PYTHONPATH=str(tree))
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "colorizer", str(photo), "-o", str(out), "--overwrite"],
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "chromalift", str(photo), "-o", str(out), "--overwrite"],
                        env=env, cwd=tree, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if r.returncode:

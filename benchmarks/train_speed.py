@@ -15,7 +15,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from colorizer.train import TrainConfig, train
+from chromalift.train import TrainConfig, train
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--device", default="auto")
     args = p.parse_args()
-    from colorizer.device import cpu_has_fast_bf16
+    from chromalift.device import cpu_has_fast_bf16
     print(f"native bf16 on this CPU: {cpu_has_fast_bf16()}\n")
     print("| workers | precision | batches | images/s | data-wait fraction |\n|---|---|---|---|---|")
     runs = [(w, False, "off") for w in sorted({0, args.workers})] + [(args.workers, True, "off"), (0, True, "on")]

@@ -23,10 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from speed import median_time
 
-from colorizer import Colorizer, read_photo
-from colorizer.color import float_to_uint8, lab_to_rgb, rgb_to_lab
-from colorizer.synthetic import film_look, pan_zoom, to_grey, write_clip
-from colorizer.video import colorize_video
+from chromalift import Colorizer, read_photo
+from chromalift.color import float_to_uint8, lab_to_rgb, rgb_to_lab
+from chromalift.synthetic import film_look, pan_zoom, to_grey, write_clip
+from chromalift.video import colorize_video
 
 PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak24" / "kodim05.png"
 

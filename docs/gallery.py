@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from colorizer.color import float_to_uint8, lab_to_rgb, rgb_to_lab
-from colorizer.evaluate import comparison_grid
-from colorizer.images import read_photo
-from colorizer.inference import Colorizer
+from chromalift.color import float_to_uint8, lab_to_rgb, rgb_to_lab
+from chromalift.evaluate import comparison_grid
+from chromalift.images import read_photo
+from chromalift.inference import Colorizer
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from colorizer import Colorizer
-from colorizer.web import Service, create_app
+from chromalift import Colorizer
+from chromalift.web import Service, create_app
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run", "--disable-quic"]

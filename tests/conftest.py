@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from colorizer.checkpoint import save_weights
-from colorizer.model import ColorizationNet, ModelConfig
+from chromalift.checkpoint import save_weights
+from chromalift.model import ColorizationNet, ModelConfig
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 KODAK = SHARED / "kodak24"

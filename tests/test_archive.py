@@ -13,8 +13,8 @@ import pytest
 from conftest import gradient_rgb
 from PIL import ExifTags, Image, ImageOps, PngImagePlugin
 
-from colorizer.cli import main
-from colorizer.metadata import PHOTOSHOP_IPTC, TIFF_IPTC
+from chromalift.cli import main
+from chromalift.metadata import PHOTOSHOP_IPTC, TIFF_IPTC
 
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/>album 7, page 3</x:xmpmeta>'
 IPTC = b"\x1c\x02\x78" + struct.pack(">H", 20) + b"Grandmother, 1950 ok"      # 2:120 caption
@@ -44,7 +44,7 @@ def _source(path: Path, fmt: str) -> Path:
     if fmt == "JPEG":
         buf = io.BytesIO()
         img.save(buf, "JPEG", xmp=XMP, comment=b"scanned by the county archive", quality=95, **options)
-        from colorizer.metadata import with_iptc
+        from chromalift.metadata import with_iptc
         path.write_bytes(with_iptc(buf.getvalue(), IPTC))
     elif fmt == "PNG":
         info = PngImagePlugin.PngInfo()
@@ -78,13 +78,13 @@ def test_metadata_is_kept_where_the_format_holds_it(tmp_path, tiny_weights, fmt,
     if fmt == "JPEG":
         assert img.info["photoshop"][PHOTOSHOP_IPTC] == IPTC
         comment = img.info["comment"]
-        assert comment.startswith(b"scanned by the county archive") and b"Colours added by colorizer" in comment
+        assert comment.startswith(b"scanned by the county archive") and b"Colours added by chromalift" in comment
         assert b"tiny.safetensors" in comment                   # which model
     if fmt == "PNG":
         assert img.text["Title"] == "Wedding" and img.text["Description"] == "Hochzeit in Köln"
-        assert "Colours added by colorizer" in img.text["Comment"]
+        assert "Colours added by chromalift" in img.text["Comment"]
     if fmt == "TIFF":
-        assert img.tag_v2[TIFF_IPTC] == IPTC and "colorizer" in img.tag_v2[0x0131]
+        assert img.tag_v2[TIFF_IPTC] == IPTC and "chromalift" in img.tag_v2[0x0131]
 
 
 def test_a_jpeg_made_into_png_keeps_what_png_holds(tmp_path, tiny_weights):
@@ -177,7 +177,7 @@ def _patches() -> np.ndarray:
 
 
 def test_an_adobe_rgb_photo_is_converted_before_l_is_taken(tmp_path, tiny_weights, capsys):
-    from colorizer.images import read_photo
+    from chromalift.images import read_photo
     rgb = _patches()
     Image.fromarray(rgb).save(tmp_path / "adobe.png", icc_profile=icc_profile("RGB ", 2.19921875, ADOBE_RGB))
     Image.fromarray(rgb).save(tmp_path / "untagged.png")
@@ -186,7 +186,7 @@ def test_an_adobe_rgb_photo_is_converted_before_l_is_taken(tmp_path, tiny_weight
     reference = _lab_l(y)
     import torch
 
-    from colorizer.color import l_from_rgb
+    from chromalift.color import l_from_rgb
     L = lambda photo: l_from_rgb(torch.from_numpy(photo.rgb).permute(2, 0, 1)[None])[0, 0].numpy()
     ours, naive = L(read_photo(tmp_path / "adobe.png")), L(read_photo(tmp_path / "untagged.png"))
     assert np.abs(ours - reference).mean() < 0.6 and np.abs(ours - reference).max() < 2.0
@@ -199,13 +199,13 @@ def test_an_adobe_rgb_photo_is_converted_before_l_is_taken(tmp_path, tiny_weight
 
 
 def test_a_grey_scan_with_a_gamma_profile_and_an_unreadable_profile(tmp_path, tiny_weights, capsys):
-    from colorizer.images import read_photo
+    from chromalift.images import read_photo
     grey = np.linspace(20, 235, 16 * 12).reshape(12, 16).astype(np.uint8)
     Image.fromarray(grey, "L").save(tmp_path / "g.png", icc_profile=icc_profile("GRAY", 1.0))   # linear grey
     photo = read_photo(tmp_path / "g.png")
     import torch
 
-    from colorizer.color import l_from_rgb
+    from chromalift.color import l_from_rgb
     ours = l_from_rgb(torch.from_numpy(photo.rgb).permute(2, 0, 1)[None])[0, 0].numpy()
     assert np.abs(ours - _lab_l(grey / 255.0)).mean() < 0.8              # L of a linear grey, not of sRGB
     Image.fromarray(grey, "L").save(tmp_path / "g22.png", icc_profile=icc_profile("GRAY", 2.2))
@@ -239,7 +239,7 @@ def _read_png16(path: Path) -> tuple[np.ndarray, dict]:
 def test_a_16_bit_scan_keeps_16_bits_and_its_luminance(tmp_path, tiny_weights):
     import torch
 
-    from colorizer.color import rgb_to_lab
+    from chromalift.color import rgb_to_lab
     y, x = np.mgrid[0:40, 0:56]
     grey = (1000 + 60000 * (x / 55) * (0.3 + 0.7 * y / 39)).astype(np.uint16)     # fine steps, 16 bits
     src = tmp_path / "scan16.png"
@@ -255,4 +255,4 @@ def test_a_16_bit_scan_keeps_16_bits_and_its_luminance(tmp_path, tiny_weights):
     assert len(set(rgb16[..., 0].ravel().tolist())) > 1000      # more levels than 8 bits hold
     img = Image.open(tmp_path / "out.png")                      # Pillow still reads the metadata chunks
     assert img.getexif().get(0x010E) == "Harbour, 1931" and round(img.info["dpi"][0]) == 1200
-    assert "Colours added by colorizer" in img.text["Comment"] and b"iCCP" in chunks
+    assert "Colours added by chromalift" in img.text["Comment"] and b"iCCP" in chunks

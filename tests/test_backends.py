@@ -3,9 +3,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from colorizer.backends import OnnxEngine, TorchEngine, fuse_batchnorm
-from colorizer.checkpoint import load_weights
-from colorizer.cli import main
+from chromalift.backends import OnnxEngine, TorchEngine, fuse_batchnorm
+from chromalift.checkpoint import load_weights
+from chromalift.cli import main
 
 
 def test_fused_batchnorm_matches_the_model(tiny_weights):

@@ -3,7 +3,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from colorizer.checkpoint import (
+from chromalift.checkpoint import (
     CheckpointError,
     clean_state_dict,
     load_checkpoint,
@@ -11,7 +11,7 @@ from colorizer.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from colorizer.model import ColorizationNet, ModelConfig
+from chromalift.model import ColorizationNet, ModelConfig
 
 CONFIG = ModelConfig(num_classes=4, width=0.125, global_size=32)
 
@@ -28,7 +28,7 @@ def test_weights_round_trip(tmp_path, half):
 
 def test_foreign_and_mismatched_weights_are_refused(tmp_path):
     save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"), metadata={"format": "pt"})
-    with pytest.raises(CheckpointError, match="not colorizer weights"):
+    with pytest.raises(CheckpointError, match="not chromalift weights"):
         load_weights(tmp_path / "other.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 100)
     with pytest.raises(CheckpointError, match="not a safetensors weights file"):
@@ -53,13 +53,13 @@ def test_training_checkpoint_round_trip_without_pickle(tmp_path):
     loaded = load_checkpoint(tmp_path / "c.pt")
     assert loaded["step"] == 3 and clean_state_dict(loaded["model"]).keys() == {"w"}
     torch.save({"something": 1}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="not a colorizer training checkpoint"):
+    with pytest.raises(CheckpointError, match="not a chromalift training checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
 
 
 def test_ab_gain_is_stored_with_the_weights_and_scales_the_colour(tmp_path):
-    from colorizer.checkpoint import save_checkpoint
-    from colorizer.cli import main
+    from chromalift.checkpoint import save_checkpoint
+    from chromalift.cli import main
     torch.manual_seed(0)
     model = ColorizationNet(CONFIG)
     with torch.no_grad():

@@ -7,8 +7,8 @@ import torch
 from conftest import KODAK, gradient_rgb
 from PIL import Image
 
-from colorizer.cli import main
-from colorizer.color import rgb_to_lab
+from chromalift.cli import main
+from chromalift.color import rgb_to_lab
 
 
 def lab_l(path) -> np.ndarray:
@@ -120,9 +120,9 @@ def test_errors_are_one_line_no_traceback(tmp_path, colour_jpeg, tiny_weights, c
 
 
 def test_shipped_model_colorizes_the_sample_with_no_flags(tmp_path):
-    from colorizer.inference import DEFAULT_WEIGHTS
+    from chromalift.inference import DEFAULT_WEIGHTS
     assert DEFAULT_WEIGHTS.exists() and DEFAULT_WEIGHTS.stat().st_size < 50e6
-    sample = Path(__file__).resolve().parents[1] / "colorizer" / "assets" / "sample_bw.jpg"
+    sample = Path(__file__).resolve().parents[1] / "chromalift" / "assets" / "sample_bw.jpg"
     out = tmp_path / "sample_color.jpg"
     assert main([str(sample), "-o", str(out)]) == 0
     rgb = np.asarray(Image.open(out).convert("RGB"), dtype=np.float32)
@@ -134,7 +134,7 @@ def test_shipped_model_colorizes_the_sample_with_no_flags(tmp_path):
 def test_help_and_version_answer_without_importing_torch():
     import subprocess
     import sys
-    code = ("import sys\nfrom colorizer.cli import main\n"
+    code = ("import sys\nfrom chromalift.cli import main\n"
             "for argv in (['--help'], ['evaluate', '--help'], ['prepare', '--help'], ['train', '--help']):\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
             "main(['--version'])\nprint('torch' in sys.modules)")
@@ -148,6 +148,6 @@ def test_a_missing_extra_is_named_with_the_command_to_install_it(tmp_path, capsy
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("skimage", "onnx") else real(name, *a))
     assert main(["evaluate", str(tmp_path)]) == 1
-    assert "colorize evaluate needs the eval extra (skimage is missing): pip install 'colorizer[eval]'" in capsys.readouterr().err
+    assert "colorize evaluate needs the eval extra (skimage is missing): pip install 'chromalift[eval]'" in capsys.readouterr().err
     assert main(["export", "--onnx", str(tmp_path / "o")]) == 1
-    assert "pip install 'colorizer[onnx]'" in capsys.readouterr().err
+    assert "pip install 'chromalift[onnx]'" in capsys.readouterr().err

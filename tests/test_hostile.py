@@ -23,11 +23,11 @@ from conftest import gradient_rgb
 from PIL import Image
 from safetensors.torch import save_file
 
-from colorizer.checkpoint import CheckpointError, load_weights, save_checkpoint
-from colorizer.cli import main
-from colorizer.data import DataError, prepare
-from colorizer.files import atomic_write
-from colorizer.images import ImageError, read_photo
+from chromalift.checkpoint import CheckpointError, load_weights, save_checkpoint
+from chromalift.cli import main
+from chromalift.data import DataError, prepare
+from chromalift.files import atomic_write
+from chromalift.images import ImageError, read_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -173,7 +173,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def test_a_thin_strip_costs_no_more_than_a_photo(tmp_path, tiny_weights):
-    from colorizer.inference import MIN_PROCESS_SIDE, process_shape
+    from chromalift.inference import MIN_PROCESS_SIDE, process_shape
     for h, w, size in [(1, 100_000, 256), (100_000, 1, 256), (1, 100_000, None), (3, 50_000, 512)]:
         ph, pw = process_shape(h, w, size)
         assert ph * pw <= max((size or 0) ** 2, h * w, MIN_PROCESS_SIDE ** 2)
@@ -182,7 +182,7 @@ def test_a_thin_strip_costs_no_more_than_a_photo(tmp_path, tiny_weights):
     Image.new("L", (100_000, 1), 128).save(strip)
     # VmHWM is this process's own peak (ru_maxrss would count the forking parent's memory too)
     code = """import re, sys
-from colorizer.cli import main
+from chromalift.cli import main
 code = main(sys.argv[1:])
 print(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
 sys.exit(code)"""
@@ -237,7 +237,7 @@ def test_an_incomplete_checkpoint_is_one_line(tmp_path, capsys):
 # ---------------------------------------------------------------- interruption
 
 def test_ctrl_c_in_a_batch_prints_the_summary_so_far_and_exits_130(tmp_path, tiny_weights, capsys, monkeypatch):
-    from colorizer.inference import Colorizer
+    from chromalift.inference import Colorizer
     for i in range(3):
         photo(tmp_path / "in" / f"{i}.png", i)
     real, calls = Colorizer.colorize, []
@@ -260,7 +260,7 @@ def test_sigterm_to_the_whole_process_group_saves_and_exits_130(tmp_path):
     from test_train import make_photo_folder
     data = make_photo_folder(tmp_path / "photos", per_class=16)
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "colorizer", "train", "--data", str(data), "--out", str(run), "--width", "0.125",
+    cmd = [sys.executable, "-m", "chromalift", "train", "--data", str(data), "--out", str(run), "--width", "0.125",
            "--crop", "32", "--prepare-size", "40", "--batch-size", "8", "--steps", "100000", "--workers", "1",
            "--threads", "1", "--ckpt-every", "1000", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -288,7 +288,7 @@ def test_a_still_image_named_like_a_film_is_refused(tmp_path, tiny_weights, caps
 
 
 def test_a_truncated_film_is_refused_not_half_written(tmp_path, tiny_weights, capsys):
-    from colorizer.synthetic import write_clip
+    from chromalift.synthetic import write_clip
     whole = tmp_path / "whole.mkv"
     write_clip(whole, [np.full((32, 48, 3), 5 * i, np.uint8) for i in range(48)])
     cut = tmp_path / "cut.mkv"
@@ -342,8 +342,8 @@ def _asgi_post(app, chunks, headers=(), stall_after: int | None = None):
 @pytest.fixture
 def web_app(tiny_weights):
     pytest.importorskip("fastapi")
-    from colorizer.inference import Colorizer
-    from colorizer.web import Service, create_app
+    from chromalift.inference import Colorizer
+    from chromalift.web import Service, create_app
     service = Service(Colorizer.load(tiny_weights, device="cpu"), max_upload_mb=1, max_pixels=2_000_000)
     return service, create_app(service)
 
@@ -357,7 +357,7 @@ def test_web_refuses_a_chunked_upload_as_it_passes_the_limit(web_app):
 
 
 def test_web_cuts_off_a_stalled_upload(web_app, monkeypatch):
-    import colorizer.web as web
+    import chromalift.web as web
     monkeypatch.setattr(web, "BODY_TIMEOUT_S", 0.5)
     _, app = web_app
     t0 = time.perf_counter()
@@ -376,7 +376,7 @@ def test_web_sends_security_headers(web_app):
 
 
 def test_web_decodes_inside_the_one_at_a_time_lock(web_app, monkeypatch):
-    import colorizer.web as web
+    import chromalift.web as web
     service, _ = web_app
     seen = []
     real = web.decode_photo
@@ -397,8 +397,8 @@ def test_a_full_disk_while_writing_a_film_is_one_line_and_leaves_no_partial_segm
                                                                                       capsys, monkeypatch):
     import errno
 
-    import colorizer.video as video
-    from colorizer.synthetic import write_clip
+    import chromalift.video as video
+    from chromalift.synthetic import write_clip
     film = tmp_path / "film.mkv"
     write_clip(film, [np.full((32, 48, 3), 5 * i, np.uint8) for i in range(24)])
     real_open = video._open_writer

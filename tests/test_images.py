@@ -6,7 +6,7 @@ import pytest
 from conftest import gradient_rgb
 from PIL import Image
 
-from colorizer.images import ImageError, read_photo, write_photo
+from chromalift.images import ImageError, read_photo, write_photo
 
 
 def test_colour_and_grey_jpeg(tmp_path, colour_jpeg):

@@ -7,8 +7,8 @@ from conftest import gradient_rgb
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from colorizer.cli import main
-from colorizer.metrics import ab_error_auc, colorfulness, psnr_u8, ssim_u8, topk_correct
+from chromalift.cli import main
+from chromalift.metrics import ab_error_auc, colorfulness, psnr_u8, ssim_u8, topk_correct
 
 
 def test_psnr_and_ssim_match_scikit_image():
@@ -70,7 +70,7 @@ def test_evaluate_command_writes_table_json_and_grid(tmp_path, tiny_weights, cap
 
 
 def test_hue_metrics_on_a_hand_made_image():
-    from colorizer.metrics import add_counts, hue_counts, hue_scores
+    from chromalift.metrics import add_counts, hue_counts, hue_scores
 
     def ab(chroma, hue_deg):
         h = np.radians(hue_deg)

@@ -12,8 +12,8 @@ import pytest
 from conftest import gradient_rgb
 from PIL import Image
 
-from colorizer.cli import main
-from colorizer.shard import Shard
+from chromalift.cli import main
+from chromalift.shard import Shard
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ def _outputs(folder: Path) -> dict[str, np.ndarray]:
 
 
 def _colorize(*args, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "colorizer", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "chromalift", *map(str, args)], capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=300)
 
 
@@ -42,7 +42,7 @@ def test_torchrun_two_ranks_colorize_every_photo_once_as_one_process_does(archiv
     assert main([str(archive), "-o", str(tmp_path / "one"), "--model", str(tiny_weights)]) == 0
     env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        "-m", "colorizer", str(archive), "-o", str(tmp_path / "two"), "--model", str(tiny_weights),
+                        "-m", "chromalift", str(archive), "-o", str(tmp_path / "two"), "--model", str(tiny_weights),
                         "--json", str(tmp_path / "two.json")], capture_output=True, text=True, cwd=ROOT, env=env,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

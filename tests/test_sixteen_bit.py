@@ -11,11 +11,11 @@ import torch
 from PIL import Image, ImageCms, ImageOps
 from test_archive import ADOBE_RGB, IPTC, XMP, _check_exif, _exif, icc_profile
 
-from colorizer.cli import main
-from colorizer.color import rgb_to_lab
-from colorizer.images import read_photo, srgb_icc
-from colorizer.metadata import TIFF_IPTC
-from colorizer.sixteen_bit import _ORIENT, icc_to_srgb, tiff_with_16_bit_pixels
+from chromalift.cli import main
+from chromalift.color import rgb_to_lab
+from chromalift.images import read_photo, srgb_icc
+from chromalift.metadata import TIFF_IPTC
+from chromalift.sixteen_bit import _ORIENT, icc_to_srgb, tiff_with_16_bit_pixels
 
 tifffile = pytest.importorskip("tifffile")   # the `tiff` extra, part of `dev`: present in CI
 
@@ -100,7 +100,7 @@ def test_a_48_bit_tiff_round_trip_keeps_metadata_and_luminance(tmp_path, tiny_we
     _check_exif(img)
     assert img.tag_v2[700] == XMP and bytes(img.tag_v2[TIFF_IPTC]) == IPTC and img.info["icc_profile"] == srgb_icc()
     assert img.tag_v2[258] == (16, 16, 16) and round(float(img.tag_v2[282])) == 1200
-    assert "Colours added by colorizer" in img.tag_v2[305]
+    assert "Colours added by chromalift" in img.tag_v2[305]
 
 
 def test_a_16_bit_grey_tiff_with_a_gamma_profile_stays_16_bits(tmp_path, tiny_weights):
@@ -122,7 +122,7 @@ def test_without_tifffile_a_48_bit_tiff_is_read_at_8_bits_with_a_warning(tmp_pat
     monkeypatch.setitem(sys.modules, "tifffile", None)              # import tifffile now raises ImportError
     photo = read_photo(src)
     assert photo.bits == 8 and photo.pixels.dtype == np.uint8
-    assert len(photo.warnings) == 1 and "read at 8 bits (pip install 'colorizer[tiff]'" in photo.warnings[0]
+    assert len(photo.warnings) == 1 and "read at 8 bits (pip install 'chromalift[tiff]'" in photo.warnings[0]
 
 
 def test_a_48_bit_tiff_whose_codec_is_missing_is_read_at_8_bits_with_the_reason(tmp_path, monkeypatch):

@@ -20,10 +20,10 @@ import pytest
 from conftest import gradient_rgb
 from PIL import Image
 
-from colorizer import Colorizer
-from colorizer.study import GREY, REAL, StudyError, VoteLog, load_study, prepare_study, read_votes, source_names
-from colorizer.study_report import chart, markdown, tally, wilson
-from colorizer.study_web import Ballot, VoteRefused, create_app
+from chromalift import Colorizer
+from chromalift.study import GREY, REAL, StudyError, VoteLog, load_study, prepare_study, read_votes, source_names
+from chromalift.study_report import chart, markdown, tally, wilson
+from chromalift.study_web import Ballot, VoteRefused, create_app
 
 pytestmark = pytest.mark.slow
 
@@ -182,7 +182,7 @@ def _call(url: str, body: dict | None = None) -> dict:
 
 
 def _start(folder: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "colorizer", "study", "--serve", str(folder), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "chromalift", "study", "--serve", str(folder), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 60
     while True:
@@ -309,13 +309,13 @@ def test_the_report_counts_a_hand_made_votes_file(study, tmp_path):
     assert "| real | 75.0% | 30.1% - 95.4% | 4 |" in text and "12 votes from 4 participants" in text
     chart(rows, tmp_path / "chart.png")
     assert Image.open(tmp_path / "chart.png").format == "PNG"
-    out = subprocess.run([sys.executable, "-m", "colorizer", "study", "--report", str(study.folder)],
+    out = subprocess.run([sys.executable, "-m", "chromalift", "study", "--report", str(study.folder)],
                          capture_output=True, text=True, check=True).stdout
     assert "| grey | 50.0% |" in out and (study.folder / "report.png").exists()
 
 
 def test_the_command_prepares_and_refuses_in_one_line(photos, tiny_weights, tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "colorizer", "study", *map(str, a)], capture_output=True,
+    run = lambda *a: subprocess.run([sys.executable, "-m", "chromalift", "study", *map(str, a)], capture_output=True,
                                     text=True)
     r = run(photos[0], photos[1], "--model", tiny_weights, "--model", "grey", "--out", tmp_path / "s", "--size", 48,
             "--device", "cpu")

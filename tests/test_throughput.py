@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from conftest import gradient_rgb
 from PIL import Image
 
-from colorizer import Colorizer, inference
-from colorizer.cli import main
-from colorizer.color import l_from_rgb
-from colorizer.pipeline import overlapped
+from chromalift import Colorizer, inference
+from chromalift.cli import main
+from chromalift.color import l_from_rgb
+from chromalift.pipeline import overlapped
 
 
 @pytest.mark.parametrize("small, size", [((171, 256), (2000, 3000)), ((40, 30), (41, 29)), ((5, 7), (100, 3)),

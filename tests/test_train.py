@@ -16,9 +16,9 @@ import torch
 from conftest import gradient_rgb
 from PIL import Image
 
-from colorizer.checkpoint import CheckpointError, load_checkpoint
-from colorizer.data import DataError, EpochSampler, load_cache, prepare
-from colorizer.train import TrainConfig, train
+from chromalift.checkpoint import CheckpointError, load_checkpoint
+from chromalift.data import DataError, EpochSampler, load_cache, prepare
+from chromalift.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,7 @@ def tiny(out: Path, data: Path, **kw) -> TrainConfig:
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "colorizer", "train", *args]
+    return [sys.executable, "-m", "chromalift", "train", *args]
 
 
 def tiny_args(data: Path, out: Path, steps: int, *extra: str) -> list[str]:
@@ -181,10 +181,10 @@ def test_two_processes_with_torchrun_train_the_same_model_as_one(caches, tmp_pat
               "--steps", "1", "--ckpt-every", "1", "--workers", "0", "--threads", "1", "--no-progress",
               "--no-amp"]   # fp32: bf16 rounding (on CPUs that have it) would hide what this test measures
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "colorizer", "train", *common, "--out", str(tmp_path / "one")],
+    subprocess.run([sys.executable, "-m", "chromalift", "train", *common, "--out", str(tmp_path / "one")],
                    check=True, cwd=ROOT, env=env, timeout=300)
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    "-m", "colorizer", "train", *common, "--out", str(tmp_path / "two")],
+                    "-m", "chromalift", "train", *common, "--out", str(tmp_path / "two")],
                    check=True, cwd=ROOT, env=env, timeout=300)
     one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
     learnable = [k for k in one if "running" not in k and "num_batches" not in k]
@@ -196,7 +196,7 @@ def test_two_processes_with_torchrun_train_the_same_model_as_one(caches, tmp_pat
 
 
 def test_cosine_schedule_warms_up_then_ends_at_the_final_rate():
-    from colorizer.schedule import lr_at, progress
+    from chromalift.schedule import lr_at, progress
     cfg = TrainConfig(data="d", out="o", steps=100, schedule="cosine", warmup=0.1, final_lr=0.02)
     rates = [lr_at(cfg, 1e-3, progress(cfg, s, 0.0)) for s in range(101)]
     assert rates[0] < rates[5] < rates[10] == pytest.approx(1e-3)          # linear warm-up to the peak
@@ -207,7 +207,7 @@ def test_cosine_schedule_warms_up_then_ends_at_the_final_rate():
 
 
 def test_time_budget_keys_the_schedule_to_the_clock():
-    from colorizer.schedule import lr_at, progress
+    from chromalift.schedule import lr_at, progress
     cfg = TrainConfig(data="d", out="o", steps=10**6, minutes=2.0, schedule="cosine", warmup=0.0)
     assert progress(cfg, 10, 60.0) == pytest.approx(0.5)       # half the budget spent, few of the steps
     assert progress(cfg, 10, 500.0) == 1.0
@@ -231,8 +231,8 @@ def test_minutes_stops_the_run_cleanly_and_resume_keeps_the_spent_budget(caches,
 
 
 def test_init_starts_from_weights_and_refuses_another_architecture(caches, tmp_path):
-    from colorizer.checkpoint import save_weights
-    from colorizer.model import ColorizationNet, ModelConfig
+    from chromalift.checkpoint import save_weights
+    from chromalift.model import ColorizationNet, ModelConfig
     train_dir, _ = caches
     classes = load_cache(train_dir).classes
     torch.manual_seed(7)
@@ -250,8 +250,8 @@ def test_init_starts_from_weights_and_refuses_another_architecture(caches, tmp_p
 
 
 def test_classification_loss_over_ab_bins_learns_and_its_weights_colorize(caches, tmp_path, colour_jpeg):
-    from colorizer.cli import main
-    from colorizer.losses import ab_bin_targets
+    from chromalift.cli import main
+    from chromalift.losses import ab_bin_targets
     ab = torch.tensor([[-128.0, 0.0, 127.9], [-128.0, 0.0, 127.9]]).reshape(1, 2, 3, 1)   # a and b, 3 pixels
     assert ab_bin_targets(ab, 4).flatten().tolist() == [0, 2 * 4 + 2, 15]       # corners and the centre bin
     train_dir, val_dir = caches

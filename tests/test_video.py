@@ -8,11 +8,11 @@ import pytest
 import torch
 from conftest import gradient_rgb
 
-from colorizer import Colorizer
-from colorizer.cli import main
-from colorizer.color import rgb_to_lab
-from colorizer.synthetic import film_look, pan_zoom, to_grey, write_clip
-from colorizer.video import (
+from chromalift import Colorizer
+from chromalift.cli import main
+from chromalift.color import rgb_to_lab
+from chromalift.synthetic import film_look, pan_zoom, to_grey, write_clip
+from chromalift.video import (
     Shot,
     VideoError,
     colorize_video,
@@ -108,7 +108,7 @@ def test_shot_prior_flickers_less_than_per_frame(colorizer, tmp_path):
 
 
 def test_steady_colour_calms_still_areas_and_follows_motion():
-    from colorizer.video import SteadyColour
+    from chromalift.video import SteadyColour
 
     torch.manual_seed(0)
     l = torch.full((6, 1, 16, 16), 50.0)

@@ -13,8 +13,8 @@ import pytest
 from conftest import gradient_rgb
 from PIL import Image
 
-from colorizer import Colorizer
-from colorizer.web import Service, UploadError, create_app
+from chromalift import Colorizer
+from chromalift.web import Service, UploadError, create_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -207,7 +207,7 @@ def test_colorize_web_command_serves_the_page(tiny_weights):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "colorizer", "web", "--port", str(port), "--model",
+    proc = subprocess.Popen([sys.executable, "-m", "chromalift", "web", "--port", str(port), "--model",
                              str(tiny_weights), "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     try:

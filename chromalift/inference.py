@@ -63,7 +63,7 @@ class Colorizer:
     @property
     def note(self) -> str:
         """What an output says about its colours."""
-        return f"Colours added by colorizer (Iizuka et al. 2016 network), model: {self.name}"
+        return f"Colours added by chromalift (Iizuka et al. 2016 network), model: {self.name}"
 
     def top_classes(self, logits: torch.Tensor | None, k: int = 3) -> list[tuple[str, float]]:
         """The k most probable scene classes (name, probability) from the classifier's scores."""

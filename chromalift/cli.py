@@ -33,7 +33,7 @@ def _missing_extra(command: str, extra: str, *modules: str) -> str | None:
     """The one-line message when an optional extra that `command` needs is not installed, else None."""
     from importlib.util import find_spec
     missing = [m for m in modules if find_spec(m) is None]
-    return (f"{command} needs the {extra} extra ({missing[0]} is missing): pip install 'colorizer[{extra}]'"
+    return (f"{command} needs the {extra} extra ({missing[0]} is missing): pip install 'chromalift[{extra}]'"
             if missing else None)
 
 
@@ -235,7 +235,7 @@ def cmd_web(argv: list[str]) -> int:
         import multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as e:
-        return _fail(f"colorize web needs the web extra ({e.name} is missing): pip install 'colorizer[web]'")
+        return _fail(f"colorize web needs the web extra ({e.name} is missing): pip install 'chromalift[web]'")
     try:
         colorizer = Colorizer.load(args.model, device=args.device)
     except (CheckpointError, ValueError) as e:
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv in (["--version"], ["-V"]):
         from importlib.metadata import PackageNotFoundError, version
         try:
-            print(f"colorize {version('colorizer')}")
+            print(f"colorize {version('chromalift')}")
         except PackageNotFoundError:
             print("colorize (not installed)")
         return 0

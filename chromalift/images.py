@@ -174,7 +174,7 @@ def _deep_tiff(img: Image.Image, source, name: str, orientation: int | None) -> 
     try:
         rgb, alpha = read_deep_tiff(source, orientation)
     except ImportError:
-        return None, [f"{name}: a 16-bit colour TIFF, read at 8 bits (pip install 'colorizer[tiff]' keeps 16)"]
+        return None, [f"{name}: a 16-bit colour TIFF, read at 8 bits (pip install 'chromalift[tiff]' keeps 16)"]
     except (ValueError, OSError, RuntimeError, KeyError, NotImplementedError) as e:   # tifffile: a layout or codec it lacks
         return None, [f"{name}: its 16 bits could not be read ({e}); read at 8 bits"]
     icc = img.info.get("icc_profile")
@@ -212,7 +212,7 @@ def _to_photo(img: Image.Image, name: str = "photo") -> Photo:
 
 
 JPEG_QUALITY = 95   # JPEG and WebP output quality (`--quality`): visually lossless for colour added to a scan
-NOTE = "Colours added by colorizer (Iizuka et al. 2016 network)"
+NOTE = "Colours added by chromalift (Iizuka et al. 2016 network)"
 
 
 def write_photo(path: str | os.PathLike, rgb_u8: np.ndarray, alpha: np.ndarray | None = None, *,

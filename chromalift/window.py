@@ -2,7 +2,7 @@
 smoke step, train to a time budget, evaluate on the validation pack, and leave fp16 weights in parts
 small enough to download plus a JSON summary, which it also prints.
 
-    python -m colorizer.window --train mp.npz --val mp-val.npz --out "$OUT" --minutes 7
+    python -m chromalift.window --train mp.npz --val mp-val.npz --out "$OUT" --minutes 7
     colorize join OUT/ weights.safetensors          # back home: parts -> one checksummed weights file
 
 Needs only torch, numpy, Pillow, safetensors and tqdm (no kornia, PyAV or scikit-image), run from the
@@ -88,7 +88,7 @@ def split_weights(weights: Path, out: Path, part_bytes: int = PART_BYTES) -> dic
 
 def join_parts(folder: str | Path, dst: str | Path, *, overwrite: bool = False) -> Path:
     """Reassemble the parts listed in folder/manifest.json into dst, every checksum verified, then check
-    that the result loads as colorizer weights. Nothing is written unless all of it is right."""
+    that the result loads as chromalift weights. Nothing is written unless all of it is right."""
     from .checkpoint import CheckpointError, load_weights
     from .files import already_exists, atomic_write
 
@@ -162,7 +162,7 @@ def run_window(args) -> dict:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m colorizer.window", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m chromalift.window", description=__doc__.split("\n\n")[0])
     p.add_argument("--train", required=True, help="training pack (colorize pack) or cache")
     p.add_argument("--val", help="validation pack, evaluated at the end")
     p.add_argument("--out", required=True, help="folder for the weight parts, manifest.json and summary.json")

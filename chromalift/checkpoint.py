@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from .files import atomic_write
 from .model import ColorizationNet, ModelConfig
 
+# file format names, kept from before the package was renamed: every weights file and checkpoint still loads
 WEIGHTS_FORMAT = "colorizer/iizuka2016/v1"
 CHECKPOINT_FORMAT = "colorizer/train-checkpoint/v1"
 CHECKPOINT_FIELDS = ("model_config", "model", "optimizer", "rng", "step", "best_val")
@@ -57,7 +58,7 @@ def read_weights_metadata(path: str | os.PathLike) -> dict:
     except Exception as e:  # noqa: BLE001 (safetensors raises several exception types for a foreign file)
         raise CheckpointError(f"{path}: not a safetensors weights file ({str(e).splitlines()[0][:120]})") from None
     if meta.get("format") != WEIGHTS_FORMAT:
-        raise CheckpointError(f"{path}: not colorizer weights (format {meta.get('format')!r}, expected {WEIGHTS_FORMAT!r})")
+        raise CheckpointError(f"{path}: not chromalift weights (format {meta.get('format')!r}, expected {WEIGHTS_FORMAT!r})")
     return meta
 
 
@@ -136,7 +137,7 @@ def load_checkpoint(path: str | os.PathLike, require: tuple[str, ...] = ()) -> d
     except Exception as e:  # noqa: BLE001 (a foreign file can make the unpickler raise anything)
         raise CheckpointError(f"{path}: not a readable training checkpoint ({str(e).splitlines()[0][:120]})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a colorizer training checkpoint")
+        raise CheckpointError(f"{path}: not a chromalift training checkpoint")
     missing = [k for k in require if k not in state]
     if missing:
         raise CheckpointError(f"{path}: incomplete training checkpoint (missing {', '.join(missing)})")

@@ -101,7 +101,7 @@ def export_onnx(model: ColorizationNet, folder: str | Path) -> tuple[Path, Path]
 
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "colorizer" / "onnx"
+    return Path(base) / "chromalift" / "onnx"
 
 
 def weights_key(model: ColorizationNet) -> str:

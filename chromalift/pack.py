@@ -26,7 +26,7 @@ from .color import rgb_to_lab, uint8_to_float
 from .data import AB_BINS, Cache, DataError, _load_one, labelled_files
 from .files import atomic_write
 
-PACK_FORMAT = "colorizer/pack/v1"
+PACK_FORMAT = "colorizer/pack/v1"   # the format name from before the package was renamed: old packs still load
 PACK_SUFFIX = ".npz"
 
 
