@@ -23,6 +23,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from .color import normalize_l, rgb_to_lab, uint8_to_float
 from .images import ImageError, find_images, read_photo
+from .metrics import colorfulness_u8
 
 AB_BINS = 32   # histogram of a*, b* over [-128, 128) in bins of 8 Lab units
 
@@ -66,13 +67,6 @@ def _load_one(args: tuple[str, int, float]) -> tuple[np.ndarray | None, float, n
         return None, 0.0, None, "grey"
     hist, _, _ = np.histogram2d(ab[0].numpy(), ab[1].numpy(), bins=AB_BINS, range=[[-128, 128], [-128, 128]])
     return pixels, colorfulness_u8(pixels), hist, "ok"
-
-
-def colorfulness_u8(rgb: np.ndarray) -> float:
-    """Hasler & Suesstrunk (2003) colourfulness of an (H, W, 3) uint8 image."""
-    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
-    rg, yb = r - g, 0.5 * (r + g) - b
-    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
 def scan_folder(folder: Path) -> tuple[list[Path], list[int], list[str]]:

@@ -20,9 +20,9 @@ from .checkpoint import load_weights
 from .color import (
     l_from_rgb,
     l_from_uint8,
-    lab_to_linear_rgb,
+    lab_to_linear_keep_l,
+    lab_to_uint8_keep_l,
     linear_rgb_to_rgb,
-    linear_to_uint8,
     normalize_l,
     unnormalize_ab,
 )
@@ -214,38 +214,3 @@ def upsample_rows(small: torch.Tensor, size: tuple[int, int], r0: int, r1: int) 
     if rows.shape[-1] == w:
         return rows
     return F.interpolate(rows, size=(r1 - r0, w), mode="bilinear", align_corners=False)
-
-
-def lab_to_uint8_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
-    """(B, 1, H, W) L and (B, 2, H, W) ab -> (B, H, W, 3) uint8 sRGB, L kept (lab_to_linear_keep_l)."""
-    return linear_to_uint8(lab_to_linear_keep_l(l, ab, iterations))
-
-
-def lab_to_linear_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8,
-                         tolerance: float = 1e-3) -> torch.Tensor:
-    """Lab -> linear RGB in [0, 1], reducing the chroma of out-of-gamut pixels (bisection on a scale of
-    ab) instead of clipping RGB, which would change their luminance. The gamut test and the bisection run
-    in linear RGB: the sRGB curve maps [0, 1] onto itself, so companding is needed only once, at the end."""
-    low, high = -tolerance / 12.92, (1 + tolerance) ** 2.4    # sRGB [-tol, 1 + tol] in linear RGB
-    linear = lab_to_linear_rgb(torch.cat([l, ab], 1))
-    bad = ((linear < low) | (linear > high)).any(dim=1)                              # (B, H, W)
-    if bool(bad.any()):
-        flat = lambda t: t.movedim(1, 0).reshape(t.shape[1], -1)                     # (C, B*H*W); a view for B = 1
-        where = bad.flatten().nonzero()[:, 0]                                        # (N,)
-        l_bad, ab_bad = flat(l)[0, where], flat(ab)[:, where]                        # (N,), (2, N)
-        lo, hi = torch.zeros_like(l_bad), torch.ones_like(l_bad)
-        as_image = lambda scale: torch.cat([l_bad[None], ab_bad * scale], 0)[None, :, :, None]   # (1, 3, N, 1)
-        for _ in range(iterations):
-            mid = (lo + hi) / 2
-            lin_mid = lab_to_linear_rgb(as_image(mid))[0, :, :, 0]                 # (3, N)
-            ok = ((lin_mid >= low) & (lin_mid <= high)).all(dim=0)
-            lo = torch.where(ok, mid, lo)
-            hi = torch.where(ok, hi, mid)
-        fitted = lab_to_linear_rgb(as_image(lo))[0, :, :, 0]                       # (3, N)
-        if linear.shape[0] == 1:
-            linear.view(3, -1)[:, where] = fitted
-        else:
-            merged = flat(linear)
-            merged[:, where] = fitted
-            linear = merged.reshape(3, *bad.shape).movedim(0, 1).contiguous()
-    return linear.clamp_(0.0, 1.0)

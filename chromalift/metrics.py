@@ -1,4 +1,4 @@
-"""The metrics the colorization literature reports, as pure functions on arrays.
+"""The metrics the colorization literature reports, as pure functions on arrays (importing nothing of ours).
 
 PSNR and SSIM on 8-bit RGB, colourfulness (Hasler & Suesstrunk 2003), the AuC of the cumulative
 per-pixel ab error up to 150 (Zhang et al. 2016), and top-k scene accuracy.
@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-from .data import colorfulness_u8
 
 
 def psnr_u8(a: np.ndarray, b: np.ndarray) -> float:
@@ -28,7 +26,14 @@ def ssim_u8(a: np.ndarray, b: np.ndarray) -> float:
                                        sigma=1.5, use_sample_covariance=False, win_size=win))
 
 
-colorfulness = colorfulness_u8  # Hasler & Suesstrunk (2003) on (H, W, 3) uint8; defined beside the data code
+def colorfulness_u8(rgb: np.ndarray) -> float:
+    """Hasler & Suesstrunk (2003) colourfulness of an (H, W, 3) uint8 image."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+colorfulness = colorfulness_u8
 
 
 def ab_error_auc(ab_pred: np.ndarray, ab_true: np.ndarray, max_error: float = 150.0, steps: int = 151) -> float:
@@ -101,3 +106,19 @@ def hue_scores(counts: dict[str, float]) -> dict[str, float]:
 
 def add_counts(total: dict[str, float], counts: dict[str, float]) -> dict[str, float]:
     return {k: total.get(k, 0) + v for k, v in counts.items()}
+
+
+def frame_flicker(frames_ab: list[np.ndarray] | np.ndarray, shots: list | None = None) -> dict:
+    """Flicker of a colorized clip: the mean absolute change of ab between consecutive frames of a shot
+    (`pixel`, Lab units, per pixel) and of the frame-mean ab (`mood`, the global colour cast). `shots`:
+    anything with a .start frame (video.Shot)."""
+    ab = [np.asarray(a, dtype=np.float32) for a in frames_ab]
+    same_shot = [True] * len(ab)
+    for s in shots or []:
+        same_shot[s.start] = False
+    pix, mood = [], []
+    for i in range(1, len(ab)):
+        if same_shot[i]:
+            pix.append(float(np.abs(ab[i] - ab[i - 1]).mean()))
+            mood.append(float(np.abs(ab[i].mean((0, 1)) - ab[i - 1].mean((0, 1))).mean()))
+    return {"pixel": float(np.mean(pix)) if pix else 0.0, "mood": float(np.mean(mood)) if mood else 0.0}

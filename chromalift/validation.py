@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from .color import L_MAX, float_to_uint8, lab_to_rgb, normalize_ab, unnormalize_ab
-from .data import Cache, colorfulness_u8, eval_batches
-from .metrics import psnr_u8, topk_correct
+from .data import Cache, eval_batches
+from .metrics import colorfulness_u8, psnr_u8, topk_correct
 from .model import ColorizationNet
 
 

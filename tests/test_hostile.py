@@ -401,7 +401,7 @@ def test_a_full_disk_while_writing_a_film_is_one_line_and_leaves_no_partial_segm
     from chromalift.synthetic import write_clip
     film = tmp_path / "film.mkv"
     write_clip(film, [np.full((32, 48, 3), 5 * i, np.uint8) for i in range(24)])
-    real_open = video._open_writer
+    real_open = video.open_writer
 
     class FullDisk:
         def __init__(self, writer):
@@ -417,7 +417,7 @@ def test_a_full_disk_while_writing_a_film_is_one_line_and_leaves_no_partial_segm
             self.writer.close()
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(video, "_open_writer", lambda *a: (lambda w, s: (FullDisk(w), s))(*real_open(*a)))
+    monkeypatch.setattr(video, "open_writer", lambda *a: (lambda w, s: (FullDisk(w), s))(*real_open(*a)))
     out = tmp_path / "out" / "film.mkv"
     assert main([str(film), "-o", str(out), "--model", str(tiny_weights), "--batch", "2"]) == 1
     err = capsys.readouterr().err
