@@ -73,17 +73,13 @@ def _train_parser() -> argparse.ArgumentParser:
         "resume": "continue the run in --out from last.pt", "progress": "show a progress bar",
     }
     for f in fields(TrainConfig):
-        if f.name == "extra":
-            continue
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=helps[f.name])
         elif f.name in ("data", "out"):
             p.add_argument(flag, required=True, help=helps[f.name])
         else:
-            kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
-            if f.name in ("lr", "threads"):
-                kind = float if f.name == "lr" else int
+            kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)   # "float | None" -> float
             p.add_argument(flag, type=kind, default=f.default, help=helps[f.name])
     return p
 

@@ -149,6 +149,13 @@ def float_to_uint8(rgb: torch.Tensor) -> torch.Tensor:
     return rgb.clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8).movedim(-3, -1)
 
 
+def grey_baseline(l: torch.Tensor) -> torch.Tensor:
+    """(..., 1, H, W) L -> (..., H, W, 3) uint8 sRGB with a* = b* = 0: the grey baseline that every
+    colorization is measured beside (evaluate, validation, the user study)."""
+    ab = l.new_zeros(l.shape[:-3] + (2,) + l.shape[-2:])
+    return float_to_uint8(lab_to_rgb(torch.cat([l, ab], -3)))
+
+
 # ---------------------------------------------------------------- the gamut fit: colour without touching L
 
 def lab_to_uint8_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8) -> torch.Tensor:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import float_to_uint8, lab_to_rgb, rgb_to_lab
+from .color import grey_baseline, rgb_to_lab
 from .files import atomic_write
 from .images import ImageError, find_images, read_photo
 from .inference import DEFAULT_PROCESS_SIZE, Colorizer
@@ -69,7 +69,7 @@ def evaluate(colorizer: Colorizer, folder: str | Path, *, limit: int | None = No
             tqdm.write(f"colorize evaluate: skipped {e}")
             continue
         lab = rgb_to_lab(torch.from_numpy(truth).permute(2, 0, 1).float() / 255)
-        grey_rgb = float_to_uint8(lab_to_rgb(torch.cat([lab[:1], torch.zeros_like(lab[1:])]))).numpy()
+        grey_rgb = grey_baseline(lab[:1]).numpy()
         grey_in = grey_rgb.astype(np.float32) / 255                              # what the user would have
         out, logits = colorizer.colorize_and_classify(grey_in, process_size=process_size)   # one global pass
         ab_truth = lab[1:].permute(1, 2, 0).numpy()

@@ -35,6 +35,10 @@ class NotAnImage(ImageError):
     """Bytes that no image decoder recognises (or nothing at all)."""
 
 
+class EmptyFile(NotAnImage):
+    """A file of zero bytes."""
+
+
 class ImageTooLarge(ImageError):
     """An image above the pixel limit, refused before it is decoded."""
 
@@ -61,7 +65,7 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Phot
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not an image")
     if path.stat().st_size == 0:
-        raise NotAnImage(f"{path}: empty file")
+        raise EmptyFile(f"{path}: empty file")
     return decode_photo(path, name=str(path), max_pixels=max_pixels)
 
 
@@ -71,7 +75,7 @@ def decode_photo(source: str | os.PathLike | bytes, *, name: str, max_pixels: in
     checked on the header, before any pixel is decoded."""
     if isinstance(source, bytes):
         if not source:
-            raise NotAnImage(f"{name}: empty file")
+            raise EmptyFile(f"{name}: empty file")
         source = io.BytesIO(source)
     try:
         with warnings.catch_warnings():

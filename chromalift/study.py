@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import float_to_uint8, lab_to_rgb, rgb_to_lab
+from .color import float_to_uint8, grey_baseline, rgb_to_lab
 from .images import ImageError, find_images, read_photo
 
 REAL, GREY, SHIPPED = "real", "grey", "shipped"
@@ -108,7 +108,7 @@ def _jpeg(rgb_u8: np.ndarray, quality: int) -> bytes:
 def _versions(rgb_u8: np.ndarray, colorizers: dict, process_size: int | None) -> dict[str, np.ndarray]:
     """Every source's version of one photo (already at the study's size), as uint8 RGB."""
     lab = rgb_to_lab(torch.from_numpy(rgb_u8).permute(2, 0, 1).float() / 255)
-    grey = float_to_uint8(lab_to_rgb(torch.cat([lab[:1], torch.zeros_like(lab[1:])]))).numpy()
+    grey = grey_baseline(lab[:1]).numpy()
     out = {REAL: rgb_u8, GREY: grey}
     for name, colorizer in colorizers.items():   # each model sees only the greyscale, as a user's photo
         out[name] = colorizer.colorize(grey.astype(np.float32) / 255, process_size=process_size)

@@ -222,7 +222,7 @@ def train(cfg: TrainConfig) -> dict:
                 "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step,
                 "epoch": step // steps_per_epoch, "batch_in_epoch": step % steps_per_epoch, "seed": cfg.seed,
                 "best_val": best_val, "last_val": last_val, "seconds": seconds, "classes": train_cache.classes,
-                "args": {k: v for k, v in asdict(cfg).items() if k != "extra"}})
+                "args": asdict(cfg)})
 
     stop_signal = []
     previous = {s: signal.signal(s, lambda signum, frame: stop_signal.append(signum))

@@ -2,7 +2,7 @@
 `colorize train --help` answers at once)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -43,4 +43,3 @@ class TrainConfig:
     resident: str = "auto"           # photos resident on the device, batches made there: auto (on CUDA), on, off
     resume: bool = False
     progress: bool = True
-    extra: dict = field(default_factory=dict)

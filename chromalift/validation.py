@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from .color import L_MAX, float_to_uint8, lab_to_rgb, normalize_ab, unnormalize_ab
+from .color import L_MAX, float_to_uint8, grey_baseline, lab_to_rgb, normalize_ab, unnormalize_ab
 from .data import Cache, eval_batches
 from .metrics import colorfulness_u8, psnr_u8, topk_correct
 from .model import ColorizationNet
@@ -29,7 +29,7 @@ def validate(model: ColorizationNet, cache: Cache, *, crop: int, device: torch.d
         ours = float_to_uint8(lab_to_rgb(torch.cat([L, up(unnormalize_ab(pred.float()))], 1))).cpu().numpy()
         ab_full = up(ab)
         truth = float_to_uint8(lab_to_rgb(torch.cat([L, ab_full], 1))).cpu().numpy()
-        grey = float_to_uint8(lab_to_rgb(torch.cat([L, torch.zeros_like(ab_full)], 1))).cpu().numpy()
+        grey = grey_baseline(L).cpu().numpy()
         psnr_sum += sum(psnr_u8(o, t) for o, t in zip(ours, truth))
         cf_sum += sum(colorfulness_u8(o) for o in ours)
         cf_true_sum += sum(colorfulness_u8(t) for t in truth)

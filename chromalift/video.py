@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .backends import weights_key
 from .color import l_from_uint8, normalize_l
 from .defaults import CUT_RATIO, CUT_THRESHOLD, DEFAULT_PROCESS_SIZE, STEADY
 from .files import already_exists
@@ -150,13 +151,6 @@ def scan(colorizer: Colorizer, path: str | os.PathLike, *, batch: int = 32, prog
     return torch.cat(priors).numpy(), np.asarray(scores, dtype=np.float32)
 
 
-def _fingerprint(colorizer: Colorizer) -> str:
-    h = hashlib.sha1()
-    for t in colorizer.model.state_dict().values():
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _source_id(path: Path) -> dict:
     st = path.stat()
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -187,7 +181,7 @@ def colorize_video(colorizer: Colorizer, src: str | os.PathLike, dst: str | os.P
         raise VideoError(f"{dst}: unknown video format {dst.suffix!r}; use .mp4, .mkv, .mov, .webm or .avi")
     info = probe(src)
     work = dst.with_name(f".{dst.name}.parts")
-    settings = {"source": _source_id(src), "model": _fingerprint(colorizer), "prior_mode": prior_mode,
+    settings = {"source": _source_id(src), "model": weights_key(colorizer.model), "prior_mode": prior_mode,
                 "process_size": process_size, "cut_threshold": cut_threshold, "steady": steady,
                 "output": dst.suffix.lower(),
                 "reference": None if reference is None else hashlib.sha1(reference.tobytes()).hexdigest()}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .images import ImageError, ImageTooLarge, NotAnImage, decode_photo
+from .images import EmptyFile, ImageError, ImageTooLarge, NotAnImage, decode_photo
 from .inference import DEFAULT_PROCESS_SIZE, Colorizer
 
 PAGE = Path(__file__).parent / "assets" / "web.html"
@@ -70,7 +70,7 @@ class Service:
         try:
             return decode_photo(data, name=name, max_pixels=self.max_pixels, max_side=self.max_side)
         except NotAnImage as e:
-            message = str(e) if str(e).endswith("empty file") else \
+            message = str(e) if isinstance(e, EmptyFile) else \
                 f"{name}: not an image (use a JPEG, PNG, TIFF, WebP, BMP or GIF photo)"
             raise UploadError(message, 400) from None
         except ImageTooLarge as e:

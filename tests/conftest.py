@@ -1,19 +1,16 @@
-"""Shared fixtures: a tiny model saved as safetensors, and photos of every kind made on the fly."""
+"""Shared fixtures: a tiny model saved as safetensors, a colour photo, and the `browser` marker. Shared helpers
+that are not fixtures live in helpers.py."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from helpers import gradient_rgb
 from PIL import Image
 
 from chromalift.checkpoint import save_weights
 from chromalift.model import ColorizationNet, ModelConfig
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-KODAK = SHARED / "kodak24"
-MINIPLACES = SHARED / "miniplaces"
 
 TINY = ModelConfig(num_classes=3, width=0.125, global_size=32)
 
@@ -42,15 +39,6 @@ def tiny_weights(tmp_path_factory) -> Path:
     return path
 
 
-def gradient_rgb(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """A smooth colour test image with some texture, (h, w, 3) uint8."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([x / max(w - 1, 1), y / max(h - 1, 1), 0.5 + 0.5 * np.sin(x / 7.0 + y / 5.0)], axis=-1)
-    img = img * 200 + rng.integers(0, 40, size=(h, w, 3))
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
 @pytest.fixture
 def colour_jpeg(tmp_path) -> Path:
     p = tmp_path / "colour.jpg"
@@ -58,5 +46,11 @@ def colour_jpeg(tmp_path) -> Path:
     return p
 
 
-def has_miniplaces() -> bool:
-    return (MINIPLACES / "train").is_dir()
+BROWSER_FIXTURES = {"browser", "page", "served"}   # the tests that drive Chromium
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the tests that need Chromium `browser`, so that `pytest -m "not browser"` runs without it."""
+    for item in items:
+        if BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)

@@ -10,37 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import gradient_rgb
-from PIL import ExifTags, Image, ImageOps, PngImagePlugin
+from helpers import ADOBE_RGB, IPTC, XMP, check_exif, exif_sample, gradient_rgb, icc_profile
+from PIL import Image, ImageOps, PngImagePlugin
 
 from chromalift.cli import main
 from chromalift.metadata import PHOTOSHOP_IPTC, TIFF_IPTC
 
-XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/>album 7, page 3</x:xmpmeta>'
-IPTC = b"\x1c\x02\x78" + struct.pack(">H", 20) + b"Grandmother, 1950 ok"      # 2:120 caption
-
-
-def _exif() -> Image.Exif:
-    exif = Image.Exif()
-    exif[0x0112] = 6                                           # shown turned: the output is upright
-    exif[0x010E] = "Wedding at Kinross"                        # ImageDescription: the caption
-    exif[0x010F] = "Leica"
-    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = "1950:07:04 12:00:00"
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    gps[ExifTags.GPS.GPSLatitudeRef], gps[ExifTags.GPS.GPSLatitude] = "N", (56.0, 12.0, 30.0)
-    return exif
-
-
-def _check_exif(img: Image.Image) -> None:
-    exif = img.getexif()
-    assert exif.get(0x0112, 1) == 1 and exif.get(0x010E) == "Wedding at Kinross" and exif.get(0x010F) == "Leica"
-    assert exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] == "1950:07:04 12:00:00"
-    assert exif.get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitude] == (56.0, 12.0, 30.0)
-
 
 def _source(path: Path, fmt: str) -> Path:
     img = Image.fromarray(gradient_rgb(20, 30)).convert("L")       # a grey scan, 30 wide, 20 high
-    options = {"exif": _exif().tobytes(), "dpi": (600, 600)}
+    options = {"exif": exif_sample().tobytes(), "dpi": (600, 600)}
     if fmt == "JPEG":
         buf = io.BytesIO()
         img.save(buf, "JPEG", xmp=XMP, comment=b"scanned by the county archive", quality=95, **options)
@@ -54,7 +33,7 @@ def _source(path: Path, fmt: str) -> Path:
         img.save(path, "PNG", pnginfo=info, **options)
     elif fmt == "TIFF":                                        # XMP and IPTC are tags beside the EXIF ones
         tags = Image.Exif()
-        tags.load(_exif().tobytes())                           # (Pillow writes nested IFDs of a loaded Exif)
+        tags.load(exif_sample().tobytes())                           # (Pillow writes nested IFDs of a loaded Exif)
         tags[700], tags[TIFF_IPTC] = XMP, IPTC
         img.save(path, "TIFF", exif=tags, dpi=(600, 600))
     else:
@@ -71,7 +50,7 @@ def test_metadata_is_kept_where_the_format_holds_it(tmp_path, tiny_weights, fmt,
     source = Image.open(src)
     assert source.getexif().get(0x0112) == 6
     assert img.size == ImageOps.exif_transpose(source).size     # turned upright, orientation reset to 1
-    _check_exif(img)
+    check_exif(img)
     assert img.info.get("xmp") == XMP
     if fmt != "WEBP":
         assert tuple(round(d) for d in img.info["dpi"]) == (600, 600)
@@ -91,7 +70,7 @@ def test_a_jpeg_made_into_png_keeps_what_png_holds(tmp_path, tiny_weights):
     src = _source(tmp_path / "scan.jpg", "JPEG")
     assert main([str(src), "-o", str(tmp_path / "out.png"), "--model", str(tiny_weights)]) == 0
     img = Image.open(tmp_path / "out.png")
-    _check_exif(img)
+    check_exif(img)
     assert img.info.get("xmp") == XMP
 
 
@@ -130,38 +109,6 @@ def test_show_class_and_json_summary(tmp_path, tiny_weights, capsys):
 
 
 # ---------------------------------------------------------------- colour management
-
-def _s15(x: float) -> bytes:
-    return struct.pack(">i", round(x * 65536))
-
-
-def icc_profile(space: str, gamma: float, primaries=None) -> bytes:
-    """A minimal ICC v2 display profile: a gamma curve and, for RGB, the D50-adapted primaries."""
-    def tag(data: bytes) -> bytes:
-        return data + b"\0" * (-len(data) % 4)
-    xyz = lambda v: tag(b"XYZ \0\0\0\0" + b"".join(_s15(c) for c in v))
-    curve = tag(b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)))
-    text = b"test profile"
-    desc = tag(b"desc\0\0\0\0" + struct.pack(">I", len(text) + 1) + text + b"\0" + b"\0" * 8 + b"\0\0\0" + b"\0" * 67)
-    tags = {b"desc": desc, b"wtpt": xyz((0.9642, 1.0, 0.8249)), b"cprt": tag(b"text\0\0\0\0public domain\0")}
-    if space == "RGB ":
-        for k, v in zip((b"rXYZ", b"gXYZ", b"bXYZ"), primaries):
-            tags[k] = xyz(v)
-        tags |= {b"rTRC": curve, b"gTRC": curve, b"bTRC": curve}
-    else:
-        tags[b"kTRC"] = curve
-    offset, table, body = 128 + 4 + 12 * len(tags), b"", b""
-    for sig, data in tags.items():
-        table += sig + struct.pack(">II", offset + len(body), len(data))
-        body += data
-    size = 128 + 4 + len(table) + len(body)
-    header = (struct.pack(">I", size) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntr" + space.encode()
-              + b"XYZ " + b"\0" * 12 + b"acsp" + b"\0" * 24 + struct.pack(">I", 0) + _s15(0.9642) + _s15(1.0)
-              + _s15(0.8249) + b"\0" * 48)
-    return header + struct.pack(">I", len(tags)) + table + body
-
-
-ADOBE_RGB = [(0.60974, 0.31111, 0.01947), (0.20528, 0.62567, 0.06087), (0.14919, 0.06322, 0.74457)]
 
 
 def _lab_l(y: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import KODAK, gradient_rgb
+from helpers import KODAK, gradient_rgb
 from PIL import Image
 
 from chromalift.cli import main

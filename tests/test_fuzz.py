@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import gradient_rgb
+from helpers import gradient_rgb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image

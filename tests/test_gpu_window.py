@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import gradient_rgb
+from helpers import gradient_rgb
 from PIL import Image
 
 from chromalift.cli import main

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import gradient_rgb
+from helpers import gradient_rgb
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -257,7 +257,7 @@ def test_ctrl_c_in_a_batch_prints_the_summary_so_far_and_exits_130(tmp_path, tin
 
 @pytest.mark.slow
 def test_sigterm_to_the_whole_process_group_saves_and_exits_130(tmp_path):
-    from test_train import make_photo_folder
+    from helpers import make_photo_folder
     data = make_photo_folder(tmp_path / "photos", per_class=16)
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "chromalift", "train", "--data", str(data), "--out", str(run), "--width", "0.125",

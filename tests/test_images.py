@@ -3,7 +3,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import gradient_rgb
+from helpers import gradient_rgb
 from PIL import Image
 
 from chromalift.images import ImageError, read_photo, write_photo

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import gradient_rgb
+from helpers import gradient_rgb
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 

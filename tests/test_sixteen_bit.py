@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import ADOBE_RGB, IPTC, XMP, check_exif, exif_sample, icc_profile
 from PIL import Image, ImageCms, ImageOps
-from test_archive import ADOBE_RGB, IPTC, XMP, _check_exif, _exif, icc_profile
 
 from chromalift.cli import main
 from chromalift.color import rgb_to_lab
@@ -35,7 +35,7 @@ def _moderate16(h=36, w=48) -> np.ndarray:
 def _tiff16(path, rgb16: np.ndarray, icc: bytes, orientation: int = 1) -> None:
     """A 48-bit TIFF with EXIF (IFD0, Exif and GPS directories), XMP, IPTC, DPI and an ICC profile."""
     tags = Image.Exif()
-    tags.load(_exif().tobytes())
+    tags.load(exif_sample().tobytes())
     tags[0x0112] = orientation
     tags[700], tags[TIFF_IPTC] = XMP, IPTC
     buf = io.BytesIO()
@@ -97,7 +97,7 @@ def test_a_48_bit_tiff_round_trip_keeps_metadata_and_luminance(tmp_path, tiny_we
     assert np.abs(out_l - np.rot90(adobe_l, -1)).max() < 0.2
     assert np.abs(rgb_to_lab(torch.from_numpy(got / 65535.0).permute(2, 0, 1))[1:].numpy()).mean() > 1, "and colour"
     img = Image.open(out)                                         # the metadata, read by Pillow
-    _check_exif(img)
+    check_exif(img)
     assert img.tag_v2[700] == XMP and bytes(img.tag_v2[TIFF_IPTC]) == IPTC and img.info["icc_profile"] == srgb_icc()
     assert img.tag_v2[258] == (16, 16, 16) and round(float(img.tag_v2[282])) == 1200
     assert "Colours added by chromalift" in img.tag_v2[305]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import gradient_rgb
+from helpers import gradient_rgb
 from PIL import Image
 
 from chromalift import Colorizer
@@ -235,7 +235,7 @@ def test_votes_survive_a_kill_of_the_server(study):
 @pytest.fixture
 def served(study):
     import uvicorn
-    from test_web import CHROMIUM, CHROMIUM_FLAGS
+    from helpers import CHROMIUM, CHROMIUM_FLAGS
     port = _port()
     ballot = Ballot(study)
     srv = uvicorn.Server(uvicorn.Config(create_app(ballot), host="127.0.0.1", port=port, log_level="warning"))

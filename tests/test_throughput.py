@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import gradient_rgb
+from helpers import gradient_rgb
 from PIL import Image
 
 from chromalift import Colorizer, inference

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import gradient_rgb
+from helpers import gradient_rgb, make_photo_folder
 from PIL import Image
 
 from chromalift.checkpoint import CheckpointError, load_checkpoint
@@ -21,19 +21,6 @@ from chromalift.data import DataError, EpochSampler, load_cache, prepare
 from chromalift.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_photo_folder(root: Path, classes=("beach", "forest"), per_class=12, size=48) -> Path:
-    """Photos whose colour depends on their class, so that colour and class can both be learned."""
-    rng = np.random.default_rng(0)
-    tints = {"beach": (1.0, 0.85, 0.5), "forest": (0.4, 0.9, 0.4), "sky": (0.5, 0.7, 1.0)}
-    for c in classes:
-        (root / c).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            base = gradient_rgb(size, size, seed=int(rng.integers(1000))).astype(np.float32)
-            img = np.clip(base * np.array(tints[c]), 0, 255).astype(np.uint8)
-            Image.fromarray(img).save(root / c / f"{i:03d}.jpg", quality=95)
-    return root
 
 
 @pytest.fixture(scope="module")

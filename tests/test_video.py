@@ -6,7 +6,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from conftest import gradient_rgb
+from helpers import gradient_rgb
 
 from chromalift import Colorizer
 from chromalift.cli import main

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import socket
 import threading
 import time
@@ -10,15 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import gradient_rgb
+from helpers import CHROMIUM, CHROMIUM_FLAGS, gradient_rgb
 from PIL import Image
 
 from chromalift import Colorizer
 from chromalift.web import Service, UploadError, create_app
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
 
 
 def _png(rgb: np.ndarray) -> bytes:
