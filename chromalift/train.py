@@ -7,11 +7,10 @@ augmentations are functions of (seed, epoch, photo) and the checkpoint holds mod
 """
 from __future__ import annotations
 
-import json
 import math
 import signal
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from .model import ColorizationNet, ModelConfig, count_macs
 from .pack import is_pack, load_pack
 from .schedule import lr_at, progress
 from .train_config import TrainConfig
+from .train_log import TrainLog
 from .validation import validate
 
 
@@ -120,8 +120,142 @@ def _cache_for(path: str, out: Path, name: str, cfg: TrainConfig, rank: int, wor
     return load_cache(target)
 
 
+@dataclass
+class _Run:
+    """Everything a run holds between steps: what it trains on, what it trains, and how far it got."""
+    train_cache: Cache
+    val_cache: Cache | None
+    sampler: EpochSampler
+    per_rank: int
+    steps_per_epoch: int
+    ab_weights: torch.Tensor | None
+    model: ColorizationNet
+    model_config: ModelConfig
+    optimizer: torch.optim.Optimizer
+    lr: float
+    step: int = 0
+    best_val: float = math.inf
+    last_val: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.device, resuming: bool) -> _Run:
+    """The data (caches, sampler, rebalancing weights), the model and its optimiser, and, when resuming,
+    the state of last.pt."""
+    train_cache = _cache_for(cfg.data, out, "train", cfg, rank, world)
+    val_cache = _cache_for(cfg.val, out, "val", cfg, rank, world, classes=train_cache.classes) if cfg.val else None
+    if train_cache.size < cfg.crop:
+        raise DataError(f"{cfg.data}: photos are {train_cache.size} px, smaller than --crop {cfg.crop}")
+    per_rank = cfg.batch_size // world
+    weights = train_cache.colorfulness.astype(np.float64) ** cfg.color_sampling if cfg.color_sampling else None
+    sampler = EpochSampler(len(train_cache), seed=cfg.seed, rank=rank, world=world, weights=weights)
+    steps_per_epoch = len(sampler) // per_rank
+    if steps_per_epoch == 0:
+        raise DataError(f"{cfg.data}: {len(train_cache)} photos are fewer than one batch of {cfg.batch_size}")
+    ab_weights = rebalance_weights(train_cache.ab_hist, 1.0 - cfg.rebalance).to(device) if cfg.rebalance else None
+    if cfg.loss not in ("mse", "classify"):
+        raise ValueError(f"--loss {cfg.loss}: choose mse or classify")
+    model_config = ModelConfig(num_classes=len(train_cache.classes), width=cfg.width, global_size=cfg.crop,
+                               ab_bins=cfg.ab_bins if cfg.loss == "classify" else 0,
+                               global_features=cfg.global_features)
+    model = ColorizationNet(model_config).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.init and not resuming:
+        _init_from(model, cfg.init, train_cache.classes)
+    lr = cfg.lr if cfg.lr is not None else (1.0 if cfg.optimizer == "adadelta" else 1e-3)
+    optimizers = {"adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam}
+    if cfg.optimizer not in optimizers:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adadelta or adam")
+    run = _Run(train_cache, val_cache, sampler, per_rank, steps_per_epoch, ab_weights, model, model_config,
+               optimizers[cfg.optimizer](model.parameters(), lr=lr), lr)
+    if resuming:
+        _restore(run, Path(cfg.out) / "last.pt")
+    return run
+
+
+def _restore(run: _Run, path: Path) -> None:
+    state = ckpt.load_checkpoint(path, require=ckpt.CHECKPOINT_FIELDS)
+    if state["model_config"] != run.model_config.to_dict():
+        raise ckpt.CheckpointError(f"{path}: checkpoint is of another model ({state['model_config']}), "
+                                   f"not {run.model_config.to_dict()}")
+    run.model.load_state_dict(ckpt.clean_state_dict(state["model"]))
+    run.optimizer.load_state_dict(state["optimizer"])
+    for group in run.optimizer.param_groups:   # the command line's learning rate wins (same value on a plain resume)
+        group["lr"] = run.lr
+    torch.set_rng_state(state["rng"])
+    run.step, run.best_val, run.last_val = state["step"], state["best_val"], state.get("last_val", {})
+    run.seconds = float(state.get("seconds", 0.0))
+
+
+def _save(run: _Run, cfg: TrainConfig, path: Path) -> None:
+    ckpt.save_checkpoint(path, {
+        "model_config": run.model_config.to_dict(), "model": ckpt.clean_state_dict(run.model.state_dict()),
+        "optimizer": run.optimizer.state_dict(), "rng": torch.get_rng_state(), "step": run.step,
+        "epoch": run.step // run.steps_per_epoch, "batch_in_epoch": run.step % run.steps_per_epoch, "seed": cfg.seed,
+        "best_val": run.best_val, "last_val": run.last_val, "seconds": run.seconds,
+        "classes": run.train_cache.classes, "args": asdict(cfg)})
+
+
+def _wrap(model: ColorizationNet, cfg: TrainConfig, world: int, device: torch.device):
+    """The module the steps run through: DDP over the processes (the wrappers share `model`'s parameters
+    and buffers, so `model` stays the one to save and validate), compiled if asked."""
+    net = model
+    if world > 1:
+        net = DistributedDataParallel(distributed.convert_batchnorm(model),
+                                      device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(net) if cfg.compile else net
+
+
+def _step(run: _Run, net, cfg: TrainConfig, batch, device: torch.device, autocast):
+    """One optimisation step on one batch, the learning rate set for how far the run is; -> (loss, mse, ce)."""
+    l, ab, labels = (t.to(device, non_blocking=True) for t in batch)
+    if cfg.channels_last:
+        l = l.contiguous(memory_format=torch.channels_last)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr_at(cfg, run.lr, progress(cfg, run.step, run.seconds))
+    with autocast:
+        loss, mse, ce, _ = compute_loss(net, l, ab, labels, alpha=cfg.alpha, ab_weights=run.ab_weights,
+                                      ab_bins=run.model_config.ab_bins)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    run.step += 1
+    return loss, mse, ce
+
+
+def _record(run: _Run, losses, epoch: int, images: int, wait: float, busy: float, flops_per_image: float,
+            peak: float | None) -> dict:
+    loss, mse, ce = losses
+    rec = {"loss": float(loss.detach()), "mse": float(mse.detach()), "epoch": epoch,
+           "lr": run.optimizer.param_groups[0]["lr"], "seconds": run.seconds,
+           "images_per_s": images / (wait + busy), "data_wait_fraction": wait / (wait + busy)}
+    if ce is not None:
+        rec["ce"] = float(ce.detach())
+    if peak:
+        rec["mfu"] = rec["images_per_s"] * flops_per_image / peak
+    return rec
+
+
+def _validate(run: _Run, cfg: TrainConfig, device: torch.device, log: TrainLog, main: bool, world: int,
+              best_path: Path) -> None:
+    from tqdm import tqdm
+
+    if main:
+        run.last_val = validate(run.model, run.val_cache, crop=cfg.crop, device=device)
+        log(run.step, run.last_val)
+        tqdm.write(f"step {run.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in run.last_val.items()))
+        if run.last_val["val_mse"] < run.best_val:
+            run.best_val = run.last_val["val_mse"]
+            _save(run, cfg, best_path)
+    if world > 1:
+        dist.barrier()
+
+
 def train(cfg: TrainConfig) -> dict:
     """Run (or resume) training as configured; returns the last validation metrics."""
+    from tqdm import tqdm
+
     rank, world, local_rank = distributed.setup()
     main = rank == 0
     device = pick_device(cfg.device, local_rank=local_rank)
@@ -137,126 +271,33 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.batch_size % world:
         raise DataError(f"batch size {cfg.batch_size} does not split evenly over {world} processes")
     torch.manual_seed(cfg.seed)
-
-    # data
-    train_cache = _cache_for(cfg.data, out, "train", cfg, rank, world)
-    val_cache = _cache_for(cfg.val, out, "val", cfg, rank, world, classes=train_cache.classes) if cfg.val else None
-    if train_cache.size < cfg.crop:
-        raise DataError(f"{cfg.data}: photos are {train_cache.size} px, smaller than --crop {cfg.crop}")
-    per_rank = cfg.batch_size // world
-    weights = train_cache.colorfulness.astype(np.float64) ** cfg.color_sampling if cfg.color_sampling else None
-    sampler = EpochSampler(len(train_cache), seed=cfg.seed, rank=rank, world=world, weights=weights)
-    steps_per_epoch = len(sampler) // per_rank
-    if steps_per_epoch == 0:
-        raise DataError(f"{cfg.data}: {len(train_cache)} photos are fewer than one batch of {cfg.batch_size}")
-    ab_weights = rebalance_weights(train_cache.ab_hist, 1.0 - cfg.rebalance).to(device) if cfg.rebalance else None
-
-    # model and optimiser
-    if cfg.loss not in ("mse", "classify"):
-        raise ValueError(f"--loss {cfg.loss}: choose mse or classify")
-    model_config = ModelConfig(num_classes=len(train_cache.classes), width=cfg.width, global_size=cfg.crop,
-                               ab_bins=cfg.ab_bins if cfg.loss == "classify" else 0,
-                               global_features=cfg.global_features)
-    model = ColorizationNet(model_config).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if cfg.init and not (cfg.resume and last_path.exists()):
-        _init_from(model, cfg.init, train_cache.classes)
-    lr = cfg.lr if cfg.lr is not None else (1.0 if cfg.optimizer == "adadelta" else 1e-3)
-    if cfg.optimizer == "adadelta":
-        optimizer = torch.optim.Adadelta(model.parameters(), lr=lr)
-    elif cfg.optimizer == "adam":
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    else:
-        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adadelta or adam")
-    step, best_val, last_val, seconds = 0, math.inf, {}, 0.0
-    if cfg.resume and last_path.exists():
-        state = ckpt.load_checkpoint(last_path, require=ckpt.CHECKPOINT_FIELDS)
-        if state["model_config"] != model_config.to_dict():
-            raise ckpt.CheckpointError(f"{last_path}: checkpoint is of another model ({state['model_config']}), "
-                                       f"not {model_config.to_dict()}")
-        model.load_state_dict(ckpt.clean_state_dict(state["model"]))
-        optimizer.load_state_dict(state["optimizer"])
-        for group in optimizer.param_groups:   # the command line's learning rate wins (same value on a plain resume)
-            group["lr"] = lr
-        torch.set_rng_state(state["rng"])
-        step, best_val, last_val = state["step"], state["best_val"], state.get("last_val", {})
-        seconds = float(state.get("seconds", 0.0))
-    net = model
-    if world > 1:
-        # the wrappers share model's parameters and buffers, so `model` stays the one to save and validate
-        net = DistributedDataParallel(distributed.convert_batchnorm(model),
-                                      device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
-        net = torch.compile(net)
-    autocast = autocast_for(cfg, device)
-    resident = _resident(cfg, train_cache, device)
-    train_flops = 6 * count_macs(ColorizationNet(model_config), cfg.crop, cfg.crop)   # forward + backward per image
+    run = _prepare_run(cfg, out, rank, world, device, resuming=cfg.resume and last_path.exists())
+    net, autocast = _wrap(run.model, cfg, world, device), autocast_for(cfg, device)
+    resident = _resident(cfg, run.train_cache, device)
+    train_flops = 6 * count_macs(ColorizationNet(run.model_config), cfg.crop, cfg.crop)   # forward + backward per image
     peak = bf16_peak_flops(device)
-
-    # logs
-    writer = None
-    log_file = None
-    if main:
-        (out / "args.json").write_text(json.dumps(asdict(cfg), indent=2))
-        log_file = open(out / "log.jsonl", "a")  # noqa: SIM115 (open for the whole run; closed in `finally`)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            writer = SummaryWriter(str(out / "tb"))
-        except ImportError:
-            pass
-
-    def log(record: dict) -> None:
-        if main:
-            log_file.write(json.dumps({"step": step, "time": time.time(), **record}) + "\n")
-            log_file.flush()
-            if writer is not None:
-                for k, v in record.items():
-                    if isinstance(v, (int, float)):
-                        writer.add_scalar(k, v, step)
-
-    def save(path: Path) -> None:
-        if main:
-            ckpt.save_checkpoint(path, {
-                "model_config": model_config.to_dict(), "model": ckpt.clean_state_dict(model.state_dict()),
-                "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step,
-                "epoch": step // steps_per_epoch, "batch_in_epoch": step % steps_per_epoch, "seed": cfg.seed,
-                "best_val": best_val, "last_val": last_val, "seconds": seconds, "classes": train_cache.classes,
-                "args": asdict(cfg)})
-
+    log = TrainLog(out, cfg, main)
+    save = (lambda path: _save(run, cfg, path)) if main else (lambda path: None)
     stop_signal = []
     previous = {s: signal.signal(s, lambda signum, frame: stop_signal.append(signum))
                 for s in (signal.SIGINT, signal.SIGTERM)}
-
-    from tqdm import tqdm
-    bar = tqdm(total=cfg.steps, initial=step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=run.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
     wait_time = step_time = 0.0
     images_seen = 0
-    started = time.perf_counter() - seconds       # the budget counts wall time, across resumes
-    finished = progress(cfg, step, seconds) >= 1.0
+    started = time.perf_counter() - run.seconds       # the budget counts wall time, across resumes
+    finished = progress(cfg, run.step, run.seconds) >= 1.0
     net.train()
     try:
         while not finished:
-            epoch, first = divmod(step, steps_per_epoch)
-            sampler.set_epoch(epoch)
-            loader = _start_workers(_epoch_batches(cfg, train_cache, resident, list(sampler), per_rank, epoch,
-                                                   first, device))
+            epoch, first = divmod(run.step, run.steps_per_epoch)
+            run.sampler.set_epoch(epoch)
+            loader = _start_workers(_epoch_batches(cfg, run.train_cache, resident, list(run.sampler), run.per_rank,
+                                                   epoch, first, device))
             t_wait = time.perf_counter()
-            for l, ab, labels in loader:
+            for batch in loader:
                 t_step = time.perf_counter()
                 wait_time += t_step - t_wait
-                l, ab, labels = (t.to(device, non_blocking=True) for t in (l, ab, labels))
-                if cfg.channels_last:
-                    l = l.contiguous(memory_format=torch.channels_last)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(cfg, lr, progress(cfg, step, seconds))
-                with autocast:
-                    loss, mse, ce, _ = compute_loss(net, l, ab, labels, alpha=cfg.alpha, ab_weights=ab_weights,
-                                                  ab_bins=model_config.ab_bins)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
+                losses = _step(run, net, cfg, batch, device, autocast)
                 images_seen += cfg.batch_size
                 t_wait = time.perf_counter()
                 step_time += t_wait - t_step
@@ -264,32 +305,17 @@ def train(cfg: TrainConfig) -> dict:
                 shared = torch.tensor([float(len(stop_signal)), t_wait - started], dtype=torch.float64)
                 if world > 1:
                     dist.all_reduce(shared, op=dist.ReduceOp.MAX)
-                seconds = float(shared[1])
-                finished = progress(cfg, step, seconds) >= 1.0
-                if step % cfg.log_every == 0 or finished:
-                    total = wait_time + step_time
-                    rec = {"loss": float(loss.detach()), "mse": float(mse.detach()), "epoch": epoch,
-                           "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
-                           "images_per_s": images_seen / total, "data_wait_fraction": wait_time / total}
-                    if ce is not None:
-                        rec["ce"] = float(ce.detach())
-                    if peak:
-                        rec["mfu"] = rec["images_per_s"] * train_flops / peak
-                    log(rec)
+                run.seconds = float(shared[1])
+                finished = progress(cfg, run.step, run.seconds) >= 1.0
+                if run.step % cfg.log_every == 0 or finished:
+                    rec = _record(run, losses, epoch, images_seen, wait_time, step_time, train_flops, peak)
+                    log(run.step, rec)
                     bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.1f}",
                                     wait=f"{rec['data_wait_fraction']:.0%}")
                 bar.update(1)
-                if val_cache is not None and (step % cfg.eval_every == 0 or finished):
-                    if main:
-                        last_val = validate(model, val_cache, crop=cfg.crop, device=device)
-                        log(last_val)
-                        tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in last_val.items()))
-                        if last_val["val_mse"] < best_val:
-                            best_val = last_val["val_mse"]
-                            save(best_path)
-                    if world > 1:
-                        dist.barrier()
-                if step % cfg.ckpt_every == 0 or finished:
+                if run.val_cache is not None and (run.step % cfg.eval_every == 0 or finished):
+                    _validate(run, cfg, device, log, main, world, best_path)
+                if run.step % cfg.ckpt_every == 0 or finished:
                     save(last_path)
                 if shared[0] > 0:
                     raise Stop
@@ -298,18 +324,15 @@ def train(cfg: TrainConfig) -> dict:
     except Stop:
         save(last_path)
         if main:
-            tqdm.write(f"stopped at step {step}; saved {last_path} (resume with --resume)")
+            tqdm.write(f"stopped at step {run.step}; saved {last_path} (resume with --resume)")
     finally:
         bar.close()
         for s, h in previous.items():
             signal.signal(s, h)
-        if writer is not None:
-            writer.close()
-        if log_file is not None:
-            log_file.close()
+        log.close()
         # the DDP reducer must go before its process group, or gloo's destructor waits forever
         net = None
         distributed.teardown()
     if stop_signal:
         raise KeyboardInterrupt
-    return last_val
+    return run.last_val

@@ -185,42 +185,66 @@ def colorize_video(colorizer: Colorizer, src: str | os.PathLike, dst: str | os.P
                 "process_size": process_size, "cut_threshold": cut_threshold, "steady": steady,
                 "output": dst.suffix.lower(),
                 "reference": None if reference is None else hashlib.sha1(reference.tobytes()).hexdigest()}
-    plan = _load_plan(work, settings)
-    if plan is None:
-        frame_priors, scores = scan(colorizer, src, progress=progress, total=info.frames,
-                                    quarter_turns=info.quarter_turns)
-        announced = info.announced_frames
-        if announced and len(scores) < 0.9 * announced - 1:   # FFmpeg stops quietly at a cut-off end
-            raise VideoError(f"{src}: truncated or damaged: {len(scores)} of the {announced} frames its header "
-                             f"announces could be decoded; nothing written")
-        shots = shots_from_cuts(find_cuts(scores, cut_threshold), len(scores))
-        if reference is not None:
-            frame_priors = np.repeat(colorizer.prior(reference)[0].float().cpu().numpy(), len(scores), 0)
-        if prior_mode == "shot":   # one prior per shot: the mean of its frames' priors
-            for s in shots:
-                frame_priors[s.start:s.end] = frame_priors[s.start:s.end].mean(0, keepdims=True)
-        if work.exists():
-            shutil.rmtree(work)    # left by a run with other settings or another source: start afresh
-        work.mkdir(parents=True)
-        np.save(work / "priors.npy", frame_priors)
-        (work / "plan.json").write_text(json.dumps({"settings": settings, "frames": len(scores),
-                                                    "shots": [asdict(s) for s in shots]}, indent=1))
-    else:
-        shots = [Shot(**s) for s in plan["shots"]]
-        frame_priors = np.load(work / "priors.npy")
+    shots, frame_priors = _plan_shots(colorizer, src, info, work, settings, reference, prior_mode, cut_threshold,
+                                      progress)
     frames_total = shots[-1].end
 
-    segment = lambda i: work / f"shot-{i:05d}{dst.suffix.lower()}"
-    todo = [i for i in range(len(shots)) if not segment(i).exists()]
-    resumed = len(shots) - len(todo)
-    colorized = 0
-    batch = max(1, min(batch, BATCH_PIXELS // (info.width * info.height)))   # 8 at 1080p, 2 at 4K
-    if todo:
-        colorized = _colorize_shots(colorizer, src, shots, set(todo), frame_priors, segment, info, dst.suffix,
-                                    process_size, batch, progress, resumed, on_shot, SteadyColour(steady))
-    join_segments(src, [segment(i) for i in range(len(shots))], shots, info, dst, overwrite)
+    job = _ShotWork(src, info, shots, set(), frame_priors, work, dst.suffix, process_size,
+                    max(1, min(batch, BATCH_PIXELS // (info.width * info.height))),   # 8 at 1080p, 2 at 4K
+                    SteadyColour(steady), progress, on_shot=on_shot)
+    job.todo = {i for i in range(len(shots)) if not job.segment(i).exists()}
+    job.resumed = len(shots) - len(job.todo)
+    colorized = _colorize_shots(colorizer, job) if job.todo else 0
+    join_segments(src, [job.segment(i) for i in range(len(shots))], shots, info, dst, overwrite)
     shutil.rmtree(work, ignore_errors=True)
-    return VideoResult(dst, frames_total, shots, colorized, resumed)
+    return VideoResult(dst, frames_total, shots, colorized, job.resumed)
+
+
+def _plan_shots(colorizer: Colorizer, src: Path, info: VideoInfo, work: Path, settings: dict, reference,
+                prior_mode: str, cut_threshold: float, progress: bool) -> tuple[list[Shot], np.ndarray]:
+    """Pass 1, or its result from an interrupted run with the same settings: the shots and each frame's prior."""
+    plan = _load_plan(work, settings)
+    if plan is not None:
+        return [Shot(**s) for s in plan["shots"]], np.load(work / "priors.npy")
+    frame_priors, scores = scan(colorizer, src, progress=progress, total=info.frames, quarter_turns=info.quarter_turns)
+    announced = info.announced_frames
+    if announced and len(scores) < 0.9 * announced - 1:   # FFmpeg stops quietly at a cut-off end
+        raise VideoError(f"{src}: truncated or damaged: {len(scores)} of the {announced} frames its header "
+                         f"announces could be decoded; nothing written")
+    shots = shots_from_cuts(find_cuts(scores, cut_threshold), len(scores))
+    if reference is not None:
+        frame_priors = np.repeat(colorizer.prior(reference)[0].float().cpu().numpy(), len(scores), 0)
+    if prior_mode == "shot":   # one prior per shot: the mean of its frames' priors
+        for s in shots:
+            frame_priors[s.start:s.end] = frame_priors[s.start:s.end].mean(0, keepdims=True)
+    if work.exists():
+        shutil.rmtree(work)    # left by a run with other settings or another source: start afresh
+    work.mkdir(parents=True)
+    np.save(work / "priors.npy", frame_priors)
+    (work / "plan.json").write_text(json.dumps({"settings": settings, "frames": len(scores),
+                                                "shots": [asdict(s) for s in shots]}, indent=1))
+    return shots, frame_priors
+
+
+@dataclass
+class _ShotWork:
+    """What pass 2 needs: the film, its shots and their priors, where each shot's segment goes, and how."""
+    src: Path
+    info: VideoInfo
+    shots: list[Shot]
+    todo: set[int]
+    frame_priors: np.ndarray
+    work: Path
+    suffix: str
+    process_size: int | None
+    batch: int
+    steady: SteadyColour
+    progress: bool = True
+    resumed: int = 0
+    on_shot: Callable[[int, Shot], None] | None = None
+
+    def segment(self, i: int) -> Path:
+        return self.work / f"shot-{i:05d}{self.suffix.lower()}"
 
 
 def _load_plan(work: Path, settings: dict) -> dict | None:
@@ -231,13 +255,14 @@ def _load_plan(work: Path, settings: dict) -> dict | None:
         return None
 
 
-def _colorize_shots(colorizer, src, shots, todo, frame_priors, segment, info, suffix, process_size, batch,
-                    progress, resumed, on_shot, steady: SteadyColour) -> int:
+def _colorize_shots(colorizer: Colorizer, job: _ShotWork) -> int:
     """Pass 2: colorize the frames of the unfinished shots, one segment file per shot."""
+    src, shots, todo, frame_priors, info = job.src, job.shots, job.todo, job.frame_priors, job.info
+    segment, steady = job.segment, job.steady
     owner = np.repeat(np.arange(len(shots)), [len(s) for s in shots])    # frame -> its shot
     total = int(sum(len(shots[i]) for i in todo))
-    bar = tqdm(total=total, desc="colorize", unit="frame", disable=not progress, dynamic_ncols=True)
-    bar.set_postfix_str(f"{len(shots)} shots" + (f", {resumed} done before" if resumed else ""))
+    bar = tqdm(total=total, desc="colorize", unit="frame", disable=not job.progress, dynamic_ncols=True)
+    bar.set_postfix_str(f"{len(shots)} shots" + (f", {job.resumed} done before" if job.resumed else ""))
     done = 0
     writer = stream = tmp = None
     pending: list[np.ndarray] = []
@@ -250,7 +275,7 @@ def _colorize_shots(colorizer, src, shots, todo, frame_priors, segment, info, su
         priors = torch.from_numpy(frame_priors[first:first + len(pending)])
         turns = info.quarter_turns   # the network sees frames upright; they are stored back as they came
         out = colorizer.colorize_batch(np.rot90(np.stack(pending), turns, axes=(1, 2)).copy(), priors,
-                                       process_size=process_size,
+                                       process_size=job.process_size,
                                        ab_filter=steady if steady.strength > 0 else None)
         for rgb in np.rot90(out, -turns, axes=(1, 2)):
             rgb = np.ascontiguousarray(rgb)
@@ -269,13 +294,13 @@ def _colorize_shots(colorizer, src, shots, todo, frame_priors, segment, info, su
                 continue
             if writer is None:
                 tmp = segment(shot_id).with_name(f".tmp-{segment(shot_id).name}")
-                writer, stream = open_writer(tmp, suffix, info)
+                writer, stream = open_writer(tmp, job.suffix, info)
                 steady.reset()   # a new shot: nothing to lean on
             if not pending:
                 first = index
             # frames keep the first frame's size even where a stream changes resolution midway
             pending.append(frame.to_ndarray(format="rgb24", width=info.width, height=info.height))
-            if len(pending) == batch or index + 1 == shots[shot_id].end:
+            if len(pending) == job.batch or index + 1 == shots[shot_id].end:
                 flush()
             if index + 1 == shots[shot_id].end:   # shot finished: close its segment and put it in place
                 for packet in stream.encode():
@@ -283,8 +308,8 @@ def _colorize_shots(colorizer, src, shots, todo, frame_priors, segment, info, su
                 writer.close()
                 writer = None
                 os.replace(tmp, segment(shot_id))
-                if on_shot is not None:
-                    on_shot(shot_id, shots[shot_id])
+                if job.on_shot is not None:
+                    job.on_shot(shot_id, shots[shot_id])
     except (av.error.FFmpegError, OSError) as e:   # a full disk, a folder gone read-only, an encoder failure
         raise VideoError(f"{tmp}: cannot write the shot ({ffmpeg_reason(e)}); finished shots are kept") from None
     finally:
