@@ -1,10 +1,12 @@
-"""Inference engines for the two paths: fused eager PyTorch, or ONNX Runtime (the fastest on CPUs here).
+"""Inference engines for the two paths: fused eager PyTorch (batch norm folded into the convolutions,
+channels-last), or ONNX Runtime.
 
 Both expose `global_prior(l_global) -> (prior, logits)` and `local_ab(l, prior) -> ab01` on normalised
 tensors, so `Colorizer` does not care which runs. `benchmarks/speed.py` measures them against each other
-and against the machine's GEMM limit. Measured on the 2-core CPU here, the fused eager engine reached
-the GEMM limit at 512 px and above with no cold start, ahead of ONNX Runtime, so 'auto' picks it;
-ONNX Runtime stays available (`--backend onnx`) and is what `colorize export --onnx` writes.
+and against the CPU's ceiling: on the 2-core CPU here the fused eager engine ran at 78-79% of the fp32
+peak at 512 px and above, ONNX Runtime at 58-72%, so 'auto' picks the former; ONNX Runtime stays
+available (`--backend onnx`, which fails with one line where it cannot run) and is what
+`colorize export --onnx` writes.
 """
 from __future__ import annotations
 
