@@ -3,7 +3,7 @@
     python benchmarks/folder_speed.py [--baseline REV] [--photos 12] [--size 3000x2000] [--repeats 2]
 
 Makes a folder of greyscale JPEGs (Kodak24 resized, or synthetic photos without it), then runs
-`python -m chromalift FOLDER -o OUT` of the baseline (a `git archive` of REV, default: the revision
+`python -m chromalift FOLDER -o OUT` (`colorizer` before the rename) of the baseline (a `git archive` of REV, default: the revision
 before the overlapped pipeline) and of this tree, alternately, each in a fresh process. Reports per
 variant: photos/s (best of the repeats), CPU seconds split into user and system, and peak resident
 memory (the process's own, from wait4); then their ratio. It also checks that the folder's outputs are
@@ -48,17 +48,25 @@ def make_photos(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
 
 
 def baseline_tree(rev: str, into: Path) -> Path:
-    data = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "chromalift"], check=True, capture_output=True).stdout
+    names = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", rev], check=True, capture_output=True,
+                           text=True).stdout.split()
+    package = next(p for p in ("chromalift", "colorizer") if p in names)   # the package's name before the rename
+    data = subprocess.run(["git", "-C", str(ROOT), "archive", rev, package], check=True, capture_output=True).stdout
     with tarfile.open(fileobj=__import__("io").BytesIO(data)) as tar:
         tar.extractall(into, filter="data")
     return into
 
 
+def package_of(tree: Path) -> str:
+    """The package a tree holds: chromalift, or colorizer in revisions from before the rename."""
+    return "chromalift" if (tree / "chromalift").is_dir() else "colorizer"
+
+
 def run(tree: Path, args: list[str]) -> dict:
-    """`python -m chromalift ARGS` with `tree` first on the path; wall, CPU and peak memory of that process."""
+    """`python -m PACKAGE ARGS` with `tree` first on the path; wall, CPU and peak memory of that process."""
     env = dict(os.environ, PYTHONPATH=str(tree))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "chromalift", *args], env=env, cwd=tree,
+    proc = subprocess.Popen([sys.executable, "-m", package_of(tree), *args], env=env, cwd=tree,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0

@@ -20,13 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from folder_speed import BASELINE, ROOT, baseline_tree, make_photos
+from folder_speed import BASELINE, ROOT, baseline_tree, make_photos, package_of
 
 
 def cold(tree: Path, photo: Path, out: Path) -> tuple[float, dict[str, float]]:
     env = dict(os.environ, PYTHONPATH=str(tree))
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "chromalift", str(photo), "-o", str(out), "--overwrite"],
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", package_of(tree), str(photo), "-o", str(out), "--overwrite"],
                        env=env, cwd=tree, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if r.returncode:
