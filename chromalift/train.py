@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,9 +93,10 @@ def _resident(cfg: TrainConfig, cache: Cache, device: torch.device) -> DeviceBat
 
 
 def _init_from(model: ColorizationNet, path: str, classes: list[str]) -> None:
-    """Start from shipped weights: the same architecture, and the same classes in the same order."""
+    """Start from shipped weights: the same architecture, and the same classes in the same order. Their
+    inference calibration (ab_gain) is not architecture: a shipped model with a gain starts a run too."""
     init_model, init_classes, _ = ckpt.load_weights(path)
-    if init_model.config != model.config:
+    if replace(init_model.config, ab_gain=model.config.ab_gain) != model.config:
         raise ckpt.CheckpointError(f"{path}: weights are of another model ({init_model.config.to_dict()}), "
                                    f"not {model.config.to_dict()}")
     if model.config.num_classes and init_classes != classes:

@@ -223,11 +223,13 @@ def test_init_starts_from_weights_and_refuses_another_architecture(caches, tmp_p
     train_dir, _ = caches
     classes = load_cache(train_dir).classes
     torch.manual_seed(7)
-    start = ColorizationNet(ModelConfig(num_classes=len(classes), width=0.125, global_size=32))
-    save_weights(tmp_path / "start.safetensors", start, classes=classes)
+    start = ColorizationNet(ModelConfig(num_classes=len(classes), width=0.125, global_size=32, ab_gain=1.1))
+    save_weights(tmp_path / "start.safetensors", start, classes=classes)   # a shipped model: a gain, for inference
     train(tiny(tmp_path / "run", train_dir, steps=1, eval_every=100, init=str(tmp_path / "start.safetensors"),
                optimizer="adam", lr=1e-9))
-    trained = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    trained = state["model"]
+    assert state["model_config"]["ab_gain"] == 1.0, "the run trains without the gain"
     key = next(k for k in trained if k.endswith("0.0.weight"))      # the first convolution
     assert torch.allclose(trained[key], start.state_dict()[key], atol=1e-6), key
     other = ColorizationNet(ModelConfig(num_classes=len(classes), width=0.25, global_size=32))
