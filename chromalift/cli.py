@@ -37,6 +37,17 @@ def _missing_extra(command: str, extra: str, *modules: str) -> str | None:
             if missing else None)
 
 
+def _listen(serve, *args, host: str, port: int) -> str | None:
+    """Run a local server until Ctrl-C; -> the one-line error when its port cannot be opened, else None."""
+    try:
+        serve(*args, host, port)
+    except KeyboardInterrupt:
+        pass
+    except OSError as e:
+        return f"cannot listen on {host}:{port} ({e.strerror or e})"
+    return None
+
+
 def _train_parser() -> argparse.ArgumentParser:
     from .train_config import TrainConfig
 
@@ -226,25 +237,16 @@ def cmd_web(argv: list[str]) -> int:
     p.add_argument("--max-pixels", type=float, default=MAX_PIXELS, help="largest photo accepted, in pixels")
     p.add_argument("--process-size", type=int, default=DEFAULT_PROCESS_SIZE, help="as for colorize")
     args = p.parse_args(argv)
-    try:
-        import fastapi  # noqa: F401
-        import multipart  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as e:
-        return _fail(f"colorize web needs the web extra ({e.name} is missing): pip install 'chromalift[web]'")
+    if message := _missing_extra("colorize web", "web", "fastapi", "multipart", "uvicorn"):
+        return _fail(message)
     try:
         colorizer = Colorizer.load(args.model, device=args.device)
     except (CheckpointError, ValueError) as e:
         return _fail(str(e))
     service = Service(colorizer, max_upload_mb=args.max_upload_mb, max_pixels=int(args.max_pixels),
                       process_size=args.process_size or None)
-    try:
-        serve(service, args.host, args.port)
-    except KeyboardInterrupt:
-        pass
-    except OSError as e:
-        return _fail(f"cannot listen on {args.host}:{args.port} ({e.strerror or e})")
-    return 0
+    error = _listen(serve, service, host=args.host, port=args.port)
+    return _fail(error) if error else 0
 
 
 def cmd_pack(argv: list[str]) -> int:

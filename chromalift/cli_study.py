@@ -84,20 +84,14 @@ def _prepare(args) -> int:
 
 
 def _serve(args) -> int:
-    from .cli import _missing_extra
+    from .cli import _listen, _missing_extra
     from .study import load_study
     from .study_web import serve
 
     if message := _missing_extra("colorize study --serve", "web", "fastapi", "uvicorn"):
         return _fail(message)
-    study = load_study(args.serve)
-    try:
-        serve(study, args.host, args.port)
-    except KeyboardInterrupt:
-        pass
-    except OSError as e:
-        return _fail(f"cannot listen on {args.host}:{args.port} ({e.strerror or e})")
-    return 0
+    error = _listen(serve, load_study(args.serve), host=args.host, port=args.port)
+    return _fail(error) if error else 0
 
 
 def _report(args) -> int:

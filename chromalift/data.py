@@ -57,7 +57,7 @@ def _load_one(args: tuple[str, int, float]) -> tuple[np.ndarray | None, float, n
         photo = read_photo(path)
     except ImageError as e:
         return None, 0.0, None, f"unreadable: {e}"
-    img = Image.fromarray((photo.rgb * 255.0 + 0.5).astype(np.uint8))
+    img = Image.fromarray(photo.u8)
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
     pixels = np.array(img, dtype=np.uint8)

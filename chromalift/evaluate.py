@@ -63,7 +63,7 @@ def evaluate(colorizer: Colorizer, folder: str | Path, *, limit: int | None = No
     rows, failed, per_photo = [], [], []
     for i, path in enumerate(tqdm(photos, desc=f"evaluate {folder.name}", unit="photo", disable=not progress)):
         try:
-            truth = (read_photo(path).rgb * 255 + 0.5).astype(np.uint8)          # 8-bit truth, as stored
+            truth = read_photo(path).u8                                          # 8-bit truth, as stored
         except ImageError as e:       # one bad photo costs its own row, not the whole evaluation
             failed.append(str(e))
             tqdm.write(f"colorize evaluate: skipped {e}")

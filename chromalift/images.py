@@ -52,6 +52,11 @@ class Photo:
     bits: int = 8              # 16 for 16-bit scans: their output keeps 16 bits where the format allows (PNG)
 
     @property
+    def u8(self) -> np.ndarray:
+        """(H, W, 3) uint8: `pixels` themselves for 8-bit photos (no conversion), rounded for deeper ones."""
+        return self.pixels if self.pixels.dtype == np.uint8 else (self.pixels * 255.0 + 0.5).astype(np.uint8)
+
+    @property
     def rgb(self) -> np.ndarray:
         """(H, W, 3) float32 in [0, 1], made on each call (Colorizer takes `pixels` as they are, faster)."""
         return self.pixels if self.pixels.dtype == np.float32 else self.pixels.astype(np.float32) / 255.0

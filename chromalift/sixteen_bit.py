@@ -10,6 +10,7 @@ files, metadata and all, with their pixels replaced by 16-bit ones.
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 import zlib
 
@@ -158,17 +159,17 @@ def tiff_with_16_bit_pixels(tiff: bytes, rgb16: np.ndarray) -> bytes:
         at = ifd + 2 + 12 * i
         tag, kind, count = struct.unpack(order + "HHI", tiff[at:at + 8])
         entries[tag] = (kind, count, at + 8)
-    size = {3: 2, 4: 4}
+    codes = {3: "H", 4: "I"}   # SHORT, LONG
     out = bytearray(tiff)
 
-    def where(tag):   # (struct code, count, byte position of the values)
+    def where(tag) -> tuple[str, int]:   # (the struct format of the tag's values, their byte position)
         kind, count, at = entries[tag]
-        inline = size[kind] * count <= 4
-        return {3: "H", 4: "I"}[kind], count, at if inline else struct.unpack(order + "I", tiff[at:at + 4])[0]
+        fmt = order + codes[kind] * count
+        return fmt, at if struct.calcsize(fmt) <= 4 else struct.unpack_from(order + "I", tiff, at)[0]
 
-    def values(tag):
-        code, count, at = where(tag)
-        return list(struct.unpack(order + code * count, tiff[at:at + size[{"H": 3, "I": 4}[code]] * count]))
+    def values(tag) -> list[int]:
+        fmt, at = where(tag)
+        return list(struct.unpack_from(fmt, tiff, at))
 
     if values(259) != [1] or values(277) != [3] or values(258) != [8, 8, 8]:
         raise ValueError("expected an uncompressed 8-bit RGB TIFF")
@@ -178,11 +179,11 @@ def tiff_with_16_bit_pixels(tiff: bytes, rgb16: np.ndarray) -> bytes:
     if start + sum(counts) != len(tiff):
         raise ValueError("the TIFF's pixels are not at its end")
     new_counts = [min(rows, h - i * rows) * w * 6 for i in range(len(offsets))]
-    new_offsets = [start + sum(new_counts[:i]) for i in range(len(offsets))]
+    new_offsets = list(itertools.accumulate(new_counts[:-1], initial=start))
     for tag, new in ((273, new_offsets), (279, new_counts), (258, [16, 16, 16])):
-        code, count, at = where(tag)
-        if code == "H" and max(new) > 0xFFFF:
+        fmt, at = where(tag)
+        if fmt.endswith("H") and max(new) > 0xFFFF:
             raise ValueError("strip sizes too large for the TIFF's SHORT fields")
-        out[at:at + size[{"H": 3, "I": 4}[code]] * count] = struct.pack(order + code * count, *new)
+        struct.pack_into(fmt, out, at, *new)
     pixels = rgb16.astype(order + "u2").tobytes()
     return bytes(out[:start]) + pixels

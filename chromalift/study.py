@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import float_to_uint8, grey_baseline, rgb_to_lab
+from .color import grey_baseline, rgb_to_lab
 from .images import ImageError, find_images, read_photo
 
 REAL, GREY, SHIPPED = "real", "grey", "shipped"
@@ -117,7 +117,7 @@ def _versions(rgb_u8: np.ndarray, colorizers: dict, process_size: int | None) ->
 
 def _resized(path: Path, size: int) -> np.ndarray:
     photo = read_photo(path)
-    img = Image.fromarray(float_to_uint8(torch.from_numpy(photo.rgb).permute(2, 0, 1)).numpy(), "RGB")
+    img = Image.fromarray(photo.u8, "RGB")
     if max(img.size) > size:
         scale = size / max(img.size)
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS)

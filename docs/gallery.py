@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chromalift.color import float_to_uint8, lab_to_rgb, rgb_to_lab
+from chromalift.color import grey_baseline, rgb_to_lab
 from chromalift.evaluate import comparison_grid
 from chromalift.images import read_photo
 from chromalift.inference import Colorizer
@@ -35,9 +35,8 @@ def main() -> None:
     colorizer = Colorizer.load(args.model, device="cpu")
     rows = []
     for r in chosen:
-        truth = (read_photo(folder / r["name"]).rgb * 255 + 0.5).astype(np.uint8)
-        lab = rgb_to_lab(torch.from_numpy(truth).permute(2, 0, 1).float() / 255)
-        grey = float_to_uint8(lab_to_rgb(torch.cat([lab[:1], torch.zeros_like(lab[1:])]))).numpy()
+        truth = read_photo(folder / r["name"]).u8
+        grey = grey_baseline(rgb_to_lab(torch.from_numpy(truth).permute(2, 0, 1).float() / 255)[:1]).numpy()
         rows.append((grey, colorizer.colorize(grey.astype(np.float32) / 255), truth))
         print(f"{r['name']}: {r['psnr'] - r['psnr_grey']:+.2f} dB over grey")
     comparison_grid(rows).convert("RGB").save(args.out, quality=88)
