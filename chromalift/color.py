@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import torch
 
-L_MAX = 100.0
-# a*, b* of sRGB colours lie within about [-108, 98]; 128 leaves headroom and keeps 0 (grey) at 0.5.
-AB_RANGE = 128.0
-
-
-# sRGB -> XYZ (D65) and its inverse, as kornia and most libraries write them
-_RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
-_XYZ_TO_RGB = ((3.2404813432005266, -1.5371515162713185, -0.4985363261688878),
-               (-0.9692549499965682, 1.8759900014898907, 0.0415559265582928),
-               (0.0556466391351772, -0.2040413383665112, 1.0573110696453443))
+from .color_np import (
+    AB_RANGE,
+    COMPANDING_STEPS,
+    D65_WHITE,
+    EPSILON,
+    FIT_STEPS,
+    KAPPA_SLOPE,
+    L_MAX,
+    RGB_TO_XYZ,
+    XYZ_TO_RGB,
+    Y_ROW,
+)
 
 
 def rgb_to_linear_rgb(rgb: torch.Tensor) -> torch.Tensor:
@@ -45,9 +47,9 @@ def _matrix(rows, like: torch.Tensor) -> torch.Tensor:
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) sRGB in [0, 1] -> (..., 3, H, W) Lab with L in [0, 100]."""
     linear = rgb_to_linear_rgb(rgb.clamp(0.0, 1.0))
-    xyz = torch.einsum("ij,...jhw->...ihw", _matrix(_RGB_TO_XYZ, linear), linear)
-    xyz = xyz / _matrix(_D65_WHITE, xyz)[:, None, None]
-    f = torch.where(xyz > _EPSILON, xyz.clamp(min=_EPSILON).pow(1.0 / 3.0), _KAPPA_SLOPE * xyz + 4.0 / 29.0)
+    xyz = torch.einsum("ij,...jhw->...ihw", _matrix(RGB_TO_XYZ, linear), linear)
+    xyz = xyz / _matrix(D65_WHITE, xyz)[:, None, None]
+    f = torch.where(xyz > EPSILON, xyz.clamp(min=EPSILON).pow(1.0 / 3.0), KAPPA_SLOPE * xyz + 4.0 / 29.0)
     fx, fy, fz = f.unbind(-3)
     return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=-3)
 
@@ -58,10 +60,6 @@ def lab_to_rgb(lab: torch.Tensor, *, clip: bool = True) -> torch.Tensor:
     return rgb.clamp(0.0, 1.0) if clip else rgb
 
 
-# the Y row of the sRGB -> XYZ matrix (D65, white Y = 1) and the CIE f() threshold
-_Y_ROW = _RGB_TO_XYZ[1]
-_EPSILON, _KAPPA_SLOPE = 0.008856, 7.787
-_D65_WHITE = (0.95047, 1.0, 1.08883)
 _tables: dict = {}   # lookup tables, per device
 
 
@@ -70,7 +68,7 @@ def _luminance_tables(device: torch.device) -> torch.Tensor:
     if device not in _tables:
         levels = torch.arange(256, dtype=torch.float32).div(255.0).expand(3, 1, 256)
         linear = rgb_to_linear_rgb(levels)[:, 0]                                  # (3, 256)
-        _tables[device] = (linear * torch.tensor(_Y_ROW)[:, None]).to(device)
+        _tables[device] = (linear * torch.tensor(Y_ROW)[:, None]).to(device)
     return _tables[device]
 
 
@@ -84,12 +82,12 @@ def l_from_uint8(rgb_u8: torch.Tensor) -> torch.Tensor:
 def l_from_rgb(rgb: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) float sRGB in [0, 1] (any precision) -> (B, 1, H, W) L: rgb_to_lab(...)[:, :1]."""
     linear = rgb_to_linear_rgb(rgb.clamp(0.0, 1.0))
-    weights = torch.tensor(_Y_ROW, device=rgb.device, dtype=rgb.dtype)
+    weights = torch.tensor(Y_ROW, device=rgb.device, dtype=rgb.dtype)
     return _l_from_y(torch.einsum("c,bchw->bhw", weights, linear))[:, None]
 
 
 def _l_from_y(y: torch.Tensor) -> torch.Tensor:
-    f = torch.where(y > _EPSILON, y.clamp(min=_EPSILON).pow(1.0 / 3.0), _KAPPA_SLOPE * y + 4.0 / 29.0)
+    f = torch.where(y > EPSILON, y.clamp(min=EPSILON).pow(1.0 / 3.0), KAPPA_SLOPE * y + 4.0 / 29.0)
     return 116.0 * f - 16.0
 
 
@@ -97,8 +95,8 @@ def _xyz_to_linear_matrix(device: torch.device, dtype: torch.dtype) -> torch.Ten
     """The XYZ -> linear RGB matrix times the D65 white (Lab's f() inverse gives XYZ over the white)."""
     key = (device, dtype, "xyz")
     if key not in _tables:   # computed in float64 on the CPU, then cast (MPS has no float64)
-        m = torch.tensor(_XYZ_TO_RGB, dtype=torch.float64)
-        _tables[key] = (m * torch.tensor(_D65_WHITE, dtype=torch.float64)).to(dtype).to(device)
+        m = torch.tensor(XYZ_TO_RGB, dtype=torch.float64)
+        _tables[key] = (m * torch.tensor(D65_WHITE, dtype=torch.float64)).to(dtype).to(device)
     return _tables[key]
 
 
@@ -107,20 +105,17 @@ def lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
     l, a, b = lab.unbind(-3)
     fy = (l + 16.0) / 116.0
     f = torch.stack([fy + a / 500.0, fy, (fy - b / 200.0).clamp(min=0.0)], dim=-3)
-    xyz_over_white = torch.where(f > 0.2068966, f * f * f, (f - 4.0 / 29.0) / _KAPPA_SLOPE)
+    xyz_over_white = torch.where(f > 0.2068966, f * f * f, (f - 4.0 / 29.0) / KAPPA_SLOPE)
     return torch.einsum("ij,...jhw->...ihw", _xyz_to_linear_matrix(lab.device, lab.dtype), xyz_over_white)
-
-
-_COMPANDING_STEPS = 65536   # fine enough that an 8-bit result differs from exact companding by at most 1
 
 
 def linear_to_uint8(linear: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) linear RGB -> (..., H, W, 3) uint8 sRGB: a table of the sRGB companding."""
     key = (linear.device, "companding")
     if key not in _tables:
-        ramp = torch.linspace(0.0, 1.0, _COMPANDING_STEPS + 1).expand(3, 1, -1)
+        ramp = torch.linspace(0.0, 1.0, COMPANDING_STEPS + 1).expand(3, 1, -1)
         _tables[key] = float_to_uint8(linear_rgb_to_rgb(ramp))[0, :, 0].to(linear.device)   # (steps + 1,)
-    idx = linear.movedim(-3, -1).clamp(0.0, 1.0).mul(_COMPANDING_STEPS).round_().int()   # int32: half the traffic
+    idx = linear.movedim(-3, -1).clamp(0.0, 1.0).mul(COMPANDING_STEPS).round_().int()   # int32: half the traffic
     return _tables[key][idx]
 
 
@@ -158,12 +153,12 @@ def grey_baseline(l: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------- the gamut fit: colour without touching L
 
-def lab_to_uint8_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
+def lab_to_uint8_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = FIT_STEPS) -> torch.Tensor:
     """(B, 1, H, W) L and (B, 2, H, W) ab -> (B, H, W, 3) uint8 sRGB, L kept (lab_to_linear_keep_l)."""
     return linear_to_uint8(lab_to_linear_keep_l(l, ab, iterations))
 
 
-def lab_to_linear_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = 8,
+def lab_to_linear_keep_l(l: torch.Tensor, ab: torch.Tensor, iterations: int = FIT_STEPS,
                          tolerance: float = 1e-3) -> torch.Tensor:
     """Lab -> linear RGB in [0, 1], reducing the chroma of out-of-gamut pixels (bisection on a scale of
     ab) instead of clipping RGB, which would change their luminance. The gamut test and the bisection run

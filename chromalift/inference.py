@@ -26,12 +26,11 @@ from .color import (
     normalize_l,
     unnormalize_ab,
 )
-from .defaults import DEFAULT_PROCESS_SIZE
+from .defaults import BAND_PIXELS, DEFAULT_PROCESS_SIZE, process_shape
 from .device import pick_device
 from .model import ColorizationNet
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
-MIN_PROCESS_SIDE = 32  # tiny photos are upsampled to at least this on their shorter side
 
 
 @dataclass
@@ -87,14 +86,14 @@ class Colorizer:
     def _l(self, rgb: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 (through a table: 4x faster, the same L) or float in [0, 1] -> (1, 1, H, W) L."""
         if rgb.dtype == np.uint8:   # in bands of rows, so that the table's int64 indices stay small
-            u8 = torch.from_numpy(np.require(rgb, requirements="W"))
+            u8 = torch.from_numpy(np.require(rgb, requirements=("W", "C")))   # a flipped view is copied
             h, w = u8.shape[:2]
             l = torch.empty((1, 1, h, w), device=self.device)
             rows = max(1, BAND_PIXELS // w)
             for r0 in range(0, h, rows):
                 l[:, :, r0:r0 + rows] = l_from_uint8(u8[None, r0:r0 + rows].to(self.device))
             return l
-        return l_from_rgb(torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float())
+        return l_from_rgb(torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].float())
 
     @torch.no_grad()
     def predict_ab(self, l: torch.Tensor, prior: torch.Tensor, *, process_size: int | None = DEFAULT_PROCESS_SIZE,
@@ -160,26 +159,6 @@ class Colorizer:
         l = l_from_uint8(torch.from_numpy(frames).to(self.device))
         ab = self.predict_ab(l, prior.to(self.device), process_size=process_size, ab_filter=ab_filter)
         return lab_to_uint8_keep_l(l, ab).cpu().numpy()
-
-
-def process_shape(h: int, w: int, process_size: int | None) -> tuple[int, int]:
-    """The size the local path sees: the longer side capped at process_size, the shorter raised to
-    MIN_PROCESS_SIDE, one scale for both; its area never exceeds max(process_size^2 (or the photo's own
-    area when process_size is None), MIN_PROCESS_SIDE^2), so a 1 x 100000 strip costs no more than a photo
-    (it is then stretched across, not scaled up whole)."""
-    scale = min(1.0, process_size / max(h, w)) if process_size else 1.0
-    if min(h, w) * scale < MIN_PROCESS_SIDE:
-        scale = MIN_PROCESS_SIDE / min(h, w)
-    ph, pw = max(1, round(h * scale)), max(1, round(w * scale))
-    budget = max((process_size ** 2) if process_size else h * w, MIN_PROCESS_SIDE ** 2)
-    if ph * pw > budget:
-        short, long = MIN_PROCESS_SIDE, max(MIN_PROCESS_SIDE, budget // MIN_PROCESS_SIDE)
-        ph, pw = (short, min(long, max(w, short))) if h < w else (min(long, max(h, short)), short)
-    return ph, pw
-
-
-BAND_PIXELS = 1 << 19   # full-size work in bands of about this many pixels: measured 2.5x faster than whole
-                        # 6 MP photos (the temporaries stay in cache, no page faults), and memory bounded
 
 
 def finish(l: torch.Tensor, ab_small: torch.Tensor, *, bits: int = 8) -> np.ndarray:
