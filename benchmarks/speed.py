@@ -8,7 +8,8 @@
    1024x768, and batch throughput at 224x224, for each engine:
      naive  - eager PyTorch as a peer would run it: unfused batch norm, NCHW, no_grad
      torch  - our eager engine: batch norm folded into convolutions, channels_last, inference_mode
-     onnx   - ONNX Runtime on the exported graphs (what `colorize` uses on CPU)
+     onnx   - ONNX Runtime on the exported graphs (`--backend onnx`)
+     numpy  - lite.py: the network in NumPy, what `colorize PHOTO` uses for one photo (no torch import)
      compile- torch.compile of the fused model (with --compile; its cold start reported separately)
    achieved GFLOP/s = 2 x multiply-accumulates (counted from the layer shapes) / time, as a share of the peak.
    Where the CPU has native bf16 (AVX512-BF16, AMX): the network under bf16 autocast too, and how far its
@@ -33,6 +34,7 @@ from ceiling import ceiling
 from chromalift.backends import OnnxEngine, TorchEngine
 from chromalift.checkpoint import load_weights
 from chromalift.inference import DEFAULT_WEIGHTS
+from chromalift.lite import LiteColorizer, LiteNet
 from chromalift.model import ColorizationNet, ModelConfig, count_macs
 
 SIZES = [(224, 224), (512, 512), (768, 1024)]
@@ -101,15 +103,29 @@ class Compiled(TorchEngine):
         self.model.local_ab = torch.compile(self.model.local_ab, dynamic=True)
 
 
+class Lite:
+    """lite.py's NumPy network on the same weights; a batch is one photo after another."""
+    name = "numpy"
+
+    def __init__(self, model):
+        self.net = LiteNet.from_state(model.config.to_dict(), {k: v.float().numpy() for k, v in model.state_dict().items()})
+
+    def global_prior(self, l):
+        return [self.net.global_prior(x[0].numpy())[0] for x in l], None
+
+    def local_ab(self, l, priors):
+        return [self.net.local_ab(x[0].numpy(), p) for x, p in zip(l, priors)]
+
+
 def peak_memory_mib(weights: str | None, h: int, w: int, backend: str) -> float:
+    # VmHWM is the process's own peak; ru_maxrss would carry this (forking) benchmark's own over exec
     code = f"""
-import resource, numpy as np
+import re, numpy as np
 from chromalift.inference import Colorizer
 c = Colorizer.load({weights!r}, backend={backend!r})
 rgb = np.random.default_rng(0).random(({h}, {w}, 3), dtype=np.float32)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 c.colorize(rgb)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) / 1024)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -142,6 +158,7 @@ def main() -> None:
     engines = {"naive": Naive(model), "torch": TorchEngine(model, torch.device("cpu"))}
     if ceil["fast_bf16"]:
         engines["bf16"] = Bf16(model, torch.device("cpu"))
+    engines["numpy"] = Lite(model)
     t = time.perf_counter()
     engines["onnx"] = OnnxEngine(model)
     cold = {"onnx": time.perf_counter() - t}
@@ -189,18 +206,21 @@ def main() -> None:
         # the whole colorize() call: Lab conversion at full size, both paths, upsampling, gamut fit
         from chromalift.inference import Colorizer
         col = Colorizer(model, torch.device("cpu"))
+        lite = LiteColorizer(engines["numpy"].net, name="numpy")
         results["end_to_end_ms"] = {}
         for h, w in SIZES[1:]:
             rgb = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
-            s = median_time(lambda: col.colorize(rgb, process_size=max(h, w)), max(3, args.repeats // 2))
-            net = results["sizes"][f"{w}x{h}"]["torch"]["ms"]
-            results["end_to_end_ms"][f"{w}x{h}"] = s * 1e3
-            print(f"colorize() end to end at {w}x{h}: {s * 1e3:.0f} ms, of which the network {net / (s * 1e3):.0%}")
+            for key, c in (("torch", col), ("numpy", lite)):
+                s = median_time(lambda c=c: c.colorize(rgb, process_size=max(h, w)), max(3, args.repeats // 2))
+                net = results["sizes"][f"{w}x{h}"][key]["ms"]
+                results["end_to_end_ms"].setdefault(f"{w}x{h}", {})[key] = s * 1e3
+                print(f"colorize() end to end at {w}x{h}, {key}: {s * 1e3:.0f} ms, of which the network "
+                      f"{net / (s * 1e3):.0%}")
         mem = {f"{w}x{h}": peak_memory_mib(args.model, h, w, "auto") for h, w in [(768, 1024), (3000, 4000)]}
         results["peak_memory_mib"] = mem
         print("peak memory of colorize (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in mem.items()))
 
-    best = {size: max((k for k in engines if k != "naive"), key=lambda k: r[k]["gflops"])
+    best = {size: max((k for k in engines if k not in ("naive", "numpy")), key=lambda k: r[k]["gflops"])
             for size, r in results["sizes"].items()}
     if "bf16" in engines:
         results["bf16_colour_difference"] = bf16_levels(model)

@@ -4,9 +4,9 @@ The names below load on first use, so that `colorize --help` and `--version` ans
 from importlib import import_module
 
 _EXPORTS = {"Colorizer": "inference", "ColorizationNet": "model", "ModelConfig": "model", "ImageError": "images",
-            "load_weights": "checkpoint", "read_photo": "images", "save_weights": "checkpoint",
+            "LiteColorizer": "lite", "load_weights": "checkpoint", "read_photo": "images", "save_weights": "checkpoint",
             "write_photo": "images"}
-__all__ = ["ColorizationNet", "Colorizer", "ImageError", "ModelConfig", "load_weights", "read_photo",
+__all__ = ["ColorizationNet", "Colorizer", "ImageError", "LiteColorizer", "ModelConfig", "load_weights", "read_photo",
            "save_weights", "write_photo"]
 
 

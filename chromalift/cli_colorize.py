@@ -43,9 +43,9 @@ def _colorize_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     p.add_argument("--max-pixels", type=float, default=120e6, help="refuse photos larger than this many pixels")
     p.add_argument("--backend", default="auto", choices=["auto", "numpy", "onnx", "torch"],
-                   help="inference engine: auto = NumPy for one photo on the CPU with the shipped model (no "
-                        "torch import: the fastest start), else fused PyTorch (the fastest measured); numpy = "
-                        "always NumPy (photos, CPU); onnx = ONNX Runtime")
+                   help="inference engine: auto = NumPy for one photo on the CPU with the shipped model and a "
+                        "process size up to 1024 (no torch import: the fastest start), else fused PyTorch (the "
+                        "fastest network); numpy = always NumPy (photos, CPU); onnx = ONNX Runtime")
     v = p.add_argument_group("videos")
     v.add_argument("--prior", choices=["shot", "frame"], default="shot",
                    help="shot: one global prior per shot, the mean of its frames' (steady colours); "
@@ -227,12 +227,15 @@ def cmd_colorize(argv: list[str]) -> int:
 
 
 def _load(args, plan, shard):
-    """The NumPy colorizer (lite.py: no torch import) for one photo on the CPU with the shipped model, or
-    when asked; else PyTorch's. ValueError with one line for what cannot be loaded or combined."""
+    """The NumPy colorizer (lite.py: no torch import) for one photo on the CPU with the shipped model and a
+    bounded process size, or when asked; else PyTorch's. ValueError with one line for what cannot be loaded
+    or combined."""
+    from .defaults import NUMPY_MAX_PROCESS_SIZE
     from .media import is_video
 
     one_photo = len(plan.jobs) == 1 and not is_video(plan.jobs[0].src)
-    if args.backend == "numpy" or (args.backend == "auto" and one_photo and args.model is None
+    small = 0 < args.process_size <= NUMPY_MAX_PROCESS_SIZE
+    if args.backend == "numpy" or (args.backend == "auto" and one_photo and small and args.model is None
                                    and args.device in ("auto", "cpu") and not shard.launched):
         if args.device not in ("auto", "cpu"):
             raise ValueError(f"--backend numpy runs on the CPU, not --device {args.device}")

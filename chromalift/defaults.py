@@ -12,6 +12,11 @@ CUT_THRESHOLD = 12.0   # films: a cut needs a mean |change in L| (0-100) between
 CUT_RATIO = 3.0        # ... and this many times the median change of the frames around it
 STEADY = 0.8           # SteadyColour strength by default (benchmarks/flicker.py: 0.9 gains little more)
 
+# `colorize PHOTO` runs the NumPy network (lite.py, no torch import: 0.5 s cold instead of 2 s) up to this
+# process size: benchmarks/speed.py measured it 1.6x slower than PyTorch's at 224 px, 3.8x at 1024x768, so
+# beyond this the 1.5 s that importing torch costs is won back
+NUMPY_MAX_PROCESS_SIZE = 1024
+
 MIN_PROCESS_SIDE = 32  # tiny photos are upsampled to at least this on their shorter side
 BAND_PIXELS = 1 << 19   # full-size work in bands of about this many pixels: measured 2.5x faster than whole
                         # 6 MP photos (the temporaries stay in cache, no page faults), and memory bounded

@@ -150,3 +150,19 @@ def test_numpy_backend_for_a_folder_and_its_refusals(tmp_path, tiny_weights, cap
     assert main([str(folder / "p0.png"), "-o", str(tmp_path / "c.png"), "--backend", "numpy", "--device", "cuda"]) == 1
     err = capsys.readouterr().err
     assert "--backend numpy runs on the CPU" in err and len(err.strip().splitlines()) == 1
+
+
+def test_auto_picks_numpy_only_for_one_small_photo(tmp_path, colour_jpeg, tiny_weights, monkeypatch):
+    import chromalift.lite
+    used = []
+    real = chromalift.lite.LiteColorizer.load
+    monkeypatch.setattr(chromalift.lite.LiteColorizer, "load", lambda *a: used.append(a) or real(*a))
+    second = tmp_path / "second.jpg"
+    second.write_bytes(colour_jpeg.read_bytes())
+    cases = [([], 1), (["--process-size", "0"], 0), (["--process-size", "2048"], 0), (["--model", str(tiny_weights)], 0),
+             (["--device", "cpu"], 1), (["--backend", "torch"], 0), ([str(second)], 0)]
+    for i, (extra, lite) in enumerate(cases):
+        used.clear()
+        out = tmp_path / f"out{i}"
+        assert main([str(colour_jpeg), *extra, "-o", str(out) + ("" if str(second) in extra else ".png")]) == 0
+        assert len(used) == lite, extra
