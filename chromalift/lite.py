@@ -185,10 +185,13 @@ class LiteColorizer:
                     raise LiteError(f"{path}: not chromalift weights (format {meta.get('format')!r})")
                 state = {k: f.get_tensor(k).astype(np.float32) for k in f.keys()}  # noqa: SIM118 (not iterable)
             config, classes = json.loads(meta["config"]), json.loads(meta.get("classes", "[]"))
-        except (OSError, KeyError, json.JSONDecodeError, Exception) as e:  # noqa: BLE001 (safetensors' several kinds)
+            net = LiteNet.from_state(config, state)
+            prior, _ = net.global_prior(np.zeros((config.get("global_size", 224),) * 2, np.float32))
+            net.local_ab(np.zeros((8, 8), np.float32), prior)    # tensors that do not fit fail here, not later
+        except Exception as e:  # noqa: BLE001 (safetensors, json and NumPy raise several kinds for a foreign file)
             raise LiteError(e.args[0] if isinstance(e, LiteError) else
                             f"{path}: not a usable weights file ({str(e).splitlines()[0][:120]})") from None
-        return cls(LiteNet.from_state(config, state), classes, path.name if weights else "the shipped model")
+        return cls(net, classes, path.name if weights else "the shipped model")
 
     @property
     def note(self) -> str:

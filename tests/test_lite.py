@@ -116,10 +116,23 @@ def test_the_shipped_model_matches_pytorch():
     assert [c for c, _ in lite.top_classes(logits)] == [c for c, _ in ref.top_classes(logits_t)]
 
 
-def test_a_file_that_is_not_weights_is_one_line(tmp_path):
+def test_a_file_that_is_not_weights_is_one_line(tmp_path, tiny_weights):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 64)
     with pytest.raises(LiteError, match=r"bad\.safetensors"):
+        LiteColorizer.load(bad)
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+    with safe_open(str(tiny_weights), "np") as f:
+        meta = f.metadata()
+    state = load_file(str(tiny_weights))
+    state["mid.0.0.weight"] = state["mid.0.0.weight"][:, :3]          # a layer that does not fit the one before
+    save_file(state, str(bad), metadata=meta)
+    with pytest.raises(LiteError, match=r"bad\.safetensors: not a usable weights file"):
+        LiteColorizer.load(bad)
+    del state["mid.0.0.weight"]
+    save_file(state, str(bad), metadata=meta)
+    with pytest.raises(LiteError, match=r"bad\.safetensors: not a usable weights file"):
         LiteColorizer.load(bad)
 
 
