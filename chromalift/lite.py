@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,24 +139,31 @@ def _bilinear(x: np.ndarray, n: int, axis: int) -> np.ndarray:
     return x.take(i0, axis) * (1 - lam) + x.take(i1, axis) * lam
 
 
-def _antialias_matrix(n_in: int, n: int) -> np.ndarray:
-    """(n, n_in) weights of PyTorch's antialiased bilinear shrinking (Pillow's triangle filter)."""
+def _shrink(x: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """Shrink one axis to n as PyTorch's antialiased bilinear does (Pillow's triangle filter, which torch
+    ported): output i averages the inputs within `scale` of its centre, tap by tap, so memory stays the
+    output's whatever the input's length."""
+    n_in = x.shape[axis]
     scale = n_in / n
     centre = scale * (np.arange(n) + 0.5)
     lo = np.maximum((centre - scale + 0.5).astype(np.int64), 0)
     hi = np.minimum((centre + scale + 0.5).astype(np.int64), n_in)
-    j = np.arange(n_in)
-    inside = (j >= lo[:, None]) & (j < hi[:, None])
-    w = np.where(inside, np.maximum(0.0, 1.0 - np.abs((j - centre[:, None] + 0.5) / scale)), 0.0)
-    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+    shape = (-1,) + (1,) * (x.ndim - axis - 1)
+    out, total = None, np.zeros(n)
+    for k in range(int((hi - lo).max())):
+        j = np.minimum(lo + k, n_in - 1)
+        w = np.where(lo + k < hi, np.maximum(0.0, 1.0 - np.abs((j - centre + 0.5) / scale)), 0.0)
+        total += w
+        term = x.take(j, axis) * w.astype(np.float32).reshape(shape)
+        out = term if out is None else out + term
+    return out / total.astype(np.float32).reshape(shape)
 
 
 def resize(l: np.ndarray, size: tuple[int, int], *, antialias: bool) -> np.ndarray:
     """(H, W) -> size, as F.interpolate(mode="bilinear", align_corners=False, antialias=antialias)."""
     for axis, n in enumerate(size):
         if antialias and n < l.shape[axis]:
-            m = _antialias_matrix(l.shape[axis], n)
-            l = m @ l if axis == 0 else l @ m.T
+            l = _shrink(l, n, axis)
         else:   # growing, antialiased or not, is plain bilinear
             l = _bilinear(l, n, axis)
     return l
@@ -217,9 +225,11 @@ class LiteColorizer:
         h, w = rgb.shape[:2]
         l = np.empty((h, w), np.float32 if rgb.dtype == np.uint8 else rgb.dtype)
         rows = max(1, BAND_PIXELS // w)
-        for r0 in range(0, h, rows):
-            band = rgb[r0:r0 + rows]
-            l[r0:r0 + rows] = C.l_from_uint8(band) if rgb.dtype == np.uint8 else C.l_from_rgb(band)
+
+        def band(r0: int) -> None:
+            part = rgb[r0:r0 + rows]
+            l[r0:r0 + rows] = C.l_from_uint8(part) if rgb.dtype == np.uint8 else C.l_from_rgb(part)
+        _each_band(band, h, rows)
         return l
 
     def predict_ab_small(self, l: np.ndarray, prior: np.ndarray,
@@ -256,7 +266,8 @@ def finish(l: np.ndarray, ab_small: np.ndarray, *, bits: int = 8) -> np.ndarray:
     out = np.empty((h, w, 3), dtype=np.uint16 if bits == 16 else np.uint8)
     rows = max(1, BAND_PIXELS // w)
     src = np.maximum((np.arange(h, dtype=np.float32) + np.float32(0.5)) * np.float32(ph / h) - np.float32(0.5), 0.0)
-    for r0 in range(0, h, rows):
+
+    def band(r0: int) -> None:
         r1 = min(h, r0 + rows)
         y0 = np.minimum(src[r0:r1].astype(np.int64), ph - 1)
         y1 = np.minimum(y0 + 1, ph - 1)
@@ -267,4 +278,16 @@ def finish(l: np.ndarray, ab_small: np.ndarray, *, bits: int = 8) -> np.ndarray:
             out[r0:r1] = (np.clip(C.linear_to_rgb(linear), 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
         else:
             out[r0:r1] = C.linear_to_uint8(C.lab_to_linear_keep_l(l[r0:r1], ab))
+
+    _each_band(band, h, rows)
     return out
+
+
+def _each_band(fn, h: int, rows: int) -> None:
+    """fn(r0) for the bands of `rows` rows, on every core (NumPy lets go of the GIL; torch has its own threads)."""
+    starts = range(0, h, rows)
+    if len(starts) == 1:
+        fn(0)
+        return
+    with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
+        list(pool.map(fn, starts))   # list(): a band's exception is raised here

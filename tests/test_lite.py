@@ -179,3 +179,13 @@ def test_auto_picks_numpy_only_for_one_small_photo(tmp_path, colour_jpeg, tiny_w
         out = tmp_path / f"out{i}"
         assert main([str(colour_jpeg), *extra, "-o", str(out) + ("" if str(second) in extra else ".png")]) == 0
         assert len(used) == lite, extra
+
+
+def test_bands_on_several_threads_give_the_same_photo(tiny_weights, monkeypatch):
+    import chromalift.lite
+    lite, rgb = LiteColorizer.load(tiny_weights), gradient_rgb(203, 301, seed=5)
+    deep = rgb / 255.0
+    whole, whole16 = lite.colorize(rgb), lite.colorize(deep, bits=16)
+    monkeypatch.setattr(chromalift.lite, "BAND_PIXELS", 301 * 7)      # 29 bands of 7 rows
+    assert np.array_equal(lite.colorize(rgb), whole)
+    assert np.array_equal(lite.colorize(deep, bits=16), whole16)
