@@ -163,6 +163,12 @@ def test_numpy_backend_for_a_folder_and_its_refusals(tmp_path, tiny_weights, cap
     assert main([str(folder / "p0.png"), "-o", str(tmp_path / "c.png"), "--backend", "numpy", "--device", "cuda"]) == 1
     err = capsys.readouterr().err
     assert "--backend numpy runs on the CPU" in err and len(err.strip().splitlines()) == 1
+    film = tmp_path / "clip.mp4"
+    film.write_bytes(b"not decoded: refused before")
+    assert main([str(film), "-o", str(tmp_path / "clip_out.mp4"), "--backend", "numpy"]) == 1
+    err = capsys.readouterr().err
+    assert "films need the PyTorch backend" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "clip_out.mp4").exists()
 
 
 def test_auto_picks_numpy_only_for_one_small_photo(tmp_path, colour_jpeg, tiny_weights, monkeypatch):
