@@ -14,11 +14,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from .defaults import WEIGHTS_FORMAT
 from .files import atomic_write
 from .model import ColorizationNet, ModelConfig
 
 # file format names, kept from before the package was renamed: every weights file and checkpoint still loads
-WEIGHTS_FORMAT = "colorizer/iizuka2016/v1"
 CHECKPOINT_FORMAT = "colorizer/train-checkpoint/v1"
 CHECKPOINT_FIELDS = ("model_config", "model", "optimizer", "rng", "step", "best_val")
 

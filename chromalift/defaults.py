@@ -1,5 +1,9 @@
 """Defaults the command line shows before anything heavy is imported (torch takes a second or two), and the
 sizes each path of the network sees, shared by the PyTorch and the NumPy paths."""
+from pathlib import Path
+
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"   # the shipped model
+WEIGHTS_FORMAT = "colorizer/iizuka2016/v1"   # a weights file's format name (checkpoint.py writes it, both paths check it)
 
 # The local path sees photos at most this large (longer side); colour is added back at full size.
 # Measured by benchmarks/process_size.py on enlarged MiniPlaces validation photos (never the test sets):

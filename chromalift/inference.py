@@ -26,11 +26,10 @@ from .color import (
     normalize_l,
     unnormalize_ab,
 )
-from .defaults import BAND_PIXELS, DEFAULT_PROCESS_SIZE, process_shape
+from .defaults import BAND_PIXELS, DEFAULT_PROCESS_SIZE, DEFAULT_WEIGHTS, process_shape
 from .device import pick_device
+from .images import NOTE
 from .model import ColorizationNet
-
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
 
 
 @dataclass
@@ -62,7 +61,7 @@ class Colorizer:
     @property
     def note(self) -> str:
         """What an output says about its colours."""
-        return f"Colours added by chromalift (Iizuka et al. 2016 network), model: {self.name}"
+        return f"{NOTE}, model: {self.name}"
 
     def top_classes(self, logits: torch.Tensor | None, k: int = 3) -> list[tuple[str, float]]:
         """The k most probable scene classes (name, probability) from the classifier's scores."""

@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from . import color_np as C
-from .defaults import BAND_PIXELS, DEFAULT_PROCESS_SIZE, process_shape
+from .defaults import BAND_PIXELS, DEFAULT_PROCESS_SIZE, DEFAULT_WEIGHTS, WEIGHTS_FORMAT, process_shape
+from .images import NOTE
 
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
-WEIGHTS_FORMAT = "colorizer/iizuka2016/v1"
 BN_EPS = 1e-5   # torch.nn.BatchNorm's default
 
 
@@ -127,15 +126,20 @@ class LiteNet:
 
 # ---------------------------------------------------------------- resampling, as torch.nn.functional.interpolate
 
-def _bilinear(x: np.ndarray, n: int, axis: int) -> np.ndarray:
-    """Resize one axis to n, bilinear with align_corners=False (PyTorch's, no antialiasing)."""
-    n_in = x.shape[axis]
-    if n_in == n:
-        return x
+def _taps(n_in: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear resizing of a length n_in to n (align_corners=False, PyTorch's float32 coordinates): for each
+    output, its two inputs and the second one's weight."""
     src = np.maximum((np.arange(n, dtype=np.float32) + np.float32(0.5)) * np.float32(n_in / n) - np.float32(0.5), 0.0)
     i0 = np.minimum(src.astype(np.int64), n_in - 1)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    lam = (src - i0).astype(x.dtype).reshape((-1,) + (1,) * (x.ndim - axis - 1))
+    return i0, np.minimum(i0 + 1, n_in - 1), src - i0
+
+
+def _bilinear(x: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """Resize one axis to n, bilinear with align_corners=False (PyTorch's, no antialiasing)."""
+    if x.shape[axis] == n:
+        return x
+    i0, i1, lam = _taps(x.shape[axis], n)
+    lam = lam.astype(x.dtype).reshape((-1,) + (1,) * (x.ndim - axis - 1))
     return x.take(i0, axis) * (1 - lam) + x.take(i1, axis) * lam
 
 
@@ -203,7 +207,7 @@ class LiteColorizer:
 
     @property
     def note(self) -> str:
-        return f"Colours added by chromalift (Iizuka et al. 2016 network), model: {self.name}"
+        return f"{NOTE}, model: {self.name}"
 
     def top_classes(self, logits: np.ndarray | None, k: int = 3) -> list[tuple[str, float]]:
         if logits is None or not self.classes:
@@ -262,22 +266,19 @@ class LiteColorizer:
 def finish(l: np.ndarray, ab_small: np.ndarray, *, bits: int = 8) -> np.ndarray:
     """inference.finish: full-size L and the small ab -> (H, W, 3) sRGB uint8 (or uint16), band by band."""
     h, w = l.shape
-    ph = ab_small.shape[0]
     out = np.empty((h, w, 3), dtype=np.uint16 if bits == 16 else np.uint8)
     rows = max(1, BAND_PIXELS // w)
-    src = np.maximum((np.arange(h, dtype=np.float32) + np.float32(0.5)) * np.float32(ph / h) - np.float32(0.5), 0.0)
+    y0, y1, wy = _taps(ab_small.shape[0], h)          # the rows' taps, computed once for every band
 
     def band(r0: int) -> None:
-        r1 = min(h, r0 + rows)
-        y0 = np.minimum(src[r0:r1].astype(np.int64), ph - 1)
-        y1 = np.minimum(y0 + 1, ph - 1)
-        wy = (src[r0:r1] - y0)[:, None, None]
-        ab = _bilinear(ab_small[y0] * (1 - wy) + ab_small[y1] * wy, w, 1)
+        r = slice(r0, min(h, r0 + rows))
+        lam = wy[r, None, None]
+        ab = _bilinear(ab_small[y0[r]] * (1 - lam) + ab_small[y1[r]] * lam, w, 1)
         if bits == 16:
-            linear = C.lab_to_linear_keep_l(l[r0:r1].astype(np.float64), ab.astype(np.float64), 16, 1e-6)
-            out[r0:r1] = (np.clip(C.linear_to_rgb(linear), 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+            linear = C.lab_to_linear_keep_l(l[r].astype(np.float64), ab.astype(np.float64), 16, 1e-6)
+            out[r] = (np.clip(C.linear_to_rgb(linear), 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
         else:
-            out[r0:r1] = C.linear_to_uint8(C.lab_to_linear_keep_l(l[r0:r1], ab))
+            out[r] = C.linear_to_uint8(C.lab_to_linear_keep_l(l[r], ab))
 
     _each_band(band, h, rows)
     return out
