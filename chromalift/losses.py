@@ -18,8 +18,10 @@ def ab_bin_targets(ab: torch.Tensor, bins: int) -> torch.Tensor:
 def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor | None, ab_bins: int = 0):
     """-> (total loss, colour loss (MSE, or cross-entropy over ab bins), classification CE or None, logits)."""
     pred, logits = model(l)
-    if ab_bins:
-        se = F.cross_entropy(pred.float(), ab_bin_targets(ab, ab_bins), reduction="none")[:, None]   # (B, 1, h, w)
+    if ab_bins:   # the bins as the last axis: a view in channels_last, so no transposing copy of the logits
+        b, q, h, w = pred.shape
+        flat = pred.permute(0, 2, 3, 1).reshape(-1, q).float()
+        se = F.cross_entropy(flat, ab_bin_targets(ab, ab_bins).reshape(-1), reduction="none").view(b, 1, h, w)
     else:
         se = (pred.float() - normalize_ab(ab)) ** 2                # (B, 2, h, w)
     if ab_weights is not None:

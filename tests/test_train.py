@@ -238,6 +238,24 @@ def test_init_starts_from_weights_and_refuses_another_architecture(caches, tmp_p
         train(tiny(tmp_path / "run2", train_dir, steps=1, init=str(tmp_path / "other.safetensors")))
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_ab_bin_loss_is_the_per_pixel_cross_entropy_in_either_memory_format(channels_last):
+    from chromalift.losses import ab_bin_targets, compute_loss
+    torch.manual_seed(0)
+    head = torch.randn(2, 16, 5, 3)                                        # logits over 4 x 4 bins
+    head = head.to(memory_format=torch.channels_last) if channels_last else head
+    ab = torch.rand(2, 2, 5, 3) * 200 - 100
+    model = lambda l: (head, None)
+    from chromalift.data import AB_BINS, ab_bin_index
+    weights = torch.rand(AB_BINS * AB_BINS)                               # a rebalancing table
+    _, loss, _, _ = compute_loss(model, None, ab, torch.full((2,), -1), alpha=0, ab_weights=None, ab_bins=4)
+    target = ab_bin_targets(ab, 4)                                        # (2, 5, 3)
+    per_pixel = -torch.log_softmax(head, 1).gather(1, target[:, None])    # (2, 1, 5, 3)
+    assert torch.allclose(loss, per_pixel.mean(), atol=1e-6)
+    _, weighted, _, _ = compute_loss(model, None, ab, torch.full((2,), -1), alpha=0, ab_weights=weights, ab_bins=4)
+    assert torch.allclose(weighted, (per_pixel * weights[ab_bin_index(ab)][:, None]).mean(), atol=1e-6)
+
+
 def test_classification_loss_over_ab_bins_learns_and_its_weights_colorize(caches, tmp_path, colour_jpeg):
     from chromalift.cli import main
     from chromalift.losses import ab_bin_targets
