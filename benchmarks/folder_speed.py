@@ -6,8 +6,10 @@ Makes a folder of greyscale JPEGs (Kodak24 resized, or synthetic photos without 
 `python -m chromalift FOLDER -o OUT` (`colorizer` before the rename) of the baseline (a `git archive` of REV, default: the revision
 before the overlapped pipeline) and of this tree, alternately, each in a fresh process. Reports per
 variant: photos/s (best of the repeats), CPU seconds split into user and system, and peak resident
-memory (the process's own, from wait4); then their ratio. It also checks that the folder's outputs are
-identical to `colorize PHOTO` run on each photo alone, and how far they are from the baseline's.
+memory (the process's own VmHWM, which it reports as it exits); then their ratio. It also checks that
+the folder's outputs are identical to `colorize PHOTO --backend torch` (the folder's engine; one photo
+alone would take the NumPy engine, within one level) run on each photo alone, and how far they are from
+the baseline's.
 Compare only the ratios: the machine is shared and noisy.
 """
 from __future__ import annotations
@@ -62,17 +64,31 @@ def package_of(tree: Path) -> str:
     return "chromalift" if (tree / "chromalift").is_dir() else "colorizer"
 
 
+# the child reports its own peak (VmHWM) as it exits: ru_maxrss would also carry what a forking parent held
+PEAK = ("import atexit, os, re, runpy, sys\n"
+        "def peak():\n"
+        "    kb = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)\n"
+        "    open(os.environ['PEAK_FILE'], 'w').write(kb)\n"
+        "atexit.register(peak)\n"
+        "hard_exit = os._exit\n"
+        "os._exit = lambda code: (peak(), hard_exit(code))\n"     # the photo command's immediate exit
+        "sys.argv[0] = sys.argv[1]\n"
+        "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)\n")
+
+
 def run(tree: Path, args: list[str]) -> dict:
     """`python -m PACKAGE ARGS` with `tree` first on the path; wall, CPU and peak memory of that process."""
-    env = dict(os.environ, PYTHONPATH=str(tree))
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", package_of(tree), *args], env=env, cwd=tree,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if status != 0:
-        raise SystemExit(f"{tree}: colorize {' '.join(args)} failed: {proc.stderr.read().decode()[-2000:]}")
-    return {"wall_s": wall, "user_s": usage.ru_utime, "system_s": usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, PYTHONPATH=str(tree), PEAK_FILE=str(Path(tmp) / "peak"))
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", PEAK, package_of(tree), *args], env=env, cwd=tree,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        if status != 0:
+            raise SystemExit(f"{tree}: colorize {' '.join(args)} failed: {proc.stderr.read().decode()[-2000:]}")
+        peak_mb = int((Path(tmp) / "peak").read_text()) / 1024
+    return {"wall_s": wall, "user_s": usage.ru_utime, "system_s": usage.ru_stime, "peak_mb": peak_mb}
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -101,7 +117,8 @@ def main() -> None:
         for name, runs in results.items():
             best = min(runs, key=lambda x: x["wall_s"])
             rows[name] = {"photos_per_s": args.photos / best["wall_s"], **best}
-        singles = [pixels(run(ROOT, [str(ph), "-o", str(tmp / f"single-{ph.name}"), "--overwrite"]) and
+        singles = [pixels(run(ROOT, [str(ph), "-o", str(tmp / f"single-{ph.name}"), "--overwrite",
+                                         "--backend", "torch"]) and
                           tmp / f"single-{ph.name}") for ph in photos[:2]]
         folder = [pixels(tmp / "out-this-tree" / ph.name) for ph in photos[:2]]
         base = [pixels(tmp / "out-baseline" / ph.name) for ph in photos]
