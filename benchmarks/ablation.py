@@ -31,11 +31,15 @@ VARIANTS = {                                  # name -> the flags that differ fr
 }
 
 
+def run_dir(args: argparse.Namespace, name: str) -> Path:
+    return Path(args.out) / (name if args.seed == 0 else f"{name}-seed{args.seed}")
+
+
 def train_command(args: argparse.Namespace, name: str, threads: int) -> list[str]:
     return [sys.executable, "-m", "chromalift", "train", "--data", args.data, "--val", args.val,
-            "--out", str(Path(args.out) / name), "--width", str(args.width), "--crop", str(args.crop),
-            "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--schedule", "cosine",
-            "--warmup", "0.05", "--final-lr", "0.05", "--optimizer", "adam", "--lr", str(args.lr),
+            "--out", str(run_dir(args, name)), "--seed", str(args.seed), "--width", str(args.width),
+            "--crop", str(args.crop), "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+            "--schedule", "cosine", "--warmup", "0.05", "--final-lr", "0.05", "--optimizer", "adam", "--lr", str(args.lr),
             "--eval-every", str(args.steps), "--workers", "0", "--threads", str(threads), "--amp",
             "--no-progress", "--resume", *VARIANTS[name]]
 
@@ -48,11 +52,11 @@ def finished(run: Path, steps: int) -> bool:
 
 
 def train_all(args: argparse.Namespace, names: list[str]) -> None:
-    todo = [n for n in names if not finished(Path(args.out) / n, args.steps)]
+    todo = [n for n in names if not finished(run_dir(args, n), args.steps)]
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.parallel)
 
     def one(name: str) -> None:
-        with open(Path(args.out) / f"{name}.log", "a") as log:
+        with open(run_dir(args, name).with_suffix(".log"), "a") as log:
             subprocess.run(train_command(args, name, threads), stdout=log, stderr=subprocess.STDOUT, check=True)
         print(f"trained {name}", flush=True)
 
@@ -67,7 +71,7 @@ def measure(args: argparse.Namespace, name: str) -> dict:
     from chromalift.evaluate import evaluate
     from chromalift.inference import Colorizer
 
-    run = Path(args.out) / name
+    run = run_dir(args, name)
     model, classes, info = model_from_checkpoint(run / "last.pt")
     colorizer = Colorizer(model, torch.device("cpu"), classes)
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
@@ -75,7 +79,8 @@ def measure(args: argparse.Namespace, name: str) -> dict:
     trained_classifier = json.loads((run / "args.json").read_text())["alpha"] > 0
     r = evaluate(colorizer, args.eval, limit=args.limit, progress=False)
     o, g = r["ours"], r["grey"]
-    return {"name": name, "flags": VARIANTS[name], "image_steps": info["step"] * args.batch_size,
+    return {"name": run.name, "flags": VARIANTS[name], "seed": args.seed,
+            "image_steps": info["step"] * args.batch_size,
             "images_per_s": speed[-1] if speed else None, "psnr_over_grey": o["psnr"] - g["psnr"],
             "cf_over_truth": o["colorfulness"] / r["colorfulness_truth"], "hue_agreement": o["hue_agreement"],
             "vegetation_green": o["vegetation_green"], "sky_blue": o["sky_blue"],
@@ -105,6 +110,8 @@ def main() -> None:
     p.add_argument("--width", type=float, default=0.5)
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=0, help="seed of every run (not 0: runs in NAME-seedN, to see "
+                   "how far two seeds of one recipe differ)")
     p.add_argument("--parallel", type=int, default=2, help="runs at a time (the cores are split between them)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads per run (0: the cores / --parallel)")
     p.add_argument("--limit", type=int, default=1000)
@@ -116,7 +123,8 @@ def main() -> None:
     if not args.measure:
         return
     rows = [measure(args, name) for name in args.variants]
-    (Path(args.out) / "results.json").write_text(json.dumps(rows, indent=2))
+    results = Path(args.out) / ("results.json" if args.seed == 0 else f"results-seed{args.seed}.json")
+    results.write_text(json.dumps(rows, indent=2))
     print(table(rows))
 
 
