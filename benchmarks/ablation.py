@@ -1,5 +1,5 @@
-"""The colour issue's comparison at equal compute: the paper's MSE, rebalanced MSE, classification over
-a*b* bins decoded by the annealed mean (Zhang et al. 2016), and the paper's two ablations (no global
+"""The colour issue's comparison at equal image-steps: the paper's MSE, rebalanced MSE, classification
+over a*b* bins decoded by the annealed mean (Zhang et al. 2016), and the paper's two ablations (no global
 features; no scene classification loss).
 
     python benchmarks/ablation.py --data cache/mp-train --val cache/mp-val --eval ../shared/data/miniplaces/val \
@@ -7,10 +7,12 @@ features; no scene classification loss).
 
 Every variant trains from scratch with the same seed, data order, schedule and number of image-steps
 (`colorize train ... --resume`, so a stopped comparison continues where it was, and finished runs are
-kept), `--parallel` runs at a time with the machine's cores split between them. Each is then measured on
-`--eval` photos (an evenly spaced `--limit`) with the colour targets of `colorize evaluate`, at gain 1
-(no calibration). "no-global" has no global network at all, as in the paper (the fusion sees zeros
-and no scene loss reaches the shared layers). Prints one markdown table; writes results.json beside the runs.
+kept), `--parallel` runs at a time with the machine's cores split between them. The bin head's steps cost
+more (benchmarks/loss_speed.py); the table gives each run's images/s. Each run is then measured on `--eval`
+photos (an evenly spaced `--limit`) with the colour targets of `colorize evaluate`, at gain 1 (no
+calibration), with a grid grey | ours | truth of six of them (NAME.png). "no-global" has no global network
+at all, as in the paper (the fusion sees zeros and no scene loss reaches the shared layers). Prints one
+markdown table; writes results.json beside the runs.
 """
 from __future__ import annotations
 
@@ -77,7 +79,7 @@ def measure(args: argparse.Namespace, name: str) -> dict:
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     speed = [r["images_per_s"] for r in log if "images_per_s" in r]
     trained_classifier = json.loads((run / "args.json").read_text())["alpha"] > 0
-    r = evaluate(colorizer, args.eval, limit=args.limit, progress=False)
+    r = evaluate(colorizer, args.eval, limit=args.limit, progress=False, grid=run.with_suffix(".png"))
     o, g = r["ours"], r["grey"]
     return {"name": run.name, "flags": VARIANTS[name], "seed": args.seed,
             "image_steps": info["step"] * args.batch_size,
@@ -88,11 +90,12 @@ def measure(args: argparse.Namespace, name: str) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| variant | flags | image-steps | PSNR - grey | CF / truth | hue agreement | vegetation -> green "
-             "| sky -> blue | chroma on grey truth | top-1 |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | flags | image-steps | train images/s | PSNR - grey | CF / truth | hue agreement "
+             "| vegetation -> green | sky -> blue | chroma on grey truth | top-1 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         top1 = "-" if r["top1"] is None else f"{r['top1']:.1%}"
-        lines.append(f"| {r['name']} | `{' '.join(r['flags']) or '(the paper)'}` | {r['image_steps']:,} | "
+        speed = "-" if r["images_per_s"] is None else f"{r['images_per_s']:.1f}"
+        lines.append(f"| {r['name']} | `{' '.join(r['flags']) or '(the paper)'}` | {r['image_steps']:,} | {speed} | "
                      f"{r['psnr_over_grey']:+.2f} | {r['cf_over_truth']:.2f} | {r['hue_agreement']:.1%} | "
                      f"{r['vegetation_green']:.1%} | {r['sky_blue']:.1%} | {r['neutral_chroma']:.1f} | {top1} |")
     return "\n".join(lines)

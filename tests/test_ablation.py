@@ -31,6 +31,7 @@ def test_ablation_trains_each_variant_at_equal_image_steps_and_keeps_finished_ru
     assert not no_global["global_features"] and no_global["alpha"] == 0
     for name in rows:
         assert f"| {name} |" in first.stdout
+        assert (out / f"{name}.png").stat().st_size > 0                         # grey | ours | truth
     logs = {n: (out / f"{n}.log").stat().st_size for n in rows}
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
