@@ -89,6 +89,18 @@ def measure(args: argparse.Namespace, name: str) -> dict:
             "neutral_chroma": o["neutral_chroma"], "top1": o.get("top1") if trained_classifier else None}
 
 
+def measured(args: argparse.Namespace, name: str) -> dict:
+    """measure(), kept beside the run (NAME.json) and reused while the run and the photos are the same."""
+    path = run_dir(args, name).with_suffix(".json")
+    key = {"eval": str(Path(args.eval).resolve()), "limit": args.limit,
+           "checkpoint_mtime_ns": (run_dir(args, name) / "last.pt").stat().st_mtime_ns}
+    if path.exists() and (old := json.loads(path.read_text())).get("key") == key:
+        return old["row"]
+    row = measure(args, name)
+    path.write_text(json.dumps({"key": key, "row": row}, indent=2))
+    return row
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| variant | flags | image-steps | train images/s | PSNR - grey | CF / truth | hue agreement "
              "| vegetation -> green | sky -> blue | chroma on grey truth | top-1 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -125,7 +137,7 @@ def main() -> None:
     train_all(args, args.variants)
     if not args.measure:
         return
-    rows = [measure(args, name) for name in args.variants]
+    rows = [measured(args, name) for name in args.variants]
     results = Path(args.out) / ("results.json" if args.seed == 0 else f"results-seed{args.seed}.json")
     results.write_text(json.dumps(rows, indent=2))
     print(table(rows))

@@ -1,5 +1,5 @@
 """benchmarks/ablation.py end to end on a few photos: every variant trains from scratch for the same
-image-steps, is measured, lands in results.json and the table; a second call keeps the finished runs."""
+image-steps, is measured, lands in results.json and the table; a second call keeps the finished runs and their measurements."""
 from __future__ import annotations
 
 import json
@@ -33,8 +33,10 @@ def test_ablation_trains_each_variant_at_equal_image_steps_and_keeps_finished_ru
         assert f"| {name} |" in first.stdout
         assert (out / f"{name}.png").stat().st_size > 0                         # grey | ours | truth
     logs = {n: (out / f"{n}.log").stat().st_size for n in rows}
+    grids = {n: (out / f"{n}.png").stat().st_mtime_ns for n in rows}
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "trained" not in again.stdout                                          # nothing retrained
     assert {n: (out / f"{n}.log").stat().st_size for n in rows} == logs
+    assert {n: (out / f"{n}.png").stat().st_mtime_ns for n in rows} == grids      # nor measured again
     assert json.loads((out / "results.json").read_text()) == list(rows.values())
