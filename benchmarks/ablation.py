@@ -28,6 +28,7 @@ VARIANTS = {                                  # name -> the flags that differ fr
     "mse": [],                                # the paper: MSE on a*b* + 1/300 scene cross-entropy
     "rebalance": ["--rebalance", "0.3"],      # MSE weighted towards rare, saturated colours
     "classify": ["--loss", "classify"],       # cross-entropy over 22 x 22 a*b* bins, annealed mean
+    "classify-scene3": ["--loss", "classify", "--alpha", "3"],   # the scene loss at the bin loss's scale
     "no-global": ["--no-global-features", "--alpha", "0"],   # the paper's ablation: no global network
     "no-class-loss": ["--alpha", "0"],        # the paper's ablation: global features without scene labels
 }
