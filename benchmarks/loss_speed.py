@@ -5,8 +5,8 @@ in the two memory layouts, all in one run.
 
 The bin head's logits are (batch, bins^2, crop/2, crop/2): 63 million numbers at the defaults. The model runs
 channels_last, where the bins are already the innermost axis; handing that tensor to `cross_entropy` as
-(B, Q, h, w) makes it transpose a copy forwards and backwards, while `losses.compute_loss` views it as
-(B*h*w, Q). Rows: the loss alone (forward + backward) both ways, then a whole training step (bf16 autocast
+(B, Q, h, w) makes it transpose a copy forwards and backwards, while `losses.ab_bin_cross_entropy` views
+it as (B*h*w, Q). Rows: the loss alone (forward + backward) both ways, then a whole training step (bf16 autocast
 where the CPU has it, Adam) with each loss.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from chromalift.device import cpu_has_fast_bf16
-from chromalift.losses import ab_bin_targets, compute_loss
+from chromalift.losses import ab_bin_cross_entropy, ab_bin_targets, compute_loss
 from chromalift.model import ColorizationNet, ModelConfig
 
 
@@ -42,8 +42,7 @@ def loss_alone(args, bins: int = 22) -> tuple[float, float]:
         F.cross_entropy(logits.float(), target, reduction="none").mean().backward()
 
     def viewed():
-        flat = logits.permute(0, 2, 3, 1).reshape(-1, bins * bins).float()
-        F.cross_entropy(flat, target.reshape(-1), reduction="none").mean().backward()
+        ab_bin_cross_entropy(logits, target).mean().backward()
 
     return best_of(transposed, args.repeats), best_of(viewed, args.repeats)
 

@@ -15,13 +15,21 @@ def ab_bin_targets(ab: torch.Tensor, bins: int) -> torch.Tensor:
     return idx[:, 0] * bins + idx[:, 1]
 
 
+def ab_bin_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, Q, h, w) bin logits and (B, h, w) bin indices -> (B, 1, h, w) per-pixel cross-entropy (in float32).
+
+    The bins as the last axis: a view of channels_last logits, so no transposing copy of 63 million numbers
+    forwards and backwards (benchmarks/loss_speed.py)."""
+    b, q, h, w = logits.shape
+    flat = logits.permute(0, 2, 3, 1).reshape(-1, q).float()
+    return F.cross_entropy(flat, target.reshape(-1), reduction="none").view(b, 1, h, w)
+
+
 def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor | None, ab_bins: int = 0):
     """-> (total loss, colour loss (MSE, or cross-entropy over ab bins), classification CE or None, logits)."""
     pred, logits = model(l)
-    if ab_bins:   # the bins as the last axis: a view in channels_last, so no transposing copy of the logits
-        b, q, h, w = pred.shape
-        flat = pred.permute(0, 2, 3, 1).reshape(-1, q).float()
-        se = F.cross_entropy(flat, ab_bin_targets(ab, ab_bins).reshape(-1), reduction="none").view(b, 1, h, w)
+    if ab_bins:
+        se = ab_bin_cross_entropy(pred, ab_bin_targets(ab, ab_bins))
     else:
         se = (pred.float() - normalize_ab(ab)) ** 2                # (B, 2, h, w)
     if ab_weights is not None:
