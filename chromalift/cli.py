@@ -59,7 +59,10 @@ def _train_parser() -> argparse.ArgumentParser:
         "width": "channel width multiplier (paper: 1.0)", "crop": "training crop = global input size (paper: 224)",
         "prepare_size": "square size photo folders are resized to when prepared (paper: 256)",
         "min_color_std": "skip near-grey photos whose ab std is below this (Lab units)",
-        "flip": "random horizontal flips", "batch_size": "global batch size, split over processes",
+        "flip": "random horizontal flips",
+        "zoom": "1 = off; Z > 1: each crop is a random box of 1/Z^2 to all of its area (aspect 3/4 to 4/3) "
+                "enlarged to the crop size, so objects appear up to Z times larger",
+        "batch_size": "global batch size, split over processes",
         "steps": "total optimisation steps (the most; --minutes may end the run first)",
         "minutes": "time budget in minutes of wall time (0 = none): the run stops and saves there, and a "
                    "cosine schedule ends exactly there",

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, DistributedSampler
 
+from .augment import draw_boxes, sample_boxes
 from .color import normalize_l, rgb_to_lab, uint8_to_float
 from .images import ImageError, find_images, read_photo
 from .metrics import colorfulness_u8
@@ -269,10 +270,11 @@ class TrainBatches(Dataset):
     """
 
     def __init__(self, cache: Cache, order: list[int], batch_size: int, *, crop: int, flip: bool, seed: int,
-                 epoch: int, train: bool = True):
+                 epoch: int, train: bool = True, zoom: float = 1.0):
         if crop > cache.size:
             raise DataError(f"crop {crop} is larger than the cached photos ({cache.size} px); prepare with a larger --size")
         self.cache, self.crop, self.flip, self.seed, self.epoch, self.train = cache, crop, flip, seed, epoch, train
+        self.zoom = zoom if train else 1.0
         # training drops a last partial batch (every step has the same batch size); evaluation keeps it
         last = len(order) - batch_size + 1 if train else len(order)
         self.batches = [order[i:i + batch_size] for i in range(0, max(last, 0), batch_size)]
@@ -282,11 +284,33 @@ class TrainBatches(Dataset):
 
     def __getitem__(self, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         idx = self.batches[b]
+        rgb = self._zoomed(idx) if self.zoom > 1 else uint8_to_float(self._crops(idx))
+        lab = rgb_to_lab(rgb)                                             # (B, 3, c, c)
+        l = normalize_l(lab[:, :1])
+        ab = torch.nn.functional.avg_pool2d(lab[:, 1:], 2)                # (B, 2, c/2, c/2): output size
+        labels = torch.from_numpy(self.cache.labels[idx])
+        return l, ab, labels
+
+    def _generator(self, i: int) -> torch.Generator:
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + i)
+
+    def _zoomed(self, idx: list[int]) -> torch.Tensor:
+        """Each photo's random box (augment.draw_boxes) enlarged to the crop, as (B, 3, c, c) floats."""
+        boxes, flips = [], []
+        for i in idx:
+            g = self._generator(i)
+            boxes.append(draw_boxes(1, photo=self.cache.size, crop=self.crop, zoom=self.zoom, generator=g))
+            flips.append(self.flip and bool(torch.randint(0, 2, (1,), generator=g)))
+        photos = uint8_to_float(torch.from_numpy(np.stack([self.cache.images[i] for i in idx])))
+        return sample_boxes(photos, torch.cat(boxes), torch.tensor(flips), self.crop)
+
+    def _crops(self, idx: list[int]) -> torch.Tensor:
+        """Each photo's random (or, in evaluation, centre) crop, flipped at random, as (B, c, c, 3) uint8."""
         s, c = self.cache.size, self.crop
         crops = []
         for i in idx:
             if self.train:
-                g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + i)
+                g = self._generator(i)
                 y, x = torch.randint(0, s - c + 1, (2,), generator=g).tolist()
                 flip = self.flip and bool(torch.randint(0, 2, (1,), generator=g))
             else:  # evaluation: the centre crop, unflipped
@@ -294,12 +318,7 @@ class TrainBatches(Dataset):
                 flip = False
             img = self.cache.images[i, y:y + c, x:x + c]
             crops.append(img[:, ::-1] if flip else img)
-        pixels = torch.from_numpy(np.ascontiguousarray(np.stack(crops)))
-        lab = rgb_to_lab(uint8_to_float(pixels))                          # (B, 3, c, c)
-        l = normalize_l(lab[:, :1])
-        ab = torch.nn.functional.avg_pool2d(lab[:, 1:], 2)                # (B, 2, c/2, c/2): output size
-        labels = torch.from_numpy(self.cache.labels[idx])
-        return l, ab, labels
+        return torch.from_numpy(np.ascontiguousarray(np.stack(crops)))
 
 
 def eval_batches(cache: Cache, batch_size: int, crop: int) -> TrainBatches:

@@ -12,17 +12,18 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from .augment import draw_boxes, sample_boxes
 from .color import normalize_l, rgb_to_lab
 from .data import Cache, DataError
 
 
 class DeviceBatches:
-    def __init__(self, cache: Cache, device: torch.device, *, crop: int, flip: bool, seed: int):
+    def __init__(self, cache: Cache, device: torch.device, *, crop: int, flip: bool, seed: int, zoom: float = 1.0):
         if crop > cache.size:
             raise DataError(f"crop {crop} is larger than the photos ({cache.size} px)")
         self.images = torch.from_numpy(cache.images[:]).to(device)          # (N, S, S, 3) uint8
         self.labels = torch.from_numpy(cache.labels[:]).to(device)
-        self.device, self.crop, self.flip, self.seed = device, crop, flip, seed
+        self.device, self.crop, self.flip, self.seed, self.zoom = device, crop, flip, seed, zoom
 
     @property
     def nbytes(self) -> int:
@@ -35,13 +36,19 @@ class DeviceBatches:
         n, s, c = len(order), self.images.shape[1], self.crop
         offsets = torch.randint(0, s - c + 1, (n, 2), generator=g).to(self.device)
         flips = (torch.rand(n, generator=g) < 0.5).to(self.device) & self.flip
+        boxes = draw_boxes(n, photo=s, crop=c, zoom=self.zoom, generator=g) if self.zoom > 1 else None
         order_t = torch.as_tensor(order, device=self.device)
         steps = torch.arange(c, device=self.device)
         for b in range(first, n // batch_size):
             sl = slice(b * batch_size, (b + 1) * batch_size)
             idx, off, flip = order_t[sl], offsets[sl], flips[sl]
-            ys = off[:, :1] + steps                                            # (B, c)
-            xs = torch.where(flip[:, None], off[:, 1:] + c - 1 - steps, off[:, 1:] + steps)
-            pixels = self.images[idx[:, None, None], ys[:, :, None], xs[:, None, :]]   # (B, c, c, 3)
-            lab = rgb_to_lab(pixels.permute(0, 3, 1, 2).float().div_(255.0))
+            if boxes is not None:                                              # zoom: boxes enlarged to the crop
+                photos = self.images[idx].permute(0, 3, 1, 2).float().div_(255.0)
+                rgb = sample_boxes(photos, boxes[sl], flip, c)
+            else:
+                ys = off[:, :1] + steps                                        # (B, c)
+                xs = torch.where(flip[:, None], off[:, 1:] + c - 1 - steps, off[:, 1:] + steps)
+                pixels = self.images[idx[:, None, None], ys[:, :, None], xs[:, None, :]]   # (B, c, c, 3)
+                rgb = pixels.permute(0, 3, 1, 2).float().div_(255.0)
+            lab = rgb_to_lab(rgb)
             yield normalize_l(lab[:, :1]), F.avg_pool2d(lab[:, 1:], 2), self.labels[idx]

@@ -78,7 +78,8 @@ def _epoch_batches(cfg: TrainConfig, cache: Cache, resident: DeviceBatches | Non
     """One epoch's batches from `first` on: made on the device, or by data-loading processes."""
     if resident is not None:
         return resident.epoch(order, per_rank, epoch, first)
-    batches = TrainBatches(cache, order, per_rank, crop=cfg.crop, flip=cfg.flip, seed=cfg.seed, epoch=epoch)
+    batches = TrainBatches(cache, order, per_rank, crop=cfg.crop, flip=cfg.flip, seed=cfg.seed, epoch=epoch,
+                           zoom=cfg.zoom)
     return DataLoader(Subset(batches, range(first, len(batches))), batch_size=None, num_workers=cfg.workers,
                       pin_memory=device.type == "cuda", persistent_workers=False,
                       prefetch_factor=4 if cfg.workers else None,
@@ -89,7 +90,7 @@ def _resident(cfg: TrainConfig, cache: Cache, device: torch.device) -> DeviceBat
     if cfg.resident not in ("auto", "on", "off"):
         raise ValueError(f"--resident {cfg.resident}: choose auto, on or off")
     on = cfg.resident == "on" or (cfg.resident == "auto" and device.type == "cuda")
-    return DeviceBatches(cache, device, crop=cfg.crop, flip=cfg.flip, seed=cfg.seed) if on else None
+    return DeviceBatches(cache, device, crop=cfg.crop, flip=cfg.flip, seed=cfg.seed, zoom=cfg.zoom) if on else None
 
 
 def _init_from(model: ColorizationNet, path: str, classes: list[str]) -> None:
@@ -143,6 +144,10 @@ class _Run:
 def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.device, resuming: bool) -> _Run:
     """The data (caches, sampler, rebalancing weights), the model and its optimiser, and, when resuming,
     the state of last.pt."""
+    if cfg.loss not in ("mse", "classify"):
+        raise ValueError(f"--loss {cfg.loss}: choose mse or classify")
+    if not cfg.zoom >= 1:
+        raise ValueError(f"--zoom {cfg.zoom}: 1 (off) or more")
     train_cache = _cache_for(cfg.data, out, "train", cfg, rank, world)
     val_cache = _cache_for(cfg.val, out, "val", cfg, rank, world, classes=train_cache.classes) if cfg.val else None
     if train_cache.size < cfg.crop:
@@ -154,8 +159,6 @@ def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: tor
     if steps_per_epoch == 0:
         raise DataError(f"{cfg.data}: {len(train_cache)} photos are fewer than one batch of {cfg.batch_size}")
     ab_weights = rebalance_weights(train_cache.ab_hist, 1.0 - cfg.rebalance).to(device) if cfg.rebalance else None
-    if cfg.loss not in ("mse", "classify"):
-        raise ValueError(f"--loss {cfg.loss}: choose mse or classify")
     model_config = ModelConfig(num_classes=len(train_cache.classes), width=cfg.width, global_size=cfg.crop,
                                ab_bins=cfg.ab_bins if cfg.loss == "classify" else 0,
                                global_features=cfg.global_features)

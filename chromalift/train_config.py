@@ -15,6 +15,7 @@ class TrainConfig:
     prepare_size: int = 256          # photos are resized to this square when a photo folder is prepared
     min_color_std: float = 3.0       # near-grey photos (ab std below this, Lab units) are skipped
     flip: bool = True
+    zoom: float = 1.0                # > 1: random boxes of 1/zoom^2 to all of the crop's area, enlarged to the crop
     batch_size: int = 32             # global batch, split across processes
     steps: int = 10000
     minutes: float = 0.0             # time budget for the steps (0: none); the schedule then ends at the budget
