@@ -51,7 +51,7 @@ def _config(args, out: str, **changes):
                "steps": args.steps, "minutes": args.minutes, "schedule": "cosine", "warmup": args.warmup, "optimizer": "adam",
                "lr": args.lr, "alpha": args.alpha, "device": args.device, "workers": args.workers, "eval_every": 10**9,
                "ckpt_every": args.ckpt_every, "log_every": args.log_every, "progress": False, "compile": args.compile,
-               "init": args.init, "seed": args.seed}
+               "init": args.init, "seed": args.seed, "zoom": args.zoom}
     return TrainConfig(**(cfg | changes))
 
 
@@ -174,6 +174,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam's peak learning rate")
     p.add_argument("--warmup", type=float, default=0.05, help="warm-up fraction of the run")
+    p.add_argument("--zoom", type=float, default=1.0, help="zoom augmentation (colorize train --zoom; 1 = off)")
     p.add_argument("--alpha", type=float, default=1 / 300, help="weight of the scene classification loss")
     p.add_argument("--init", help="start from these weights (same architecture)")
     p.add_argument("--device", default="cuda", help="cuda (the window), or cpu for a dry run")
