@@ -90,3 +90,14 @@ def test_training_with_zoom_records_it_and_a_zoom_below_one_is_one_line(cache, t
     r = subprocess.run([sys.executable, "-m", "chromalift", "train", "--data", str(cache.root), "--out",
                         str(tmp_path / "bad"), "--crop", "32", "--zoom", "0.5"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode != 0 and "--zoom 0.5" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_zoomed_run_resumes_to_the_same_weights(cache, tmp_path):
+    base = {"data": str(cache.root), "width": 0.125, "crop": 32, "batch_size": 4, "zoom": 2.0, "workers": 0,
+            "threads": 1, "progress": False, "optimizer": "adam", "lr": 1e-3, "ckpt_every": 1, "log_every": 1,
+            "eval_every": 100}
+    train(TrainConfig(out=str(tmp_path / "a"), steps=6, **base))           # 2 epochs of 3 batches
+    train(TrainConfig(out=str(tmp_path / "b"), steps=4, **base))
+    train(TrainConfig(out=str(tmp_path / "b"), steps=6, resume=True, **base))
+    a, b = (load_checkpoint(tmp_path / r / "last.pt")["model"] for r in "ab")
+    assert max(float((a[k].float() - b[k].float()).abs().max()) for k in a) < 1e-6
