@@ -262,6 +262,12 @@ class EpochSampler(DistributedSampler):
         return iter(order[self.rank:self.total_size:self.num_replicas])
 
 
+def l_and_ab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 3, c, c) RGB in [0, 1] -> the network's input L, normalised, and its target ab at half size."""
+    lab = rgb_to_lab(rgb)
+    return normalize_l(lab[:, :1]), torch.nn.functional.avg_pool2d(lab[:, 1:], 2)
+
+
 class TrainBatches(Dataset):
     """Item b = the b-th batch of one epoch as (L, ab, labels): L and ab normalised, ab at half size.
 
@@ -285,11 +291,7 @@ class TrainBatches(Dataset):
     def __getitem__(self, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         idx = self.batches[b]
         rgb = self._zoomed(idx) if self.zoom > 1 else uint8_to_float(self._crops(idx))
-        lab = rgb_to_lab(rgb)                                             # (B, 3, c, c)
-        l = normalize_l(lab[:, :1])
-        ab = torch.nn.functional.avg_pool2d(lab[:, 1:], 2)                # (B, 2, c/2, c/2): output size
-        labels = torch.from_numpy(self.cache.labels[idx])
-        return l, ab, labels
+        return (*l_and_ab(rgb), torch.from_numpy(self.cache.labels[idx]))
 
     def _generator(self, i: int) -> torch.Generator:
         return torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + i)

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 
 from .augment import draw_boxes, sample_boxes
-from .color import normalize_l, rgb_to_lab
-from .data import Cache, DataError
+from .color import uint8_to_float
+from .data import Cache, DataError, l_and_ab
 
 
 class DeviceBatches:
@@ -43,12 +42,9 @@ class DeviceBatches:
             sl = slice(b * batch_size, (b + 1) * batch_size)
             idx, off, flip = order_t[sl], offsets[sl], flips[sl]
             if boxes is not None:                                              # zoom: boxes enlarged to the crop
-                photos = self.images[idx].permute(0, 3, 1, 2).float().div_(255.0)
-                rgb = sample_boxes(photos, boxes[sl], flip, c)
+                rgb = sample_boxes(uint8_to_float(self.images[idx]), boxes[sl], flip, c)
             else:
                 ys = off[:, :1] + steps                                        # (B, c)
                 xs = torch.where(flip[:, None], off[:, 1:] + c - 1 - steps, off[:, 1:] + steps)
-                pixels = self.images[idx[:, None, None], ys[:, :, None], xs[:, None, :]]   # (B, c, c, 3)
-                rgb = pixels.permute(0, 3, 1, 2).float().div_(255.0)
-            lab = rgb_to_lab(rgb)
-            yield normalize_l(lab[:, :1]), F.avg_pool2d(lab[:, 1:], 2), self.labels[idx]
+                rgb = uint8_to_float(self.images[idx[:, None, None], ys[:, :, None], xs[:, None, :]])
+            yield (*l_and_ab(rgb), self.labels[idx])
