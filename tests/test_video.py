@@ -133,9 +133,11 @@ def test_frame_flicker_ignores_cuts():
 
 def test_interrupted_video_resumes_without_redoing_finished_shots(colorizer, clip, tmp_path, monkeypatch):
     # lossless H.264 here: at CRF 17 the encoder turns a one-level rounding difference in a handful of pixels
-    # (float noise, e.g. from the memory alignment a BLAS kernel happens to get) into differences of up to
-    # ~35 levels across the following frames (measured), which made a lossy comparison flaky under load
-    monkeypatch.setattr(film_io, "_DEFAULT_ENCODER", ("libx264", {"qp": "0", "preset": "veryfast", "bf": "0"}, "aac"))
+    # (float noise of unknown source; thread count is not it) into differences of up to ~35 levels across the
+    # following frames (measured), which once made a lossy comparison fail in CI
+    codec, options, audio = film_io._DEFAULT_ENCODER
+    lossless = {k: v for k, v in options.items() if k != "crf"} | {"qp": "0"}
+    monkeypatch.setattr(film_io, "_DEFAULT_ENCODER", (codec, lossless, audio))
     whole = colorize_video(colorizer, clip, tmp_path / "whole.mp4", progress=False)
     out = tmp_path / "out.mp4"
 
