@@ -5,7 +5,9 @@
 MSE training pulls uncertain pixels towards grey, so predicted a*b* come out too weak. Scaling them about
 grey by a gain g trades PSNR for colour. For each g this prints the colour targets of `colorize evaluate`
 (PSNR beside grey, colourfulness over the truth's, hue agreement, vegetation -> green, sky -> blue, the
-chroma given to near-colourless pixels), all from one run on the same photos.
+chroma given to near-colourless pixels), all from one run on the same photos. For weights with ab bins
+(`--loss classify`), `--temperatures` also sweeps the annealed-mean temperature
+(`colorize weights --ab-temperature`): every temperature with every gain.
 """
 from __future__ import annotations
 
@@ -21,16 +23,21 @@ def main() -> None:
     p.add_argument("--data", required=True, help="validation photos (class subfolders allowed)")
     p.add_argument("--limit", type=int, default=300)
     p.add_argument("--gains", type=float, nargs="+", default=[1.0, 1.2, 1.4, 1.6, 1.8])
+    p.add_argument("--temperatures", type=float, nargs="+", help="annealed-mean temperatures (ab-bin weights only)")
     args = p.parse_args()
     colorizer = Colorizer.load(args.model, device="cpu")
-    print("| gain | PSNR - grey (dB) | CF / truth | hue agreement | vegetation -> green | sky -> blue | "
-          "chroma on grey truth |\n|---|---|---|---|---|---|---|")
-    for gain in args.gains:
+    if args.temperatures and not colorizer.model.config.ab_bins:
+        p.error("--temperatures needs weights with ab bins (--loss classify)")
+    temperatures = args.temperatures or [colorizer.model.colorization.temperature]
+    print("| T | gain | PSNR - grey (dB) | CF / truth | hue agreement | vegetation -> green | sky -> blue | "
+          "chroma on grey truth |\n|---|---|---|---|---|---|---|---|")
+    for temperature, gain in ((t, g) for t in temperatures for g in args.gains):
+        colorizer.model.colorization.temperature = temperature
         colorizer.model.colorization.gain = gain
         colorizer.engine = type(colorizer.engine)(colorizer.model, colorizer.device)   # re-fuse with the gain
         r = evaluate(colorizer, args.data, limit=args.limit, progress=False)
         o, g = r["ours"], r["grey"]
-        print(f"| {gain:.1f} | {o['psnr'] - g['psnr']:+.2f} | {o['colorfulness'] / r['colorfulness_truth']:.2f} | "
+        print(f"| {temperature:.2f} | {gain:.1f} | {o['psnr'] - g['psnr']:+.2f} | {o['colorfulness'] / r['colorfulness_truth']:.2f} | "
               f"{o['hue_agreement']:.1%} | {o['vegetation_green']:.1%} | {o['sky_blue']:.1%} | "
               f"{o['neutral_chroma']:.1f} |", flush=True)
 

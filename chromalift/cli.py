@@ -205,18 +205,26 @@ def cmd_weights(argv: list[str]) -> int:
     p.add_argument("--half", action="store_true", help="store in float16 (half the size)")
     p.add_argument("--ab-gain", type=float, default=1.0, help="scale the predicted a*b* about grey by this at "
                    "inference (a calibration chosen on validation photos; 1 = as trained)")
+    p.add_argument("--ab-temperature", type=float, help="annealed-mean temperature for weights with ab bins "
+                   "(--loss classify): lower gives bolder colours (default: as trained, 0.38)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
     args = p.parse_args(argv)
     if Path(args.out).exists() and not args.overwrite:
         return _fail(already_exists(args.out))
     try:
         model, classes, info = model_from_checkpoint(args.checkpoint)
-        if args.ab_gain != 1.0:
+        changes = {"ab_gain": args.ab_gain} if args.ab_gain != 1.0 else {}
+        if args.ab_temperature is not None:
+            if not model.config.ab_bins:
+                return _fail(f"{args.checkpoint}: --ab-temperature needs weights with ab bins (--loss classify); "
+                             "these regress a*b*")
+            changes["ab_temperature"] = args.ab_temperature
+        if changes:
             from dataclasses import replace
 
             from .model import ColorizationNet
             state = model.state_dict()
-            model = ColorizationNet(replace(model.config, ab_gain=args.ab_gain))
+            model = ColorizationNet(replace(model.config, **changes))
             model.load_state_dict(state)
         save_weights(args.out, model, classes=classes, half=args.half, info=info)
     except (CheckpointError, OSError, ValueError) as e:

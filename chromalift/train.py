@@ -95,14 +95,22 @@ def _resident(cfg: TrainConfig, cache: Cache, device: torch.device) -> DeviceBat
 
 def _init_from(model: ColorizationNet, path: str, classes: list[str]) -> None:
     """Start from shipped weights: the same architecture, and the same classes in the same order. Their
-    inference calibration (ab_gain) is not architecture: a shipped model with a gain starts a run too."""
+    inference calibration (ab_gain) is not architecture: a shipped model with a gain starts a run too.
+    Weights whose colour head differs (regression vs ab bins, or another grid of bins) start every layer
+    but the head's last convolution, which keeps its fresh initialisation (said in one line)."""
     init_model, init_classes, _ = ckpt.load_weights(path)
-    if replace(init_model.config, ab_gain=model.config.ab_gain) != model.config:
+    head = ("ab_bins", "ab_temperature", "ab_gain")
+    if replace(init_model.config, **{k: getattr(model.config, k) for k in head}) != model.config:
         raise ckpt.CheckpointError(f"{path}: weights are of another model ({init_model.config.to_dict()}), "
                                    f"not {model.config.to_dict()}")
     if model.config.num_classes and init_classes != classes:
         raise ckpt.CheckpointError(f"{path}: its scene classes differ from the training data's")
-    model.load_state_dict(init_model.state_dict())
+    state, own = init_model.state_dict(), model.state_dict()
+    fresh = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
+    model.load_state_dict({k: v for k, v in state.items() if k not in fresh}, strict=not fresh)
+    if fresh:
+        print(f"{path}: its colour head differs (ab_bins {init_model.config.ab_bins}, not {model.config.ab_bins}); "
+              f"every other layer starts from it, {', '.join(fresh)} afresh", flush=True)
 
 
 def _cache_for(path: str, out: Path, name: str, cfg: TrainConfig, rank: int, world: int,

@@ -242,6 +242,28 @@ def test_init_starts_from_weights_and_refuses_another_architecture(caches, tmp_p
         train(tiny(tmp_path / "run2", train_dir, steps=1, init=str(tmp_path / "other.safetensors")))
 
 
+def test_init_across_colour_heads_starts_every_layer_but_the_new_head(caches, tmp_path, capsys):
+    from chromalift.checkpoint import save_weights
+    from chromalift.model import ColorizationNet, ModelConfig
+    train_dir, _ = caches
+    classes = load_cache(train_dir).classes
+    torch.manual_seed(7)
+    start = ColorizationNet(ModelConfig(num_classes=len(classes), width=0.125, global_size=32))   # regression
+    save_weights(tmp_path / "start.safetensors", start, classes=classes)
+    train(tiny(tmp_path / "run", train_dir, steps=1, eval_every=100, init=str(tmp_path / "start.safetensors"),
+               optimizer="adam", lr=1e-9, loss="classify", ab_bins=4))
+    assert "colour head differs" in capsys.readouterr().out
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    trained, own = state["model"], start.state_dict()
+    assert state["model_config"]["ab_bins"] == 4
+    head = {k for k in trained if k.startswith("colorization.layers.6.")}
+    assert head == {"colorization.layers.6.weight", "colorization.layers.6.bias"}
+    assert trained["colorization.layers.6.weight"].shape[0] == 16              # 4 x 4 bins, not the 2 of a*b*
+    for k in trained.keys() - head:
+        if trained[k].is_floating_point() and "running" not in k:             # batch-norm statistics move in a step
+            assert torch.allclose(trained[k], own[k], atol=1e-6), k
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_ab_bin_loss_is_the_per_pixel_cross_entropy_in_either_memory_format(channels_last):
     from chromalift.losses import ab_bin_targets, compute_loss
