@@ -197,7 +197,7 @@ def cmd_export(argv: list[str]) -> int:
 
 
 def cmd_weights(argv: list[str]) -> int:
-    from .checkpoint import CheckpointError, model_from_checkpoint, save_weights
+    from .checkpoint import CheckpointError, model_from_checkpoint, recalibrated, save_weights
 
     p = argparse.ArgumentParser(prog="colorize weights", description="Turn a training checkpoint into weights for colorize.")
     p.add_argument("checkpoint", help="a training checkpoint (last.pt or best.pt)")
@@ -213,22 +213,12 @@ def cmd_weights(argv: list[str]) -> int:
         return _fail(already_exists(args.out))
     try:
         model, classes, info = model_from_checkpoint(args.checkpoint)
-        changes = {"ab_gain": args.ab_gain} if args.ab_gain != 1.0 else {}
-        if args.ab_temperature is not None:
-            if not model.config.ab_bins:
-                return _fail(f"{args.checkpoint}: --ab-temperature needs weights with ab bins (--loss classify); "
-                             "these regress a*b*")
-            changes["ab_temperature"] = args.ab_temperature
-        if changes:
-            from dataclasses import replace
-
-            from .model import ColorizationNet
-            state = model.state_dict()
-            model = ColorizationNet(replace(model.config, **changes))
-            model.load_state_dict(state)
+        model = recalibrated(model, ab_gain=args.ab_gain, ab_temperature=args.ab_temperature)
         save_weights(args.out, model, classes=classes, half=args.half, info=info)
-    except (CheckpointError, OSError, ValueError) as e:
+    except (CheckpointError, OSError) as e:
         return _fail(str(e))
+    except ValueError as e:   # an inference setting these weights cannot take
+        return _fail(f"{args.checkpoint}: {e}")
     print(f"wrote {args.out} (step {info['step']})")
     return 0
 
