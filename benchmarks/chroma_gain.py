@@ -37,7 +37,7 @@ def main() -> None:
         colorizer.engine = type(colorizer.engine)(colorizer.model, colorizer.device)   # re-fuse with the gain
         r = evaluate(colorizer, args.data, limit=args.limit, progress=False)
         o, g = r["ours"], r["grey"]
-        print(f"| {temperature:.2f} | {gain:.1f} | {o['psnr'] - g['psnr']:+.2f} | {o['colorfulness'] / r['colorfulness_truth']:.2f} | "
+        print(f"| {temperature:.2f} | {gain:.2f} | {o['psnr'] - g['psnr']:+.2f} | {o['colorfulness'] / r['colorfulness_truth']:.2f} | "
               f"{o['hue_agreement']:.1%} | {o['vegetation_green']:.1%} | {o['sky_blue']:.1%} | "
               f"{o['neutral_chroma']:.1f} |", flush=True)
 

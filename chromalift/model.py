@@ -153,9 +153,9 @@ class Colorization(nn.Module):
     def decode(self, head: torch.Tensor) -> torch.Tensor:
         """The head's output -> normalised ab: itself (regression), or the annealed mean of the bins; then
         scaled about grey by the gain (1 in training)."""
-        if hasattr(self, "centres"):
-            p = torch.softmax(head.float() / self.temperature, dim=1)      # (B, Q, h, w)
-            head = torch.einsum("cq,bqhw->bchw", self.centres, p)
+        if hasattr(self, "centres"):   # the bins as the last axis: a view of channels_last logits, no copy
+            p = torch.softmax(head.float().permute(0, 2, 3, 1) / self.temperature, dim=-1)   # (B, h, w, Q)
+            head = (p @ self.centres.T).permute(0, 3, 1, 2).contiguous()                   # (B, 2, h, w)
         return head if self.gain == 1.0 else ((head - 0.5) * self.gain + 0.5).clamp(0.0, 1.0)
 
 
