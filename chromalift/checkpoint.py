@@ -156,7 +156,6 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[ColorizationNet, lis
     return model.eval(), state.get("classes", []), info
 
 
-
 def recalibrated(model: ColorizationNet, *, ab_gain: float = 1.0, ab_temperature: float | None = None) -> ColorizationNet:
     """The same weights with other inference settings: the chroma gain about grey and, for ab-bin weights,
     the annealed mean's temperature (None: as trained). Raises ValueError for a temperature on weights

@@ -1,0 +1,48 @@
+"""The colour issue's speed budget: `Colorizer.colorize` on a 1024 x 768 photo with several weights, in one run.
+
+    python benchmarks/model_speed.py --models v6.safetensors v7c.safetensors [--photo P] [--repeats 7]
+
+Each set of weights runs on the same photo through the fused PyTorch engine (`Colorizer`, what the library
+and folders use) and the NumPy path (`LiteColorizer`, what `colorize PHOTO` uses for one photo), interleaved
+round by round so that the machine's noise falls on all alike. Reported: the best time of each, and each
+one's ratio to the first model's (the budget: at most 1.5x the shipped model's).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from chromalift.images import find_images
+from chromalift.inference import Colorizer
+from chromalift.lite import LiteColorizer
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", required=True, help="weights; the first is the reference")
+    p.add_argument("--photo", help="a photo, resized to 1024 x 768 (default: the first MiniPlaces validation photo)")
+    p.add_argument("--repeats", type=int, default=7)
+    args = p.parse_args()
+    photo = args.photo or find_images(Path("../shared/data/miniplaces/val"))[0]
+    rgb = np.asarray(Image.open(photo).convert("RGB").resize((1024, 768), Image.Resampling.BICUBIC))
+    engines = {(m, kind): load(m, device="cpu") if kind == "torch" else load(m)
+               for m in args.models for kind, load in (("torch", Colorizer.load), ("numpy", LiteColorizer.load))}
+    for engine in engines.values():            # warm-up, not counted
+        engine.colorize(rgb)
+    best = dict.fromkeys(engines, float("inf"))
+    for _ in range(args.repeats):
+        for key, engine in engines.items():
+            start = time.perf_counter()
+            engine.colorize(rgb)
+            best[key] = min(best[key], time.perf_counter() - start)
+    print("| weights | engine | best s | vs the first |\n|---|---|---|---|")
+    for (model, kind), t in best.items():
+        print(f"| {model} | {kind} | {t:.3f} | {t / best[(args.models[0], kind)]:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
