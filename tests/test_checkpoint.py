@@ -91,7 +91,8 @@ def test_ab_temperature_is_stored_with_bin_weights_and_sharpens_their_colour(tmp
     soft, sharp = (load_weights(tmp_path / f"w{t}.safetensors")[0] for t in ("0.38", "0.1"))
     assert sharp.config.ab_temperature == 0.1 and soft.config.ab_temperature == 0.38
     l = torch.rand(1, 1, 32, 32) - 0.5
-    a, b = (m.local_ab(l, m.global_prior(l)[0]) - 0.5 for m in (soft, sharp))
+    with torch.no_grad():
+        a, b = (m.local_ab(l, m.global_prior(l)[0]) - 0.5 for m in (soft, sharp))
     assert float(b.norm(dim=1).mean()) > float(a.norm(dim=1).mean()), "a lower temperature moves colour away from grey"
     # regression weights have no temperature: one line, no file
     save_checkpoint(tmp_path / "r.pt", {"model_config": CONFIG.to_dict(), "model": ColorizationNet(CONFIG).state_dict(),
