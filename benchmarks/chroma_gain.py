@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from chromalift.checkpoint import recalibrated
 from chromalift.evaluate import evaluate
 from chromalift.inference import Colorizer
 
@@ -26,18 +27,19 @@ def main() -> None:
     p.add_argument("--temperatures", type=float, nargs="+", help="annealed-mean temperatures (ab-bin weights only)")
     args = p.parse_args()
     colorizer = Colorizer.load(args.model, device="cpu")
-    if args.temperatures and not colorizer.model.config.ab_bins:
-        p.error("--temperatures needs weights with ab bins (--loss classify)")
-    temperatures = args.temperatures or [colorizer.model.colorization.temperature]
+    trained = colorizer.model
     print("| T | gain | PSNR - grey (dB) | CF / truth | hue agreement | vegetation -> green | sky -> blue | "
           "chroma on grey truth |\n|---|---|---|---|---|---|---|---|")
-    for temperature, gain in ((t, g) for t in temperatures for g in args.gains):
-        colorizer.model.colorization.temperature = temperature
-        colorizer.model.colorization.gain = gain
-        colorizer.engine = type(colorizer.engine)(colorizer.model, colorizer.device)   # re-fuse with the gain
+    for temperature, gain in ((t, g) for t in args.temperatures or [None] for g in args.gains):
+        try:
+            colorizer.model = recalibrated(trained, ab_gain=gain, ab_temperature=temperature)
+        except ValueError as e:
+            p.error(f"--temperatures: {e}")
+        colorizer.engine = type(colorizer.engine)(colorizer.model, colorizer.device)   # re-fuse with the settings
+        t_used = colorizer.model.config.ab_temperature   # as trained where not swept
         r = evaluate(colorizer, args.data, limit=args.limit, progress=False)
         o, g = r["ours"], r["grey"]
-        print(f"| {temperature:.2f} | {gain:.2f} | {o['psnr'] - g['psnr']:+.2f} | {o['colorfulness'] / r['colorfulness_truth']:.2f} | "
+        print(f"| {t_used:.2f} | {gain:.2f} | {o['psnr'] - g['psnr']:+.2f} | {o['colorfulness'] / r['colorfulness_truth']:.2f} | "
               f"{o['hue_agreement']:.1%} | {o['vegetation_green']:.1%} | {o['sky_blue']:.1%} | "
               f"{o['neutral_chroma']:.1f} |", flush=True)
 

@@ -57,47 +57,50 @@ def test_training_checkpoint_round_trip_without_pickle(tmp_path):
         load_checkpoint(tmp_path / "other.pt")
 
 
+def _training_checkpoint(path, model: ColorizationNet):
+    save_checkpoint(path, {"model_config": model.config.to_dict(), "model": model.state_dict(), "step": 5, "classes": []})
+    return path
+
+
+def _weights_via_cli(ckpt, flag: str, values: tuple[str, ...]) -> list[ColorizationNet]:
+    """`colorize weights CKPT OUT FLAG V` for each value; the weights it wrote, loaded back."""
+    from chromalift.cli import main
+    outs = [ckpt.parent / f"w{v}.safetensors" for v in values]
+    for v, out in zip(values, outs):
+        assert main(["weights", str(ckpt), str(out), flag, v]) == 0
+    return [load_weights(out)[0] for out in outs]
+
+
 def test_ab_gain_is_stored_with_the_weights_and_scales_the_colour(tmp_path):
-    from chromalift.checkpoint import save_checkpoint
     from chromalift.cli import main
     torch.manual_seed(0)
     model = ColorizationNet(CONFIG)
     with torch.no_grad():
         model.colorization.layers[-2].bias.copy_(torch.tensor([0.3, 0.7]))   # a definite colour
-    save_checkpoint(tmp_path / "c.pt", {"model_config": CONFIG.to_dict(), "model": model.state_dict(), "step": 5,
-                                        "classes": []})
-    for gain in ("1.0", "1.5"):
-        assert main(["weights", str(tmp_path / "c.pt"), str(tmp_path / f"w{gain}.safetensors"), "--ab-gain", gain]) == 0
-    plain, strong = (load_weights(tmp_path / f"w{g}.safetensors")[0] for g in ("1.0", "1.5"))
+    ckpt = _training_checkpoint(tmp_path / "c.pt", model)
+    plain, strong = _weights_via_cli(ckpt, "--ab-gain", ("1.0", "1.5"))
     assert strong.config.ab_gain == 1.5 and plain.config.ab_gain == 1.0
     l = torch.rand(1, 1, 32, 32) - 0.5
     a, b = (m.local_ab(l, m.global_prior(l)[0]) - 0.5 for m in (plain, strong))
     assert torch.allclose(b, (a * 1.5).clamp(-0.5, 0.5), atol=1e-5)
-    assert main(["weights", str(tmp_path / "c.pt"), str(tmp_path / "bad.safetensors"), "--ab-gain", "9"]) == 1
+    assert main(["weights", str(ckpt), str(tmp_path / "bad.safetensors"), "--ab-gain", "9"]) == 1
 
 
 def test_ab_temperature_is_stored_with_bin_weights_and_sharpens_their_colour(tmp_path, capsys):
     from dataclasses import replace
 
-    from chromalift.checkpoint import save_checkpoint
     from chromalift.cli import main
     torch.manual_seed(0)
-    config = replace(CONFIG, ab_bins=4)
-    model = ColorizationNet(config)
-    save_checkpoint(tmp_path / "c.pt", {"model_config": config.to_dict(), "model": model.state_dict(), "step": 5,
-                                        "classes": []})
-    for t in ("0.38", "0.1"):
-        assert main(["weights", str(tmp_path / "c.pt"), str(tmp_path / f"w{t}.safetensors"), "--ab-temperature", t]) == 0
-    soft, sharp = (load_weights(tmp_path / f"w{t}.safetensors")[0] for t in ("0.38", "0.1"))
+    ckpt = _training_checkpoint(tmp_path / "c.pt", ColorizationNet(replace(CONFIG, ab_bins=4)))
+    soft, sharp = _weights_via_cli(ckpt, "--ab-temperature", ("0.38", "0.1"))
     assert sharp.config.ab_temperature == 0.1 and soft.config.ab_temperature == 0.38
     l = torch.rand(1, 1, 32, 32) - 0.5
     with torch.no_grad():
         a, b = (m.local_ab(l, m.global_prior(l)[0]) - 0.5 for m in (soft, sharp))
     assert float(b.norm(dim=1).mean()) > float(a.norm(dim=1).mean()), "a lower temperature moves colour away from grey"
     # regression weights have no temperature: one line, no file
-    save_checkpoint(tmp_path / "r.pt", {"model_config": CONFIG.to_dict(), "model": ColorizationNet(CONFIG).state_dict(),
-                                        "step": 5, "classes": []})
+    regression = _training_checkpoint(tmp_path / "r.pt", ColorizationNet(CONFIG))
     capsys.readouterr()
-    assert main(["weights", str(tmp_path / "r.pt"), str(tmp_path / "r.safetensors"), "--ab-temperature", "0.2"]) == 1
+    assert main(["weights", str(regression), str(tmp_path / "r.safetensors"), "--ab-temperature", "0.2"]) == 1
     err = capsys.readouterr().err
     assert "ab bins" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "r.safetensors").exists()
