@@ -71,7 +71,8 @@ def config_from(value, path) -> ModelConfig:
                               + (f" (unknown keys: {', '.join(map(str, extra))})" if extra else ""))
     for key, v in value.items():
         kind = str(known[key])
-        ok = (type(v) is bool if kind == "bool" else
+        ok = (isinstance(v, (list, tuple)) and len(v) <= 4096 and all(type(i) is int for i in v) if kind.startswith("tuple") else
+              type(v) is bool if kind == "bool" else
               isinstance(v, (int, float)) and not isinstance(v, bool) if kind == "float" else type(v) is int)
         if not ok:
             raise CheckpointError(f"{path}: model config {key}={v!r} has the wrong type")
@@ -166,3 +167,59 @@ def recalibrated(model: ColorizationNet, *, ab_gain: float = 1.0, ab_temperature
     out = ColorizationNet(replace(model.config, **changes))
     out.load_state_dict(model.state_dict())
     return out.eval()
+
+
+HEAD = "colorization.layers.6"   # the colorization network's last convolution: ab, or one output per ab bin
+
+
+def _head_rows(src: ModelConfig, dst: ModelConfig) -> list[int] | None:
+    """The rows of src's last colour layer that make dst's, where dst predicts some of src's bins of the
+    same grid; None where it does not (regression, another grid, a bin src lacks)."""
+    if not src.ab_bins or src.ab_bins != dst.ab_bins:
+        return None
+    where = {b: i for i, b in enumerate(src.ab_keep or range(src.ab_bins ** 2))}
+    wanted = dst.ab_keep or range(dst.ab_bins ** 2)
+    return [where[b] for b in wanted] if all(b in where for b in wanted) else None
+
+
+def _select_head(state: dict[str, torch.Tensor], rows: list[int]) -> dict[str, torch.Tensor]:
+    return {k: v[rows] if k.startswith(HEAD + ".") else v for k, v in state.items()}
+
+
+def pruned(model: ColorizationNet, keep: tuple[int, ...]) -> ColorizationNet:
+    """The same ab-bin weights predicting only the bins in `keep` (row-major indices of their grid) that
+    they predict now: a cheaper head whose annealed mean loses only the probability the other bins held.
+    Raises ValueError for weights that regress a*b*."""
+    c = model.config
+    if not c.ab_bins:
+        raise ValueError("cutting the head to the bins photos use needs weights with ab bins (--loss classify)")
+    kept = sorted(set(keep) & set(c.ab_keep or range(c.ab_bins ** 2)))
+    config = replace(c, ab_keep=() if len(kept) == c.ab_bins ** 2 else tuple(kept))
+    out = ColorizationNet(config)
+    out.load_state_dict(_select_head(model.state_dict(), _head_rows(c, config)))
+    return out.eval()
+
+
+def init_from(model: ColorizationNet, path: str, classes: list[str]) -> None:
+    """Start a training run from shipped weights: the same architecture, and the same classes in the same
+    order. Their inference settings (gain, temperature) are not architecture. A head over some of the
+    weights' ab bins starts from those rows; a colour head that differs otherwise (regression vs bins,
+    another grid, bins the weights lack) keeps its fresh initialisation, said in one line."""
+    init_model, init_classes, _ = load_weights(path)
+    head = ("ab_bins", "ab_temperature", "ab_gain", "ab_keep")
+    if replace(init_model.config, **{k: getattr(model.config, k) for k in head}) != model.config:
+        raise CheckpointError(f"{path}: weights are of another model ({init_model.config.to_dict()}), "
+                              f"not {model.config.to_dict()}")
+    if model.config.num_classes and init_classes != classes:
+        raise CheckpointError(f"{path}: its scene classes differ from the training data's")
+    state, own = init_model.state_dict(), model.state_dict()
+    rows = _head_rows(init_model.config, model.config)
+    if rows is not None:
+        state = _select_head(state, rows)
+    elif (init_model.config.ab_bins, init_model.config.ab_keep) != (model.config.ab_bins, model.config.ab_keep):
+        state = {k: v for k, v in state.items() if not k.startswith(HEAD + ".")}
+    fresh = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
+    model.load_state_dict({k: v for k, v in state.items() if k not in fresh}, strict=not fresh)
+    if fresh:
+        print(f"{path}: its colour head differs (ab_bins {init_model.config.ab_bins}, not {model.config.ab_bins}); "
+              f"every other layer starts from it, {', '.join(fresh)} afresh", flush=True)

@@ -70,6 +70,8 @@ def _train_parser() -> argparse.ArgumentParser:
         "warmup": "warm-up as a fraction of the run (cosine)", "final_lr": "cosine ends at this fraction of --lr",
         "loss": "mse (the paper: regression of ab) or classify (cross-entropy over ab bins, decoded by the "
                 "annealed mean; Zhang et al. 2016)", "ab_bins": "grid side of the ab bins for --loss classify",
+        "ab_prune": "with --loss classify, predict only the bins that the training photos' colours fall in "
+                    "(a cheaper head; their list is stored in the weights)",
         "global_features": "the global prior (--no-global-features: the paper's ablation without it)",
         "resident": "keep the photos on the device and make batches there: auto (on CUDA), on, off",
         "init": "start from these weights (.safetensors; same architecture and classes), e.g. the shipped model",
@@ -197,7 +199,10 @@ def cmd_export(argv: list[str]) -> int:
 
 
 def cmd_weights(argv: list[str]) -> int:
-    from .checkpoint import CheckpointError, model_from_checkpoint, recalibrated, save_weights
+    from .checkpoint import CheckpointError, model_from_checkpoint, pruned, recalibrated, save_weights
+    from .data import DataError
+    from .losses import used_ab_bins
+    from .pack import load_training_set
 
     p = argparse.ArgumentParser(prog="colorize weights", description="Turn a training checkpoint into weights for colorize.")
     p.add_argument("checkpoint", help="a training checkpoint (last.pt or best.pt)")
@@ -207,6 +212,8 @@ def cmd_weights(argv: list[str]) -> int:
                    "inference (a calibration chosen on validation photos; 1 = as trained)")
     p.add_argument("--ab-temperature", type=float, help="annealed-mean temperature for weights with ab bins "
                    "(--loss classify): lower gives bolder colours (default: as trained, 0.38)")
+    p.add_argument("--ab-keep-from", metavar="DATA", help="for weights with ab bins: predict only the bins "
+                   "that the colours of DATA (the training cache or pack) fall in, a cheaper head")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
     args = p.parse_args(argv)
     if Path(args.out).exists() and not args.overwrite:
@@ -214,8 +221,11 @@ def cmd_weights(argv: list[str]) -> int:
     try:
         model, classes, info = model_from_checkpoint(args.checkpoint)
         model = recalibrated(model, ab_gain=args.ab_gain, ab_temperature=args.ab_temperature)
+        if args.ab_keep_from:
+            photos, bins = load_training_set(args.ab_keep_from).images, model.config.ab_bins
+            model = pruned(model, used_ab_bins(photos, bins) if bins else ())
         save_weights(args.out, model, classes=classes, half=args.half, info=info)
-    except (CheckpointError, OSError) as e:
+    except (CheckpointError, DataError, OSError) as e:
         return _fail(str(e))
     except ValueError as e:   # an inference setting these weights cannot take
         return _fail(f"{args.checkpoint}: {e}")

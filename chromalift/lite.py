@@ -117,7 +117,8 @@ class LiteNet:
             p /= p.sum(axis=-1, keepdims=True)
             centres = (np.arange(bins, dtype=np.float32) + 0.5) / bins
             grid = np.stack(np.meshgrid(centres, centres, indexing="ij"), -1).reshape(-1, 2)
-            ab = p @ grid
+            keep = self.config.get("ab_keep") or []
+            ab = p @ (grid[keep] if keep else grid)
         else:
             ab = 1.0 / (1.0 + np.exp(-head))
         gain = np.float32(self.config.get("ab_gain", 1.0))

@@ -1,11 +1,13 @@
 """The training losses: the paper's MSE on normalised ab (optionally rebalanced), or Zhang et al.'s
-cross-entropy over ab bins, plus alpha x the scene classification cross-entropy."""
+cross-entropy over ab bins, plus alpha x the scene classification cross-entropy; and the bins photos use,
+to which a head can be cut (`ModelConfig.ab_keep`)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import normalize_ab
+from .color import normalize_ab, rgb_to_lab
 from .data import ab_bin_index
 
 
@@ -13,6 +15,27 @@ def ab_bin_targets(ab: torch.Tensor, bins: int) -> torch.Tensor:
     """(B, 2, h, w) ab in Lab units -> (B, h, w) index of its bin in the model's bins x bins grid."""
     idx = (normalize_ab(ab) * bins).long().clamp_(0, bins - 1)
     return idx[:, 0] * bins + idx[:, 1]
+
+
+def used_ab_bins(images: np.ndarray, bins: int, *, photos: int = 3000, seed: int = 0) -> tuple[int, ...]:
+    """The bins of the bins x bins grid that the colours of up to `photos` of these (N, S, S, 3) uint8 photos
+    (a random sample) fall in, as row-major indices: what a head with `ab_keep` predicts."""
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(images), size=min(photos, len(images)), replace=False))
+    counts = torch.zeros(bins * bins, dtype=torch.long)
+    for start in range(0, len(chosen), 64):   # bounded memory: 64 photos at a time
+        rgb = torch.from_numpy(np.asarray(images[chosen[start:start + 64]])).permute(0, 3, 1, 2).float() / 255.0
+        counts += torch.bincount(ab_bin_targets(rgb_to_lab(rgb)[:, 1:], bins).flatten(), minlength=bins * bins)
+    return tuple(torch.nonzero(counts).flatten().tolist())
+
+
+def head_bin_lookup(bins: int, keep: tuple[int, ...]) -> torch.Tensor | None:
+    """(bins^2,) the head's output index for every bin of the grid with a cut head (`keep`): the kept bin
+    itself, or for a colour no kept bin holds the nearest kept bin. None for a head over the whole grid."""
+    if not keep:
+        return None
+    cells = torch.stack(torch.meshgrid(torch.arange(bins), torch.arange(bins), indexing="ij"), -1).reshape(-1, 2)
+    return torch.cdist(cells.float(), cells[list(keep)].float()).argmin(dim=1)
 
 
 def ab_bin_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -25,11 +48,14 @@ def ab_bin_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Te
     return F.cross_entropy(flat, target.reshape(-1), reduction="none").view(b, 1, h, w)
 
 
-def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor | None, ab_bins: int = 0):
-    """-> (total loss, colour loss (MSE, or cross-entropy over ab bins), classification CE or None, logits)."""
+def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor | None, ab_bins: int = 0,
+                 ab_lookup: torch.Tensor | None = None):
+    """-> (total loss, colour loss (MSE, or cross-entropy over ab bins), classification CE or None, logits).
+    A head over some of the grid's bins takes their `head_bin_lookup` as ab_lookup."""
     pred, logits = model(l)
     if ab_bins:
-        se = ab_bin_cross_entropy(pred, ab_bin_targets(ab, ab_bins))
+        target = ab_bin_targets(ab, ab_bins)
+        se = ab_bin_cross_entropy(pred, target if ab_lookup is None else ab_lookup[target])
     else:
         se = (pred.float() - normalize_ab(ab)) ** 2                # (B, 2, h, w)
     if ab_weights is not None:

@@ -12,7 +12,8 @@ Four networks and a classifier, as in the paper's table (stride -> output channe
 Two options for the experiments of the colour issue, both off in the paper's network: `ab_bins` > 0 makes
 the colorization network's last layer predict a distribution over an ab_bins x ab_bins grid of a*b*
 bins (Zhang et al. 2016), decoded by the annealed mean (temperature `ab_temperature`) into the same ab
-output; `global_features=False` is the paper's ablation without the global prior (the fusion sees zeros).
+output, optionally over only the grid's bins that photos use (`ab_keep`, row-major; a cheaper head);
+`global_features=False` is the paper's ablation without the global prior (the fusion sees zeros).
 
 Every convolution is 3x3 with padding 1; stride-2 convolutions replace pooling; batch norm and ReLU
 follow every layer except the two outputs. `ModelConfig.width` scales every channel count, so the
@@ -33,6 +34,7 @@ class ModelConfig:
     global_size: int = 224   # side of the square copy the global path sees; a multiple of 32
     ab_bins: int = 0         # 0: regress ab (paper); n > 0: classify over an n x n grid of ab bins (Zhang et al.)
     ab_temperature: float = 0.38   # annealed-mean temperature of the bin distribution (Zhang et al.: 0.38)
+    ab_keep: tuple[int, ...] = ()  # with ab_bins: the grid's bins the head predicts (row-major); (): all of them
     global_features: bool = True   # False: the paper's ablation without the global prior
     ab_gain: float = 1.0     # inference: predicted ab scaled by this (a calibration against MSE's pull to grey)
 
@@ -49,6 +51,16 @@ class ModelConfig:
             raise ValueError(f"ab_gain must be in (0, 4], got {self.ab_gain}")
         if not 0 < self.ab_temperature <= 10:
             raise ValueError(f"ab_temperature must be in (0, 10], got {self.ab_temperature}")
+        object.__setattr__(self, "ab_keep", tuple(self.ab_keep))   # JSON gives a list
+        keep = self.ab_keep
+        if keep and (not self.ab_bins or len(keep) < 2 or list(keep) != sorted(set(keep))
+                     or keep[0] < 0 or keep[-1] >= self.ab_bins ** 2):
+            raise ValueError(f"ab_keep must be at least 2 increasing bin indices of the {self.ab_bins}^2 grid")
+
+    @property
+    def ab_outputs(self) -> int:
+        """Channels of the colorization network's last layer: 2 (ab), or one per predicted ab bin."""
+        return len(self.ab_keep) or self.ab_bins ** 2 or 2
 
     def ch(self, n: int) -> int:
         """Channel count n of the paper's table, scaled by the width multiplier."""
@@ -126,11 +138,10 @@ class Fusion(nn.Module):
 
 class Colorization(nn.Module):
     """(B, 256, H/8, W/8) -> normalised ab in [0, 1] at (B, 2, H/2, W/2), or with ab_bins the logits of
-    the ab-bin distribution (B, ab_bins^2, H/2, W/2)."""
+    the ab-bin distribution (B, bins, H/2, W/2) over the ab_bins^2 grid or its `ab_keep` bins."""
 
     def __init__(self, c: ModelConfig):
         super().__init__()
-        out = c.ab_bins ** 2 if c.ab_bins else 2
         self.layers = nn.Sequential(
             conv_bn_relu(c.ch(256), c.ch(128)),
             nn.Upsample(scale_factor=2, mode="nearest"),
@@ -138,13 +149,11 @@ class Colorization(nn.Module):
             conv_bn_relu(c.ch(64), c.ch(64)),
             nn.Upsample(scale_factor=2, mode="nearest"),
             conv_bn_relu(c.ch(64), c.ch(32)),
-            nn.Conv2d(c.ch(32), out, 3, 1, 1),
+            nn.Conv2d(c.ch(32), c.ab_outputs, 3, 1, 1),
             *([] if c.ab_bins else [nn.Sigmoid()]),
         )
-        if c.ab_bins:   # the normalised (a, b) centre of every bin, row-major over (a, b)
-            centres = (torch.arange(c.ab_bins, dtype=torch.float32) + 0.5) / c.ab_bins
-            grid = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), 0).reshape(2, -1)
-            self.register_buffer("centres", grid, persistent=False)
+        if c.ab_bins:   # the normalised (a, b) centre of every predicted bin
+            self.register_buffer("centres", ab_bin_centres(c), persistent=False)
         self.temperature, self.gain = c.ab_temperature, c.ab_gain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,6 +166,14 @@ class Colorization(nn.Module):
             p = torch.softmax(head.float().permute(0, 2, 3, 1) / self.temperature, dim=-1)   # (B, h, w, Q)
             head = (p @ self.centres.T).permute(0, 3, 1, 2).contiguous()                   # (B, 2, h, w)
         return head if self.gain == 1.0 else ((head - 0.5) * self.gain + 0.5).clamp(0.0, 1.0)
+
+
+def ab_bin_centres(c: ModelConfig) -> torch.Tensor:
+    """(2, bins) normalised (a, b) centres of the head's bins: the ab_bins^2 grid row-major over (a, b), or
+    its `ab_keep` bins."""
+    centres = (torch.arange(c.ab_bins, dtype=torch.float32) + 0.5) / c.ab_bins
+    grid = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), 0).reshape(2, -1)
+    return grid[:, list(c.ab_keep)] if c.ab_keep else grid
 
 
 class Classification(nn.Sequential):

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from .color import rgb_to_lab, uint8_to_float
-from .data import AB_BINS, Cache, DataError, _load_one, labelled_files
+from .data import AB_BINS, Cache, DataError, _load_one, labelled_files, load_cache
 from .files import atomic_write
 
 PACK_FORMAT = "colorizer/pack/v1"   # the format name from before the package was renamed: old packs still load
@@ -131,6 +131,11 @@ def read_pack_meta(path: str | os.PathLike) -> dict:
 
 def is_pack(path: str | os.PathLike) -> bool:
     return Path(path).is_file() and Path(path).suffix == PACK_SUFFIX
+
+
+def load_training_set(path: str | os.PathLike) -> Cache:
+    """A pack, or a cache that `colorize prepare` wrote, as a Cache."""
+    return load_pack(path) if is_pack(path) else load_cache(path)
 
 
 def load_pack(path: str | os.PathLike, *, workers: int | None = None) -> Cache:

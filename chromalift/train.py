@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +32,9 @@ from .data import (
 )
 from .device import bf16_peak_flops, cpu_has_fast_bf16, pick_device
 from .device_batches import DeviceBatches
-from .losses import compute_loss
+from .losses import compute_loss, head_bin_lookup, used_ab_bins
 from .model import ColorizationNet, ModelConfig, count_macs
-from .pack import is_pack, load_pack
+from .pack import is_pack, load_training_set
 from .schedule import lr_at, progress
 from .train_config import TrainConfig
 from .train_log import TrainLog
@@ -93,34 +93,12 @@ def _resident(cfg: TrainConfig, cache: Cache, device: torch.device) -> DeviceBat
     return DeviceBatches(cache, device, crop=cfg.crop, flip=cfg.flip, seed=cfg.seed, zoom=cfg.zoom) if on else None
 
 
-def _init_from(model: ColorizationNet, path: str, classes: list[str]) -> None:
-    """Start from shipped weights: the same architecture, and the same classes in the same order. Their
-    inference calibration (ab_gain) is not architecture: a shipped model with a gain starts a run too.
-    Weights whose colour head differs (regression vs ab bins, or another grid of bins) start every layer
-    but the head's last convolution, which keeps its fresh initialisation (said in one line)."""
-    init_model, init_classes, _ = ckpt.load_weights(path)
-    head = ("ab_bins", "ab_temperature", "ab_gain")
-    if replace(init_model.config, **{k: getattr(model.config, k) for k in head}) != model.config:
-        raise ckpt.CheckpointError(f"{path}: weights are of another model ({init_model.config.to_dict()}), "
-                                   f"not {model.config.to_dict()}")
-    if model.config.num_classes and init_classes != classes:
-        raise ckpt.CheckpointError(f"{path}: its scene classes differ from the training data's")
-    state, own = init_model.state_dict(), model.state_dict()
-    fresh = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
-    model.load_state_dict({k: v for k, v in state.items() if k not in fresh}, strict=not fresh)
-    if fresh:
-        print(f"{path}: its colour head differs (ab_bins {init_model.config.ab_bins}, not {model.config.ab_bins}); "
-              f"every other layer starts from it, {', '.join(fresh)} afresh", flush=True)
-
-
 def _cache_for(path: str, out: Path, name: str, cfg: TrainConfig, rank: int, world: int,
                classes: list[str] | None = None) -> Cache:
     """A prepared cache or a pack as is, or a photo folder prepared once into the run folder (by rank 0)."""
     p = Path(path)
-    if is_pack(p):
-        return load_pack(p)
-    if (p / "meta.json").exists():
-        return load_cache(p)
+    if is_pack(p) or (p / "meta.json").exists():
+        return load_training_set(p)
     target = out / f"cache-{name}"
     if rank == 0 and not (target / "meta.json").exists():
         prepare(p, target, size=cfg.prepare_size, min_color_std=cfg.min_color_std, classes=classes,
@@ -143,6 +121,7 @@ class _Run:
     model_config: ModelConfig
     optimizer: torch.optim.Optimizer
     lr: float
+    ab_lookup: torch.Tensor | None   # a head over some ab bins: every grid bin's output index (losses.head_bin_lookup)
     step: int = 0
     best_val: float = math.inf
     last_val: dict = field(default_factory=dict)
@@ -167,20 +146,22 @@ def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: tor
     if steps_per_epoch == 0:
         raise DataError(f"{cfg.data}: {len(train_cache)} photos are fewer than one batch of {cfg.batch_size}")
     ab_weights = rebalance_weights(train_cache.ab_hist, 1.0 - cfg.rebalance).to(device) if cfg.rebalance else None
+    bins = cfg.ab_bins if cfg.loss == "classify" else 0
+    keep = used_ab_bins(train_cache.images, bins, seed=cfg.seed) if bins and cfg.ab_prune else ()
     model_config = ModelConfig(num_classes=len(train_cache.classes), width=cfg.width, global_size=cfg.crop,
-                               ab_bins=cfg.ab_bins if cfg.loss == "classify" else 0,
-                               global_features=cfg.global_features)
+                               ab_bins=bins, ab_keep=keep, global_features=cfg.global_features)
     model = ColorizationNet(model_config).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.init and not resuming:
-        _init_from(model, cfg.init, train_cache.classes)
+        ckpt.init_from(model, cfg.init, train_cache.classes)
     lr = cfg.lr if cfg.lr is not None else (1.0 if cfg.optimizer == "adadelta" else 1e-3)
     optimizers = {"adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam}
     if cfg.optimizer not in optimizers:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adadelta or adam")
+    lookup = head_bin_lookup(bins, keep)
     run = _Run(train_cache, val_cache, sampler, per_rank, steps_per_epoch, ab_weights, model, model_config,
-               optimizers[cfg.optimizer](model.parameters(), lr=lr), lr)
+               optimizers[cfg.optimizer](model.parameters(), lr=lr), lr, None if lookup is None else lookup.to(device))
     if resuming:
         _restore(run, Path(cfg.out) / "last.pt")
     return run
@@ -228,7 +209,7 @@ def _step(run: _Run, net, cfg: TrainConfig, batch, device: torch.device, autocas
         group["lr"] = lr_at(cfg, run.lr, progress(cfg, run.step, run.seconds))
     with autocast:
         loss, mse, ce, _ = compute_loss(net, l, ab, labels, alpha=cfg.alpha, ab_weights=run.ab_weights,
-                                      ab_bins=run.model_config.ab_bins)
+                                      ab_bins=run.model_config.ab_bins, ab_lookup=run.ab_lookup)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()
