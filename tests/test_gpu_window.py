@@ -66,7 +66,7 @@ def test_the_window_end_to_end_on_the_cpu(packs, tmp_path, colour_jpeg):
     r = subprocess.run([sys.executable, "-c", blocker, "--train", str(train_pack), "--val", str(val_pack),
                         "--out", str(out), "--steps", "2", "--minutes", "0", "--smoke-seconds", "1", "--device", "cpu",
                         "--width", "0.125", "--crop", "32", "--batch-size", "8", "--part-mib", "0.15", "--zoom", "1.5",
-                        "--loss", "classify", "--ab-bins", "4"],
+                        "--loss", "classify", "--ab-bins", "4", "--ab-prune"],
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads(r.stdout[r.stdout.index("{\n"):])           # the summary is printed ...
@@ -87,7 +87,8 @@ def test_the_window_end_to_end_on_the_cpu(packs, tmp_path, colour_jpeg):
     info = load_weights(weights)[2]
     assert info["trained"]["image_steps"] == 16 and info["trained"]["recipe"]["width"] == 0.125
     assert info["trained"]["recipe"]["zoom"] == 1.5 and info["trained"]["recipe"]["loss"] == "classify"
-    assert load_weights(weights)[0].config.ab_bins == 4
+    config = load_weights(weights)[0].config
+    assert config.ab_bins == 4 and 2 <= len(config.ab_keep) < 16      # only the bins the pack's photos use
 
 
 def test_join_refuses_a_damaged_part_and_writes_nothing(tmp_path, tiny_weights, capsys):
