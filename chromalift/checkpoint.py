@@ -200,11 +200,12 @@ def pruned(model: ColorizationNet, keep: tuple[int, ...]) -> ColorizationNet:
     return out.eval()
 
 
-def init_from(model: ColorizationNet, path: str, classes: list[str]) -> None:
+def init_from(model: ColorizationNet, path: str, classes: list[str], *, quiet: bool = False) -> None:
     """Start a training run from shipped weights: the same architecture, and the same classes in the same
     order. Their inference settings (gain, temperature) are not architecture. A head over some of the
     weights' ab bins starts from those rows; a colour head that differs otherwise (regression vs bins,
-    another grid, bins the weights lack) keeps its fresh initialisation, said in one line."""
+    another grid, bins the weights lack) keeps its fresh initialisation, said in one line (unless quiet:
+    the other processes of a distributed run)."""
     init_model, init_classes, _ = load_weights(path)
     head = ("ab_bins", "ab_temperature", "ab_gain", "ab_keep")
     if replace(init_model.config, **{k: getattr(model.config, k) for k in head}) != model.config:
@@ -220,6 +221,6 @@ def init_from(model: ColorizationNet, path: str, classes: list[str]) -> None:
         state = {k: v for k, v in state.items() if not k.startswith(HEAD + ".")}
     fresh = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
     model.load_state_dict({k: v for k, v in state.items() if k not in fresh}, strict=not fresh)
-    if fresh:
+    if fresh and not quiet:
         print(f"{path}: its colour head differs (ab_bins {init_model.config.ab_bins}, not {model.config.ab_bins}); "
               f"every other layer starts from it, {', '.join(fresh)} afresh", flush=True)

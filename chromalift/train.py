@@ -154,7 +154,7 @@ def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: tor
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.init and not resuming:
-        ckpt.init_from(model, cfg.init, train_cache.classes)
+        ckpt.init_from(model, cfg.init, train_cache.classes, quiet=rank != 0)
     lr = cfg.lr if cfg.lr is not None else (1.0 if cfg.optimizer == "adadelta" else 1e-3)
     optimizers = {"adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam}
     if cfg.optimizer not in optimizers:
