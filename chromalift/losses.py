@@ -19,14 +19,16 @@ def ab_bin_targets(ab: torch.Tensor, bins: int) -> torch.Tensor:
 
 def used_ab_bins(images: np.ndarray, bins: int, *, photos: int = 3000, seed: int = 0) -> tuple[int, ...]:
     """The bins of the bins x bins grid that the colours of up to `photos` of these (N, S, S, 3) uint8 photos
-    (a random sample) fall in, as row-major indices: what a head with `ab_keep` predicts."""
+    (a random sample) fall in, as row-major indices: what a head with `ab_keep` predicts; () (the whole
+    grid) where they fall in fewer than two."""
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(images), size=min(photos, len(images)), replace=False))
     counts = torch.zeros(bins * bins, dtype=torch.long)
     for start in range(0, len(chosen), 64):   # bounded memory: 64 photos at a time
         rgb = torch.from_numpy(np.asarray(images[chosen[start:start + 64]])).permute(0, 3, 1, 2).float() / 255.0
         counts += torch.bincount(ab_bin_targets(rgb_to_lab(rgb)[:, 1:], bins).flatten(), minlength=bins * bins)
-    return tuple(torch.nonzero(counts).flatten().tolist())
+    used = tuple(torch.nonzero(counts).flatten().tolist())
+    return used if len(used) >= 2 else ()
 
 
 def head_bin_lookup(bins: int, keep: tuple[int, ...]) -> torch.Tensor | None:

@@ -49,6 +49,7 @@ def test_used_bins_are_those_the_photos_colours_fall_in():
     lab = rgb_to_lab(torch.from_numpy(np.stack([red, grey])[:, :, None, None]).float() / 255.0)
     expected = sorted(set(ab_bin_targets(lab[:, 1:], 8).flatten().tolist()))
     assert used_ab_bins(photos, 8) == tuple(expected) and len(expected) == 2
+    assert used_ab_bins(photos[:1], 8) == ()          # one colour: no head to cut, the whole grid stays
 
 
 def test_a_colour_outside_the_kept_bins_learns_the_nearest_kept_one():
