@@ -157,13 +157,15 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[ColorizationNet, lis
     return model.eval(), state.get("classes", []), info
 
 
-def recalibrated(model: ColorizationNet, *, ab_gain: float = 1.0, ab_temperature: float | None = None) -> ColorizationNet:
-    """The same weights with other inference settings: the chroma gain about grey and, for ab-bin weights,
-    the annealed mean's temperature (None: as trained). Raises ValueError for a temperature on weights
-    that regress a*b*."""
+def recalibrated(model: ColorizationNet, *, ab_gain: float = 1.0, ab_temperature: float | None = None,
+                 global_flip: bool | None = None) -> ColorizationNet:
+    """The same weights with other inference settings: the chroma gain about grey, for ab-bin weights the
+    annealed mean's temperature, and the global path over the photo and its mirror image (None: as they
+    are). Raises ValueError for a temperature on weights that regress a*b*."""
     if ab_temperature is not None and not model.config.ab_bins:
         raise ValueError("--ab-temperature needs weights with ab bins (--loss classify); these regress a*b*")
-    changes = {"ab_gain": ab_gain} | ({"ab_temperature": ab_temperature} if ab_temperature is not None else {})
+    changes = ({"ab_gain": ab_gain} | ({"ab_temperature": ab_temperature} if ab_temperature is not None else {})
+               | ({"global_flip": global_flip} if global_flip is not None else {}))
     out = ColorizationNet(replace(model.config, **changes))
     out.load_state_dict(model.state_dict())
     return out.eval()

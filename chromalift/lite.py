@@ -86,14 +86,20 @@ class LiteNet:
 
     def global_prior(self, l_global: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(G, G) normalised L -> the prior (C,) and the class scores (classes,) or None."""
-        x = self._low(l_global[:, :, None])
-        for i, stride in enumerate((2, 1, 2, 1)):
-            x = _conv(x, self.layers[f"glob.convs.{i}"], stride)
-        g512 = _dense(_dense(x.transpose(2, 0, 1).reshape(-1), self.layers["glob.fc1"]), self.layers["glob.fc2"])
+        g512 = self._global_features(l_global)
+        if self.config.get("global_flip", False):   # model.ColorizationNet.global_prior: photo and mirror image
+            g512 = (g512 + self._global_features(np.ascontiguousarray(l_global[:, ::-1]))) / 2
         prior = _dense(g512, self.layers["glob.fc3"])
         if "classification.1" not in self.layers:
             return prior, None
         return prior, _dense(_dense(g512, self.layers["classification.0"]), self.layers["classification.1"], relu=False)
+
+    def _global_features(self, l_global: np.ndarray) -> np.ndarray:
+        """(G, G) normalised L -> the global path's 512-d layer."""
+        x = self._low(l_global[:, :, None])
+        for i, stride in enumerate((2, 1, 2, 1)):
+            x = _conv(x, self.layers[f"glob.convs.{i}"], stride)
+        return _dense(_dense(x.transpose(2, 0, 1).reshape(-1), self.layers["glob.fc1"]), self.layers["glob.fc2"])
 
     def local_ab(self, l: np.ndarray, prior: np.ndarray) -> np.ndarray:
         """(H, W) normalised L, H and W multiples of 8, and the prior -> (H/2, W/2, 2) normalised ab."""

@@ -14,6 +14,7 @@ the colorization network's last layer predict a distribution over an ab_bins x a
 bins (Zhang et al. 2016), decoded by the annealed mean (temperature `ab_temperature`) into the same ab
 output, optionally over only the grid's bins that photos use (`ab_keep`, row-major; a cheaper head);
 `global_features=False` is the paper's ablation without the global prior (the fusion sees zeros).
+`global_flip` (inference only, like `ab_gain`) averages the global path over the photo and its mirror image.
 
 Every convolution is 3x3 with padding 1; stride-2 convolutions replace pooling; batch norm and ReLU
 follow every layer except the two outputs. `ModelConfig.width` scales every channel count, so the
@@ -37,6 +38,7 @@ class ModelConfig:
     ab_keep: tuple[int, ...] = ()  # with ab_bins: the grid's bins the head predicts (row-major); (): all of them
     global_features: bool = True   # False: the paper's ablation without the global prior
     ab_gain: float = 1.0     # inference: predicted ab scaled by this (a calibration against MSE's pull to grey)
+    global_flip: bool = False   # inference: the global path's 512-d layer averaged over the photo and its mirror
 
     def __post_init__(self):
         if self.global_size % 32 or self.global_size < 32:
@@ -117,9 +119,11 @@ class GlobalFeatures(nn.Module):
         self.fc3 = fc_bn_relu(c.ch(512), c.ch(256))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.convs(x).flatten(1)   # (B, 512 * 7 * 7)
-        mid = self.fc2(self.fc1(x))    # (B, 512): input of the classification network
+        mid = self.features(x)         # (B, 512): input of the classification network
         return mid, self.fc3(mid)      # (B, 256): the global prior
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.fc1(self.convs(x).flatten(1)))   # (B, 512 * 7 * 7) -> (B, 512)
 
 
 class Fusion(nn.Module):
@@ -202,10 +206,16 @@ class ColorizationNet(nn.Module):
         self.classification = Classification(config) if config.num_classes else None
 
     def global_prior(self, l_global: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, 1, G, G) normalised L -> the 256-d prior and the class scores (None without a head)."""
-        g512, prior = self.glob(self.low(l_global))
+        """(B, 1, G, G) normalised L -> the 256-d prior and the class scores (None without a head). With
+        `global_flip`, the 512-d layer is the mean of the photo's and its mirror image's (one batch of 2B): a
+        scene is the same scene mirrored, so the prior and the scores cannot depend on which way it faces."""
+        if self.config.global_flip:
+            g512 = self.glob.features(self.low(torch.cat([l_global, l_global.flip(-1)])))
+            g512 = (g512[:l_global.shape[0]] + g512[l_global.shape[0]:]) / 2
+        else:
+            g512 = self.glob.features(self.low(l_global))
         logits = self.classification(g512) if self.classification is not None else None
-        return prior, logits
+        return self.glob.fc3(g512), logits
 
     def local_ab(self, l: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) normalised L with H, W multiples of 8, and a (B, 256) prior -> (B, 2, H/2, W/2)."""

@@ -1,10 +1,11 @@
 """Inference engines agree with the plain model; the ONNX export takes any size and matches PyTorch."""
 import numpy as np
 import onnxruntime as ort
+import pytest
 import torch
 
 from chromalift.backends import OnnxEngine, TorchEngine, fuse_batchnorm
-from chromalift.checkpoint import load_weights
+from chromalift.checkpoint import load_weights, recalibrated
 from chromalift.cli import main
 
 
@@ -20,8 +21,9 @@ def test_fused_batchnorm_matches_the_model(tiny_weights):
         assert torch.allclose(model.local_ab(l, prior), fused.local_ab(l, prior), atol=1e-5)
 
 
-def test_onnx_engine_matches_pytorch_at_several_sizes(tiny_weights, tmp_path):
-    model = load_weights(tiny_weights)[0]
+@pytest.mark.parametrize("flip", [False, True], ids=["plain", "global-flip"])
+def test_onnx_engine_matches_pytorch_at_several_sizes(tiny_weights, tmp_path, flip):
+    model = recalibrated(load_weights(tiny_weights)[0], global_flip=flip)
     onnx = OnnxEngine(model, cache=tmp_path)
     ref = TorchEngine(model, torch.device("cpu"))
     lg = torch.rand(1, 1, 32, 32) - 0.5

@@ -1,4 +1,5 @@
 """Weights round trips and clear errors for files that are not ours."""
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -104,3 +105,21 @@ def test_ab_temperature_is_stored_with_bin_weights_and_sharpens_their_colour(tmp
     assert main(["weights", str(regression), str(tmp_path / "r.safetensors"), "--ab-temperature", "0.2"]) == 1
     err = capsys.readouterr().err
     assert "ab bins" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "r.safetensors").exists()
+
+
+def test_global_flip_is_stored_with_the_weights_and_read_by_colorize(tmp_path, colour_jpeg):
+    from PIL import Image
+
+    from chromalift.cli import main
+    from chromalift.inference import Colorizer
+    torch.manual_seed(0)
+    ckpt = _training_checkpoint(tmp_path / "c.pt", ColorizationNet(CONFIG))
+    assert main(["weights", str(ckpt), str(tmp_path / "plain.safetensors")]) == 0
+    assert main(["weights", str(ckpt), str(tmp_path / "flip.safetensors"), "--global-flip"]) == 0
+    plain, flip = (load_weights(tmp_path / f"{n}.safetensors")[0] for n in ("plain", "flip"))
+    assert flip.config.global_flip and not plain.config.global_flip
+    rgb = np.asarray(Image.open(colour_jpeg).convert("RGB"))
+    c = Colorizer.load(tmp_path / "flip.safetensors", device="cpu")
+    assert torch.allclose(c.prior(rgb)[0], c.prior(np.ascontiguousarray(rgb[:, ::-1]))[0], atol=1e-5)
+    out = tmp_path / "out.png"
+    assert main([str(colour_jpeg), "-o", str(out), "--model", str(tmp_path / "flip.safetensors")]) == 0 and out.exists()
