@@ -73,6 +73,7 @@ def config_from(value, path) -> ModelConfig:
         kind = str(known[key])
         ok = (isinstance(v, (list, tuple)) and len(v) <= 4096 and all(type(i) is int for i in v) if kind.startswith("tuple") else
               type(v) is bool if kind == "bool" else
+              type(v) is str and len(v) <= 64 if kind == "str" else
               isinstance(v, (int, float)) and not isinstance(v, bool) if kind == "float" else type(v) is int)
         if not ok:
             raise CheckpointError(f"{path}: model config {key}={v!r} has the wrong type")
@@ -158,10 +159,10 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[ColorizationNet, lis
 
 
 def recalibrated(model: ColorizationNet, *, ab_gain: float = 1.0, ab_temperature: float | None = None,
-                 global_flip: bool | None = None) -> ColorizationNet:
+                 global_flip: str | None = None) -> ColorizationNet:
     """The same weights with other inference settings: the chroma gain about grey, for ab-bin weights the
-    annealed mean's temperature, and the global path over the photo and its mirror image (None: as they
-    are). Raises ValueError for a temperature on weights that regress a*b*."""
+    annealed mean's temperature, and which outputs of the global path average the photo with its mirror
+    image (model.GLOBAL_FLIPS) (None: as they are). Raises ValueError for a temperature on weights that regress a*b*."""
     if ab_temperature is not None and not model.config.ab_bins:
         raise ValueError("--ab-temperature needs weights with ab bins (--loss classify); these regress a*b*")
     changes = ({"ab_gain": ab_gain} | ({"ab_temperature": ab_temperature} if ab_temperature is not None else {})

@@ -202,6 +202,7 @@ def cmd_weights(argv: list[str]) -> int:
     from .checkpoint import CheckpointError, model_from_checkpoint, pruned, recalibrated, save_weights
     from .data import DataError
     from .losses import used_ab_bins
+    from .model import GLOBAL_FLIPS
     from .pack import load_training_set
 
     p = argparse.ArgumentParser(prog="colorize weights", description="Turn a training checkpoint into weights for colorize.")
@@ -212,8 +213,9 @@ def cmd_weights(argv: list[str]) -> int:
                    "inference (a calibration chosen on validation photos; 1 = as trained)")
     p.add_argument("--ab-temperature", type=float, help="annealed-mean temperature for weights with ab bins "
                    "(--loss classify): lower gives bolder colours (default: as trained, 0.38)")
-    p.add_argument("--global-flip", action="store_true", help="average the global path (scene prior and "
-                   "scene scores) over the photo and its mirror image: 1 more pass of the small global path")
+    p.add_argument("--global-flip", choices=GLOBAL_FLIPS, help="run the small global path on the photo's "
+                   "mirror image too and average: for the scene scores, or for the scores and the colour prior "
+                   "(default: off)")
     p.add_argument("--ab-keep-from", metavar="DATA", help="for weights with ab bins: predict only the bins "
                    "that the colours of DATA (the training cache or pack) fall in, a cheaper head")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
@@ -223,7 +225,7 @@ def cmd_weights(argv: list[str]) -> int:
     try:
         model, classes, info = model_from_checkpoint(args.checkpoint)
         model = recalibrated(model, ab_gain=args.ab_gain, ab_temperature=args.ab_temperature,
-                             global_flip=args.global_flip or None)
+                             global_flip=args.global_flip)
         if args.ab_keep_from:
             photos, bins = load_training_set(args.ab_keep_from).images, model.config.ab_bins
             model = pruned(model, used_ab_bins(photos, bins) if bins else ())

@@ -86,13 +86,14 @@ class LiteNet:
 
     def global_prior(self, l_global: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(G, G) normalised L -> the prior (C,) and the class scores (classes,) or None."""
-        g512 = self._global_features(l_global)
-        if self.config.get("global_flip", False):   # model.ColorizationNet.global_prior: photo and mirror image
-            g512 = (g512 + self._global_features(np.ascontiguousarray(l_global[:, ::-1]))) / 2
-        prior = _dense(g512, self.layers["glob.fc3"])
+        g512 = mean = self._global_features(l_global)
+        flip = self.config.get("global_flip", "off")   # model.ColorizationNet.global_prior: photo and mirror image
+        if flip != "off":
+            mean = (g512 + self._global_features(np.ascontiguousarray(l_global[:, ::-1]))) / 2
+        prior = _dense(mean if flip == "all" else g512, self.layers["glob.fc3"])
         if "classification.1" not in self.layers:
             return prior, None
-        return prior, _dense(_dense(g512, self.layers["classification.0"]), self.layers["classification.1"], relu=False)
+        return prior, _dense(_dense(mean, self.layers["classification.0"]), self.layers["classification.1"], relu=False)
 
     def _global_features(self, l_global: np.ndarray) -> np.ndarray:
         """(G, G) normalised L -> the global path's 512-d layer."""

@@ -14,7 +14,8 @@ the colorization network's last layer predict a distribution over an ab_bins x a
 bins (Zhang et al. 2016), decoded by the annealed mean (temperature `ab_temperature`) into the same ab
 output, optionally over only the grid's bins that photos use (`ab_keep`, row-major; a cheaper head);
 `global_features=False` is the paper's ablation without the global prior (the fusion sees zeros).
-`global_flip` (inference only, like `ab_gain`) averages the global path over the photo and its mirror image.
+`global_flip` (inference only, like `ab_gain`) also runs the global path on the photo's mirror image and
+averages the two: for the scene scores ("scenes") or for the scores and the colour prior ("all").
 
 Every convolution is 3x3 with padding 1; stride-2 convolutions replace pooling; batch norm and ReLU
 follow every layer except the two outputs. `ModelConfig.width` scales every channel count, so the
@@ -27,6 +28,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 
+GLOBAL_FLIPS = ("off", "scenes", "all")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -38,7 +41,7 @@ class ModelConfig:
     ab_keep: tuple[int, ...] = ()  # with ab_bins: the grid's bins the head predicts (row-major); (): all of them
     global_features: bool = True   # False: the paper's ablation without the global prior
     ab_gain: float = 1.0     # inference: predicted ab scaled by this (a calibration against MSE's pull to grey)
-    global_flip: bool = False   # inference: the global path's 512-d layer averaged over the photo and its mirror
+    global_flip: str = "off"   # inference: "scenes" / "all": the scene scores / and the prior, from the photo and its mirror
 
     def __post_init__(self):
         if self.global_size % 32 or self.global_size < 32:
@@ -51,6 +54,8 @@ class ModelConfig:
             raise ValueError(f"ab_bins must be 0 or in [2, 64], got {self.ab_bins}")
         if not 0 < self.ab_gain <= 4:
             raise ValueError(f"ab_gain must be in (0, 4], got {self.ab_gain}")
+        if self.global_flip not in GLOBAL_FLIPS:
+            raise ValueError(f"global_flip must be one of {', '.join(GLOBAL_FLIPS)}, got {self.global_flip!r}")
         if not 0 < self.ab_temperature <= 10:
             raise ValueError(f"ab_temperature must be in (0, 10], got {self.ab_temperature}")
         object.__setattr__(self, "ab_keep", tuple(self.ab_keep))   # JSON gives a list
@@ -207,15 +212,13 @@ class ColorizationNet(nn.Module):
 
     def global_prior(self, l_global: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, 1, G, G) normalised L -> the 256-d prior and the class scores (None without a head). With
-        `global_flip`, the 512-d layer is the mean of the photo's and its mirror image's (one batch of 2B): a
-        scene is the same scene mirrored, so the prior and the scores cannot depend on which way it faces."""
-        if self.config.global_flip:
-            g512 = self.glob.features(self.low(torch.cat([l_global, l_global.flip(-1)])))
-            g512 = (g512[:l_global.shape[0]] + g512[l_global.shape[0]:]) / 2
-        else:
-            g512 = self.glob.features(self.low(l_global))
-        logits = self.classification(g512) if self.classification is not None else None
-        return self.glob.fc3(g512), logits
+        `global_flip`, the scores ("scenes"), or the scores and the prior ("all"), come from the mean of the
+        photo's and its mirror image's 512-d layer (one batch of 2B): a scene is the same scene mirrored."""
+        flip, n = self.config.global_flip, l_global.shape[0]
+        g512 = self.glob.features(self.low(torch.cat([l_global, l_global.flip(-1)]) if flip != "off" else l_global))
+        mean = (g512[:n] + g512[n:]) / 2 if flip != "off" else g512
+        logits = self.classification(mean) if self.classification is not None else None
+        return self.glob.fc3(mean if flip == "all" else g512[:n]), logits
 
     def local_ab(self, l: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) normalised L with H, W multiples of 8, and a (B, 256) prior -> (B, 2, H/2, W/2)."""

@@ -21,7 +21,7 @@ def test_fused_batchnorm_matches_the_model(tiny_weights):
         assert torch.allclose(model.local_ab(l, prior), fused.local_ab(l, prior), atol=1e-5)
 
 
-@pytest.mark.parametrize("flip", [False, True], ids=["plain", "global-flip"])
+@pytest.mark.parametrize("flip", ["off", "scenes", "all"])
 def test_onnx_engine_matches_pytorch_at_several_sizes(tiny_weights, tmp_path, flip):
     model = recalibrated(load_weights(tiny_weights)[0], global_flip=flip)
     onnx = OnnxEngine(model, cache=tmp_path)

@@ -107,19 +107,24 @@ def test_ab_temperature_is_stored_with_bin_weights_and_sharpens_their_colour(tmp
     assert "ab bins" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "r.safetensors").exists()
 
 
-def test_global_flip_is_stored_with_the_weights_and_read_by_colorize(tmp_path, colour_jpeg):
+def test_global_flip_is_stored_with_the_weights_and_read_by_colorize(tmp_path, colour_jpeg, capsys):
     from PIL import Image
 
     from chromalift.cli import main
     from chromalift.inference import Colorizer
     torch.manual_seed(0)
     ckpt = _training_checkpoint(tmp_path / "c.pt", ColorizationNet(CONFIG))
-    assert main(["weights", str(ckpt), str(tmp_path / "plain.safetensors")]) == 0
-    assert main(["weights", str(ckpt), str(tmp_path / "flip.safetensors"), "--global-flip"]) == 0
-    plain, flip = (load_weights(tmp_path / f"{n}.safetensors")[0] for n in ("plain", "flip"))
-    assert flip.config.global_flip and not plain.config.global_flip
+    assert main(["weights", str(ckpt), str(tmp_path / "off.safetensors")]) == 0
+    for how in ("scenes", "all"):
+        assert main(["weights", str(ckpt), str(tmp_path / f"{how}.safetensors"), "--global-flip", how]) == 0
+    assert [load_weights(tmp_path / f"{n}.safetensors")[0].config.global_flip for n in ("off", "scenes", "all")] \
+        == ["off", "scenes", "all"]
     rgb = np.asarray(Image.open(colour_jpeg).convert("RGB"))
-    c = Colorizer.load(tmp_path / "flip.safetensors", device="cpu")
+    c = Colorizer.load(tmp_path / "all.safetensors", device="cpu")
     assert torch.allclose(c.prior(rgb)[0], c.prior(np.ascontiguousarray(rgb[:, ::-1]))[0], atol=1e-5)
     out = tmp_path / "out.png"
-    assert main([str(colour_jpeg), "-o", str(out), "--model", str(tmp_path / "flip.safetensors")]) == 0 and out.exists()
+    assert main([str(colour_jpeg), "-o", str(out), "--model", str(tmp_path / "all.safetensors")]) == 0 and out.exists()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["weights", str(ckpt), str(tmp_path / "bad.safetensors"), "--global-flip", "both"])
+    assert "invalid choice" in capsys.readouterr().err and not (tmp_path / "bad.safetensors").exists()

@@ -69,8 +69,9 @@ def test_colour_conversions_are_color_py():
     ModelConfig(num_classes=5, width=0.25, global_size=64),
     ModelConfig(num_classes=0, width=0.125, global_size=32, ab_gain=1.3),
     ModelConfig(num_classes=3, width=0.125, global_size=32, ab_bins=6, global_features=False),
-    ModelConfig(num_classes=4, width=0.125, global_size=32, ab_bins=6, global_flip=True),
-], ids=["regression", "no-head-gain", "ab-bins-no-global", "global-flip"])
+    ModelConfig(num_classes=4, width=0.125, global_size=32, ab_bins=6, global_flip="all"),
+    ModelConfig(num_classes=4, width=0.125, global_size=32, global_flip="scenes"),
+], ids=["regression", "no-head-gain", "ab-bins-no-global", "flip-all", "flip-scenes"])
 def test_network_matches_pytorch(tmp_path, config):
     path = _weights(tmp_path, config)
     lite, ref = LiteColorizer.load(path), Colorizer.load(path, device="cpu", backend="torch")

@@ -110,6 +110,7 @@ def test_without_global_features_the_prior_changes_nothing():
 
 
 def test_global_flip_averages_the_photo_and_its_mirror_image():
+    from dataclasses import replace
     torch.manual_seed(0)
     plain = ColorizationNet(ModelConfig(num_classes=3, width=0.125, global_size=32))
     for m in plain.modules():   # batch-norm statistics of real activations, or an untrained net's output vanishes
@@ -119,15 +120,23 @@ def test_global_flip_averages_the_photo_and_its_mirror_image():
         for _ in range(4):
             plain(torch.rand(8, 1, 32, 32) - 0.5)
     plain.eval()
-    flip = ColorizationNet(ModelConfig(num_classes=3, width=0.125, global_size=32, global_flip=True)).eval()
-    flip.load_state_dict(plain.state_dict())
+    flips = {}
+    for how in ("scenes", "all"):
+        flips[how] = ColorizationNet(replace(plain.config, global_flip=how)).eval()
+        flips[how].load_state_dict(plain.state_dict())
     l = torch.rand(2, 1, 32, 32) - 0.5
     with torch.no_grad():
         g512 = (plain.glob.features(plain.low(l)) + plain.glob.features(plain.low(l.flip(-1)))) / 2
-        prior, logits = flip.global_prior(l)
-        assert torch.allclose(prior, plain.glob.fc3(g512), atol=1e-5)
-        assert torch.allclose(logits, plain.classification(g512), atol=1e-5)
-        mirrored = flip.global_prior(l.flip(-1))          # a scene reads the same whichever way it faces
-        assert torch.allclose(mirrored[0], prior, atol=1e-5) and torch.allclose(mirrored[1], logits, atol=1e-5)
-        assert not torch.allclose(plain.global_prior(l.flip(-1))[0], plain.global_prior(l)[0], rtol=0.05, atol=1e-3)
-        assert torch.equal(flip(l)[0], plain(l)[0])       # training's forward is the paper's, flip or not
+        own_prior, _ = plain.global_prior(l)
+        assert not torch.allclose(plain.global_prior(l.flip(-1))[0], own_prior, rtol=0.05, atol=1e-3)
+        for how, model in flips.items():
+            prior, logits = model.global_prior(l)
+            assert torch.allclose(logits, plain.classification(g512), atol=1e-5)
+            # "all": the prior too is the mean's, so a scene reads the same whichever way it faces
+            assert torch.allclose(prior, plain.glob.fc3(g512) if how == "all" else own_prior, atol=1e-5)
+            mirrored = model.global_prior(l.flip(-1))
+            assert torch.allclose(mirrored[1], logits, atol=1e-5)
+            assert torch.allclose(mirrored[0], prior, atol=1e-5) == (how == "all")
+            assert torch.equal(model(l)[0], plain(l)[0])   # training's forward is the paper's, flip or not
+    with pytest.raises(ValueError, match="global_flip"):
+        ModelConfig(global_flip="yes")
