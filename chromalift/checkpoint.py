@@ -158,15 +158,16 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[ColorizationNet, lis
     return model.eval(), state.get("classes", []), info
 
 
-def recalibrated(model: ColorizationNet, *, ab_gain: float = 1.0, ab_temperature: float | None = None,
+def recalibrated(model: ColorizationNet, *, ab_gain: float | None = None, ab_temperature: float | None = None,
                  global_flip: str | None = None) -> ColorizationNet:
-    """The same weights with other inference settings: the chroma gain about grey, for ab-bin weights the
-    annealed mean's temperature, and which outputs of the global path average the photo with its mirror
-    image (model.GLOBAL_FLIPS) (None: as they are). Raises ValueError for a temperature on weights that regress a*b*."""
+    """The same weights with other inference settings (None: as they are): the chroma gain about grey, for
+    ab-bin weights the annealed mean's temperature, and which outputs of the global path average the photo
+    with its mirror image (model.GLOBAL_FLIPS). Raises ValueError for a temperature on weights that regress
+    a*b*."""
     if ab_temperature is not None and not model.config.ab_bins:
         raise ValueError("--ab-temperature needs weights with ab bins (--loss classify); these regress a*b*")
-    changes = ({"ab_gain": ab_gain} | ({"ab_temperature": ab_temperature} if ab_temperature is not None else {})
-               | ({"global_flip": global_flip} if global_flip is not None else {}))
+    given = {"ab_gain": ab_gain, "ab_temperature": ab_temperature, "global_flip": global_flip}
+    changes = {k: v for k, v in given.items() if v is not None}
     out = ColorizationNet(replace(model.config, **changes))
     out.load_state_dict(model.state_dict())
     return out.eval()

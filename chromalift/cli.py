@@ -5,7 +5,7 @@
     colorize train --data D --out RUN            train (one process, or many under torchrun)
     colorize evaluate FOLDER                     quality metrics beside the grey baseline
     colorize export --onnx FILE                  export the model for deployment
-    colorize weights CHECKPOINT OUT.safetensors  turn a training checkpoint into shippable weights
+    colorize weights SOURCE OUT.safetensors      weights from a checkpoint, or with other inference settings
     colorize web                                 a local page to colorize in the browser (extra: web)
     colorize pack SRC DST.npz --mib N            a compact training pack for a short GPU window
     colorize join PARTS/ OUT.safetensors         reassemble weights a GPU window left in parts
@@ -199,43 +199,8 @@ def cmd_export(argv: list[str]) -> int:
 
 
 def cmd_weights(argv: list[str]) -> int:
-    from .checkpoint import CheckpointError, model_from_checkpoint, pruned, recalibrated, save_weights
-    from .data import DataError
-    from .losses import used_ab_bins
-    from .model import GLOBAL_FLIPS
-    from .pack import load_training_set
-
-    p = argparse.ArgumentParser(prog="colorize weights", description="Turn a training checkpoint into weights for colorize.")
-    p.add_argument("checkpoint", help="a training checkpoint (last.pt or best.pt)")
-    p.add_argument("out", help="weights file to write (.safetensors)")
-    p.add_argument("--half", action="store_true", help="store in float16 (half the size)")
-    p.add_argument("--ab-gain", type=float, default=1.0, help="scale the predicted a*b* about grey by this at "
-                   "inference (a calibration chosen on validation photos; 1 = as trained)")
-    p.add_argument("--ab-temperature", type=float, help="annealed-mean temperature for weights with ab bins "
-                   "(--loss classify): lower gives bolder colours (default: as trained, 0.38)")
-    p.add_argument("--global-flip", choices=GLOBAL_FLIPS, help="run the small global path on the photo's "
-                   "mirror image too and average: for the scene scores, or for the scores and the colour prior "
-                   "(default: off)")
-    p.add_argument("--ab-keep-from", metavar="DATA", help="for weights with ab bins: predict only the bins "
-                   "that the colours of DATA (the training cache or pack) fall in, a cheaper head")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
-    args = p.parse_args(argv)
-    if Path(args.out).exists() and not args.overwrite:
-        return _fail(already_exists(args.out))
-    try:
-        model, classes, info = model_from_checkpoint(args.checkpoint)
-        model = recalibrated(model, ab_gain=args.ab_gain, ab_temperature=args.ab_temperature,
-                             global_flip=args.global_flip)
-        if args.ab_keep_from:
-            photos, bins = load_training_set(args.ab_keep_from).images, model.config.ab_bins
-            model = pruned(model, used_ab_bins(photos, bins) if bins else ())
-        save_weights(args.out, model, classes=classes, half=args.half, info=info)
-    except (CheckpointError, DataError, OSError) as e:
-        return _fail(str(e))
-    except ValueError as e:   # an inference setting these weights cannot take
-        return _fail(f"{args.checkpoint}: {e}")
-    print(f"wrote {args.out} (step {info['step']})")
-    return 0
+    from .cli_weights import cmd_weights as weights
+    return weights(argv)
 
 
 def cmd_web(argv: list[str]) -> int:

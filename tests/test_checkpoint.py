@@ -128,3 +128,29 @@ def test_global_flip_is_stored_with_the_weights_and_read_by_colorize(tmp_path, c
     with pytest.raises(SystemExit):
         main(["weights", str(ckpt), str(tmp_path / "bad.safetensors"), "--global-flip", "both"])
     assert "invalid choice" in capsys.readouterr().err and not (tmp_path / "bad.safetensors").exists()
+
+
+def test_weights_take_other_settings_from_weights_and_never_write_the_source(tmp_path, capsys):
+    from dataclasses import replace
+
+    from safetensors import safe_open
+
+    from chromalift.cli import main
+    from chromalift.defaults import DEFAULT_WEIGHTS
+    torch.manual_seed(0)
+    model = ColorizationNet(replace(CONFIG, ab_bins=4, ab_gain=1.2, ab_temperature=0.3, global_flip="scenes"))
+    src = tmp_path / "src.safetensors"
+    save_weights(src, model.eval(), classes=["a"], half=True)
+    before = src.read_bytes()
+    assert main(["weights", str(src), str(tmp_path / "all.safetensors"), "--global-flip", "all"]) == 0
+    c = load_weights(tmp_path / "all.safetensors")[0].config
+    assert (c.global_flip, c.ab_gain, c.ab_temperature) == ("all", 1.2, 0.3), "what is not asked for stays"
+    with safe_open(str(tmp_path / "all.safetensors"), "pt") as f:
+        assert f.get_slice("colorization.layers.6.weight").get_dtype() == "F16", "float16 weights stay float16"
+    capsys.readouterr()
+    assert main(["weights", str(src), str(src), "--overwrite", "--ab-gain", "1.0"]) == 1
+    assert "is the source" in capsys.readouterr().err and src.read_bytes() == before
+    assert main(["weights", "shipped", str(tmp_path / "s.safetensors"), "--global-flip", "off"]) == 0
+    shipped, ours = (load_weights(p)[0] for p in (DEFAULT_WEIGHTS, tmp_path / "s.safetensors"))
+    assert ours.config == replace(shipped.config, global_flip="off")
+    assert all(torch.equal(a, b) for a, b in zip(shipped.state_dict().values(), ours.state_dict().values()))
