@@ -60,6 +60,20 @@ def _dense(x: np.ndarray, layer: tuple, relu: bool = True) -> np.ndarray:
     return np.maximum(y, 0.0, out=y) if relu else y
 
 
+def _check_settings(config: dict, path: Path) -> None:
+    """The inference settings that index or divide (model.ModelConfig checks them on the torch path), or LiteError:
+    wrong values would give wrong colours here, not an error."""
+    bins, keep = config.get("ab_bins", 0), config.get("ab_keep") or []
+    ok = (type(bins) is int and (bins == 0 or 2 <= bins <= 64)
+          and isinstance(keep, list) and all(type(i) is int for i in keep) and keep == sorted(set(keep))
+          and (not keep or (bins and len(keep) >= 2 and keep[0] >= 0 and keep[-1] < bins * bins))
+          and config.get("global_flip", "off") in ("off", "scenes", "all")
+          and all(isinstance(config.get(k, 1.0), (int, float)) and 0 < config.get(k, 1.0) <= 10
+                  for k in ("ab_gain", "ab_temperature")))
+    if not ok:
+        raise LiteError(f"{path}: its model config holds settings this version cannot use")
+
+
 @dataclass
 class LiteNet:
     """The network's layers, folded: what model.py describes, for inference only."""
@@ -205,6 +219,7 @@ class LiteColorizer:
                     raise LiteError(f"{path}: not chromalift weights (format {meta.get('format')!r})")
                 state = {k: f.get_tensor(k).astype(np.float32) for k in f.keys()}  # noqa: SIM118 (not iterable)
             config, classes = json.loads(meta["config"]), json.loads(meta.get("classes", "[]"))
+            _check_settings(config, path)
             net = LiteNet.from_state(config, state)
             prior, _ = net.global_prior(np.zeros((config.get("global_size", 224),) * 2, np.float32))
             net.local_ab(np.zeros((8, 8), np.float32), prior)    # tensors that do not fit fail here, not later

@@ -1,6 +1,7 @@
 """The path without torch (lite.py, color_np.py) against the PyTorch path it stands in for."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,11 @@ def test_a_file_that_is_not_weights_is_one_line(tmp_path, tiny_weights):
     save_file(state, str(bad), metadata=meta)
     with pytest.raises(LiteError, match=r"bad\.safetensors: not a usable weights file"):
         LiteColorizer.load(bad)
+    state = load_file(str(tiny_weights))
+    for setting in ({"ab_bins": 4, "ab_keep": [-1, 3]}, {"global_flip": True}, {"ab_gain": 0}):
+        save_file(state, str(bad), metadata=meta | {"config": json.dumps(json.loads(meta["config"]) | setting)})
+        with pytest.raises(LiteError, match=r"bad\.safetensors: its model config holds settings"):
+            LiteColorizer.load(bad)
 
 
 def test_one_photo_is_colorized_without_importing_torch(tmp_path, colour_jpeg):
