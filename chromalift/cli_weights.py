@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from .cli import _fail
 from .files import already_exists
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .model import GLOBAL_FLIPS
+    from .defaults import GLOBAL_FLIPS  # not model.py: --help needs no torch
 
     p = argparse.ArgumentParser(prog="colorize weights", description="Turn a training checkpoint into weights for "
                                 "colorize, or give weights other inference settings (the source is never changed).",
@@ -74,7 +74,3 @@ def _stored_half(path: Path) -> bool:
     with safe_open(str(path), "pt") as f:
         return any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())  # noqa: SIM118 (safe_open is not iterable)
 
-
-def _fail(message: str) -> int:
-    print(f"colorize: error: {message}", file=sys.stderr)
-    return 1

@@ -4,6 +4,7 @@ from pathlib import Path
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"   # the shipped model
 WEIGHTS_FORMAT = "colorizer/iizuka2016/v1"   # a weights file's format name (checkpoint.py writes it, both paths check it)
+GLOBAL_FLIPS = ("off", "scenes", "all")   # ModelConfig.global_flip: which outputs of the global path see the mirror image too
 
 # The local path sees photos at most this large (longer side); colour is added back at full size.
 # Measured by benchmarks/process_size.py on enlarged MiniPlaces validation photos (never the test sets):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import color_np as C
-from .defaults import BAND_PIXELS, DEFAULT_PROCESS_SIZE, DEFAULT_WEIGHTS, WEIGHTS_FORMAT, process_shape
+from .defaults import BAND_PIXELS, DEFAULT_PROCESS_SIZE, DEFAULT_WEIGHTS, GLOBAL_FLIPS, WEIGHTS_FORMAT, process_shape
 from .images import NOTE
 
 BN_EPS = 1e-5   # torch.nn.BatchNorm's default
@@ -67,9 +67,9 @@ def _check_settings(config: dict, path: Path) -> None:
     ok = (type(bins) is int and (bins == 0 or 2 <= bins <= 64)
           and isinstance(keep, list) and all(type(i) is int for i in keep) and keep == sorted(set(keep))
           and (not keep or (bins and len(keep) >= 2 and keep[0] >= 0 and keep[-1] < bins * bins))
-          and config.get("global_flip", "off") in ("off", "scenes", "all")
-          and all(isinstance(config.get(k, 1.0), (int, float)) and 0 < config.get(k, 1.0) <= 10
-                  for k in ("ab_gain", "ab_temperature")))
+          and config.get("global_flip", "off") in GLOBAL_FLIPS
+          and all(isinstance(config.get(k, 1.0), (int, float)) and 0 < config.get(k, 1.0) <= top
+                  for k, top in (("ab_gain", 4), ("ab_temperature", 10))))
     if not ok:
         raise LiteError(f"{path}: its model config holds settings this version cannot use")
 

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 
-GLOBAL_FLIPS = ("off", "scenes", "all")
+from .defaults import GLOBAL_FLIPS
 
 
 @dataclass(frozen=True)
