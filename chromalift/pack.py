@@ -1,12 +1,14 @@
 """Training packs: a photo folder -> one compact file that fits an upload budget (a rented GPU's window).
 
-Each photo is resized to size x size once and stored as a JPEG with 4:2:0 chroma: the network predicts
-a*b* at half resolution, so chroma subsampling costs little of what it can learn, and JPEG is the most
-compact form every machine decodes. Photos are taken round-robin over the classes (the first photo of
+Each photo is resized to size x size once and stored as a JPEG or a lossy WebP, both with 4:2:0 chroma:
+the network predicts a*b* at half resolution, so chroma subsampling costs little of what it can learn.
+JPEG is what every machine decodes; WebP (in every Pillow wheel) holds more photos in the same bytes at
+the same fidelity, which is what a data-starved window needs. Photos are taken round-robin over the classes (the first photo of
 every class, then the second...), so a pack cut off by its budget keeps the classes balanced. What the
-compression costs is measured at build time: PSNR of the pack's a*b* against the original's.
+compression costs is measured at build time: PSNR of the pack's L (the network's input) and a*b* (its
+target) against the original's.
 
-A pack is one uncompressed .npz (NumPy only, no pickle): `data` (the JPEGs end to end), `offsets`,
+A pack is one uncompressed .npz (NumPy only, no pickle): `data` (the encoded photos end to end), `offsets`,
 `labels`, `colorfulness`, `ab_hist` (of the originals) and `meta` (JSON). `load_pack` decodes it into
 an in-memory `Cache`, so everything that trains from a prepared cache trains from a pack.
 """
@@ -28,25 +30,35 @@ from .files import atomic_write
 
 PACK_FORMAT = "colorizer/pack/v1"   # the format name from before the package was renamed: old packs still load
 PACK_SUFFIX = ".npz"
+CODECS = {"jpeg": ("JPEG", {"subsampling": 2, "optimize": True}), "webp": ("WEBP", {"method": 6})}
 
 
-def _encode_one(args: tuple[str, int, float, int]) -> tuple[bytes | None, float, np.ndarray | None, float, str]:
-    """Decode, resize and JPEG-encode one photo -> (jpeg, colourfulness, ab histogram, ab PSNR, status)."""
-    path, size, min_color_std, quality = args
+def _encode_one(args: tuple[str, int, float, int, str]) -> tuple[bytes | None, float, np.ndarray | None,
+                                                               tuple[float, float], str]:
+    """Decode, resize and encode one photo -> (bytes, colourfulness, ab histogram, (L, ab) PSNR, status)."""
+    path, size, min_color_std, quality, codec = args
     pixels, cf, hist, status = _load_one((path, size, min_color_std))
     if pixels is None:
-        return None, 0.0, None, 0.0, status
+        return None, 0.0, None, (0.0, 0.0), status
+    fmt, options = CODECS[codec]
     buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="JPEG", quality=quality, subsampling=2, optimize=True)
+    Image.fromarray(pixels).save(buf, format=fmt, quality=quality, **options)
     decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-    return buf.getvalue(), cf, hist, ab_psnr(pixels, decoded), status
+    return buf.getvalue(), cf, hist, lab_psnr(pixels, decoded), status
 
 
-def ab_psnr(original: np.ndarray, packed: np.ndarray) -> float:
-    """PSNR (dB) of the packed photo's a*b* against the original's, peak 255 (the a*b* range)."""
-    ab = lambda rgb: rgb_to_lab(uint8_to_float(torch.from_numpy(np.array(rgb))[None]))[0, 1:].double()
-    mse = float(((ab(original) - ab(packed)) ** 2).mean())
-    return float("inf") if mse == 0 else 10.0 * float(np.log10(255.0 ** 2 / mse))
+def lab_psnr(original: np.ndarray, packed: np.ndarray) -> tuple[float, float]:
+    """PSNR (dB) of the packed photo's L (peak 100) and a*b* (peak 255, their range) against the original's."""
+    lab = lambda rgb: rgb_to_lab(uint8_to_float(torch.from_numpy(np.array(rgb))[None]))[0].double()
+    error = (lab(original) - lab(packed)) ** 2
+    psnr = lambda mse, peak: float("inf") if mse == 0 else 10.0 * float(np.log10(peak ** 2 / mse))
+    return psnr(float(error[0].mean()), 100.0), psnr(float(error[1:].mean()), 255.0)
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    """Mean and 5th percentile of the finite PSNRs (identical photos give inf)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return (float(np.mean(finite)), float(np.percentile(finite, 5))) if finite else (float("inf"), float("inf"))
 
 
 def _round_robin(labels: list[int]) -> list[int]:
@@ -63,12 +75,16 @@ def _round_robin(labels: list[int]) -> list[int]:
 
 
 def build_pack(src: str | os.PathLike, dst: str | os.PathLike, *, max_mib: float, size: int = 128,
-               quality: int = 85, min_color_std: float = 3.0, classes: list[str] | None = None,
-               workers: int | None = None, progress: bool = True) -> dict:
+               quality: int = 85, codec: str = "jpeg", min_color_std: float = 3.0,
+               classes: list[str] | None = None, workers: int | None = None, progress: bool = True) -> dict:
     """Pack as many photos of `src` as fit in `max_mib` MiB into `dst` (.npz); returns its summary."""
     from tqdm import tqdm
 
     src, dst = Path(src), Path(dst)
+    if codec not in CODECS:
+        raise DataError(f"codec {codec!r}: choose one of {', '.join(CODECS)}")
+    if not 1 <= quality <= 100:
+        raise DataError(f"quality {quality}: choose 1-100")
     if dst.suffix != PACK_SUFFIX:
         raise DataError(f"{dst}: a pack is a {PACK_SUFFIX} file")
     if dst.resolve().is_relative_to(src.resolve()):
@@ -76,35 +92,34 @@ def build_pack(src: str | os.PathLike, dst: str | os.PathLike, *, max_mib: float
     files, labels, classes = labelled_files(src, classes)
     order = _round_robin(labels)
     budget = int(max_mib * 2**20) - 64 * 1024 - 16 * len(files)     # headers, offsets, labels, metadata
-    jpegs, kept, cfs, psnrs = [], [], [], []
+    blobs, kept, cfs, psnrs = [], [], [], []
     hist, used, skipped = np.zeros((AB_BINS, AB_BINS)), 0, {"grey": 0, "unreadable": 0}
-    jobs = [(str(files[i]), size, min_color_std, quality) for i in order]
+    jobs = [(str(files[i]), size, min_color_std, quality, codec) for i in order]
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), initializer=torch.set_num_threads,
                              initargs=(1,)) as pool:
         bar = tqdm(total=len(jobs), desc=f"pack {src.name}", unit="img", disable=not progress)
-        for i, (jpeg, cf, h, psnr, status) in zip(order, pool.map(_encode_one, jobs, chunksize=32)):
+        for i, (blob, cf, h, psnr, status) in zip(order, pool.map(_encode_one, jobs, chunksize=32)):
             bar.update()
-            if jpeg is None:
+            if blob is None:
                 skipped["grey" if status == "grey" else "unreadable"] += 1
                 continue
-            if used + len(jpeg) > budget:
+            if used + len(blob) > budget:
                 break
-            jpegs.append(jpeg), kept.append(i), cfs.append(cf), psnrs.append(psnr)
+            blobs.append(blob), kept.append(i), cfs.append(cf), psnrs.append(psnr)
             hist += h
-            used += len(jpeg)
+            used += len(blob)
         bar.close()
         pool.shutdown(cancel_futures=True)
-    if not jpegs:
+    if not blobs:
         raise DataError(f"{src}: no photo fits in {max_mib} MiB (or none is usable)")
-    finite = [p for p in psnrs if np.isfinite(p)]
-    summary = {"format": PACK_FORMAT, "source": str(src.resolve()), "size": size, "quality": quality,
-               "chroma": "4:2:0", "count": len(jpegs), "available": len(files), "classes": classes,
-               "min_color_std": min_color_std, "skipped": skipped, "bytes": used,
-               "ab_psnr_mean": float(np.mean(finite)) if finite else float("inf"),
-               "ab_psnr_p5": float(np.percentile(finite, 5)) if finite else float("inf"),
+    (l_mean, l_p5), (ab_mean, ab_p5) = _stats([p[0] for p in psnrs]), _stats([p[1] for p in psnrs])
+    summary = {"format": PACK_FORMAT, "source": str(src.resolve()), "size": size, "codec": codec,
+               "quality": quality, "chroma": "4:2:0", "count": len(blobs), "available": len(files),
+               "classes": classes, "min_color_std": min_color_std, "skipped": skipped, "bytes": used,
+               "l_psnr_mean": l_mean, "l_psnr_p5": l_p5, "ab_psnr_mean": ab_mean, "ab_psnr_p5": ab_p5,
                "files": [str(files[i].relative_to(src)) for i in kept]}
-    offsets = np.cumsum([0] + [len(j) for j in jpegs]).astype(np.int64)
-    arrays = {"data": np.frombuffer(b"".join(jpegs), dtype=np.uint8), "offsets": offsets,
+    offsets = np.cumsum([0] + [len(j) for j in blobs]).astype(np.int64)
+    arrays = {"data": np.frombuffer(b"".join(blobs), dtype=np.uint8), "offsets": offsets,
               "labels": np.asarray([labels[i] for i in kept], dtype=np.int64),
               "colorfulness": np.asarray(cfs, dtype=np.float32), "ab_hist": hist,
               "meta": np.frombuffer(json.dumps(summary).encode(), dtype=np.uint8)}

@@ -54,6 +54,24 @@ def test_a_pack_keeps_to_its_budget_and_its_classes_balanced(tmp_path):
     assert np.abs(cache.images[0].astype(np.float32) - original).mean() < 12     # JPEG q85 of a noisy test photo
 
 
+def test_a_webp_pack_holds_more_photos_in_the_same_bytes_and_reports_what_it_costs(tmp_path):
+    src = photos(tmp_path / "p", per_class=10, size=64)
+    jpeg = build_pack(src, tmp_path / "jpeg.npz", max_mib=1, size=64, progress=False, workers=1)
+    webp = build_pack(src, tmp_path / "webp.npz", max_mib=1, size=64, codec="webp", quality=70, progress=False,
+                      workers=1)
+    assert webp["codec"] == "webp" and jpeg["codec"] == "jpeg" and webp["count"] == jpeg["count"] == 30
+    assert webp["bytes"] < 0.8 * jpeg["bytes"]                      # the same photos in fewer bytes
+    for s in (jpeg, webp):                                          # the input (L) and the target (a*b*) both
+        assert 25 < s["l_psnr_mean"] < 80 and 25 < s["ab_psnr_mean"] < 80 and s["l_psnr_p5"] <= s["l_psnr_mean"]
+    cache = load_pack(tmp_path / "webp.npz")                        # any machine with Pillow decodes it
+    assert len(cache) == 30 and cache.labels.tolist() == load_pack(tmp_path / "jpeg.npz").labels.tolist()
+    original = np.asarray(Image.open(src / "beach" / "00.png").convert("RGB"), dtype=np.float32)
+    assert np.abs(cache.images[0].astype(np.float32) - original).mean() < 12
+    assert main(["pack", str(src), str(tmp_path / "bad.npz"), "--mib", "1", "--codec", "webp",
+                 "--quality", "0"]) == 1                           # one line, no pack written
+    assert not (tmp_path / "bad.npz").exists()
+
+
 def test_the_window_end_to_end_on_the_cpu(packs, tmp_path, colour_jpeg):
     train_pack, val_pack = packs
     out = tmp_path / "OUT"
