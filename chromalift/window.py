@@ -127,6 +127,7 @@ def join_parts(folder: str | Path, dst: str | Path, *, overwrite: bool = False) 
 def run_window(args) -> dict:
     """The whole window; returns (and writes to --out) the summary."""
     from .checkpoint import model_from_checkpoint, save_weights
+    from .pack import is_pack, read_pack_meta
     from .train import train
 
     t0 = time.time()
@@ -139,6 +140,10 @@ def run_window(args) -> dict:
         if args.smoke_seconds > 0:
             summary["smoke"] = smoke(args, work)
             print(f"window: smoke {json.dumps(summary['smoke'])}", flush=True)
+        if is_pack(args.train):                  # what the run learnt from, and what its compression cost
+            meta = read_pack_meta(args.train)
+            summary["pack"] = {"codec": "jpeg"} | {k: meta[k] for k in ("count", "available", "codec", "quality",
+                                                                         "l_psnr_mean", "ab_psnr_mean") if k in meta}
         run = work / "run"
         cfg = _config(args, str(run))
         t_train = time.time()

@@ -92,6 +92,7 @@ def test_the_window_end_to_end_on_the_cpu(packs, tmp_path, colour_jpeg):
     assert summary["train"]["steps"] == 2 and summary["train"]["image_steps"] == 16
     assert {"val_psnr", "val_psnr_grey", "val_colorfulness", "val_top1"} <= summary["val"].keys()
     assert summary["smoke"]["images_per_s"] > 0
+    assert summary["pack"]["count"] == 18 and summary["pack"]["codec"] == "jpeg"   # what the run learnt from
     files = sorted(p.name for p in out.iterdir())
     parts = [f for f in files if ".part" in f]
     assert len(parts) >= 2 and len(files) <= 8                        # what may come back from a window
