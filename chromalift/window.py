@@ -49,7 +49,8 @@ def _config(args, out: str, **changes):
     from .train import TrainConfig
     cfg = {"data": args.train, "val": args.val, "out": out, "width": args.width, "crop": args.crop, "batch_size": args.batch_size,
                "steps": args.steps, "minutes": args.minutes, "schedule": "cosine", "warmup": args.warmup, "optimizer": "adam",
-               "lr": args.lr, "alpha": args.alpha, "device": args.device, "workers": args.workers, "eval_every": 10**9,
+               "lr": args.lr, "alpha": args.alpha, "device": args.device, "workers": args.workers,
+               "eval_every": args.eval_every or 10**9,
                "ckpt_every": args.ckpt_every, "log_every": args.log_every, "progress": False, "compile": args.compile,
                "init": args.init, "seed": args.seed, "zoom": args.zoom, "loss": args.loss, "ab_bins": args.ab_bins,
                "ab_prune": args.ab_prune}
@@ -124,6 +125,21 @@ def join_parts(folder: str | Path, dst: str | Path, *, overwrite: bool = False) 
     return dst
 
 
+def _choose_checkpoint(args, run: Path, records: list[dict], summary: dict) -> Path:
+    """The last weights; with --eval-every, those of the best validation (lowest a*b* MSE), which guards a
+    run that goes over a small pack hundreds of times against ending overfitted. The summary says which."""
+    vals = [r for r in records if "val_mse" in r]
+    summary["val_curve"] = [{k: r[k] for k in ("step", "val_mse", "val_psnr", "val_colorfulness", "val_top1") if k in r}
+                            for r in vals]
+    if args.eval_every and vals and (run / "best.pt").exists():
+        best = min(vals, key=lambda r: r["val_mse"])
+        summary["val"] = {k: v for k, v in best.items() if k.startswith("val_")}
+        summary["weights_from"] = f"best validation (step {best['step']})"
+        return run / "best.pt"
+    summary["weights_from"] = "last step"
+    return run / "last.pt"
+
+
 def run_window(args) -> dict:
     """The whole window; returns (and writes to --out) the summary."""
     from .checkpoint import model_from_checkpoint, save_weights
@@ -155,7 +171,8 @@ def run_window(args) -> dict:
         summary["train"] = {"steps": last["step"], "image_steps": last["step"] * args.batch_size,
                             "images_per_s": last["images_per_s"], "mfu": last.get("mfu"), "loss": last["loss"],
                             "config": {k: v for k, v in asdict(cfg).items() if k not in ("out",)}}
-        model, classes, info = model_from_checkpoint(run / "last.pt")
+        checkpoint = _choose_checkpoint(args, run, records, summary)
+        model, classes, info = model_from_checkpoint(checkpoint)
         weights = work / "weights.safetensors"
         info |= {"trained": {"image_steps": summary["train"]["image_steps"], "hardware": summary["device"],
                              "minutes": round(summary["train_minutes"], 2), "recipe": summary["train"]["config"]}}
@@ -188,6 +205,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="start from these weights (same architecture; another colour head starts all but its last layer)")
     p.add_argument("--device", default="cuda", help="cuda (the window), or cpu for a dry run")
     p.add_argument("--workers", type=int, default=0, help="data-loading processes when batches are not resident")
+    p.add_argument("--eval-every", type=int, default=0, help="also validate every N steps and return the weights "
+                   "of the best validation instead of the last (0 = validate at the end only)")
     p.add_argument("--ckpt-every", type=int, default=2000)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--compile", action="store_true", help="torch.compile (costs a cold start)")

@@ -93,6 +93,7 @@ def test_the_window_end_to_end_on_the_cpu(packs, tmp_path, colour_jpeg):
     assert {"val_psnr", "val_psnr_grey", "val_colorfulness", "val_top1"} <= summary["val"].keys()
     assert summary["smoke"]["images_per_s"] > 0
     assert summary["pack"]["count"] == 18 and summary["pack"]["codec"] == "jpeg"   # what the run learnt from
+    assert summary["weights_from"] == "last step" and [r["step"] for r in summary["val_curve"]] == [2]
     files = sorted(p.name for p in out.iterdir())
     parts = [f for f in files if ".part" in f]
     assert len(parts) >= 2 and len(files) <= 8                        # what may come back from a window
@@ -119,6 +120,22 @@ def test_join_refuses_a_damaged_part_and_writes_nothing(tmp_path, tiny_weights, 
     part.write_bytes(bytes(data))
     assert main(["join", str(tmp_path), str(tmp_path / "w.safetensors")]) == 1
     assert "checksum mismatch" in capsys.readouterr().err and not (tmp_path / "w.safetensors").exists()
+
+
+def test_the_window_can_return_its_best_validation_instead_of_its_last_step(packs, tmp_path):
+    from chromalift.window import main as window
+    train_pack, val_pack = packs
+    out = tmp_path / "OUT"
+    assert window(["--train", str(train_pack), "--val", str(val_pack), "--out", str(out), "--steps", "4",
+                   "--minutes", "0", "--smoke-seconds", "0", "--device", "cpu", "--width", "0.125", "--crop", "32",
+                   "--batch-size", "8", "--lr", "0.05", "--eval-every", "1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    curve = summary["val_curve"]
+    assert [r["step"] for r in curve] == [1, 2, 3, 4]                 # every step, the last once
+    best = min(curve, key=lambda r: r["val_mse"])
+    assert summary["weights_from"] == f"best validation (step {best['step']})"
+    assert summary["val"]["val_mse"] == best["val_mse"]
+    assert main(["join", str(out), str(tmp_path / "best.safetensors")]) == 0
 
 
 def test_device_batches_resume_exactly(packs, tmp_path):
