@@ -22,14 +22,9 @@ from chromalift.color import grey_baseline, rgb_to_lab
 from chromalift.evaluate import _ab
 from chromalift.images import find_images, read_photo
 from chromalift.inference import Colorizer
-from chromalift.metrics import COLOURED_CHROMA, HUE_TOLERANCE, STRONG_CHROMA
+from chromalift.metrics import COLOURED_CHROMA, HUE_TOLERANCE, STRONG_CHROMA, _hue_chroma
 
 SECTORS = 12
-
-
-def _hue_chroma(ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ab = ab.reshape(-1, 2).astype(np.float64)
-    return np.degrees(np.arctan2(ab[:, 1], ab[:, 0])) % 360.0, np.hypot(ab[:, 0], ab[:, 1])
 
 
 def sector_counts(ab_pred: np.ndarray, ab_true: np.ndarray) -> np.ndarray:

@@ -94,3 +94,18 @@ def test_hue_metrics_on_a_hand_made_image():
     assert hue_scores(add_counts(hue_counts(ours, truth), hue_counts(ours, truth))) == pytest.approx(s)
     grey = hue_scores(hue_counts(np.zeros_like(truth), truth))
     assert grey["hue_agreement"] == 0 and grey["vegetation_green"] == 0 and grey["neutral_chroma"] == 0
+
+
+def test_hue_by_sector_splits_agreement_where_the_truth_lies():
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("hue_sectors", Path(__file__).parents[1] / "benchmarks" / "hue_sectors.py")
+    hue_sectors = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hue_sectors)
+    polar = lambda hue, chroma: [chroma * np.cos(np.radians(hue)), chroma * np.sin(np.radians(hue))]
+    truth = np.array([polar(45, 30)] * 6 + [polar(135, 30)] * 3 + [polar(135, 3)])   # orange, green, near grey
+    ours = np.array([polar(50, 20)] * 6 + [polar(50, 20), polar(140, 2), polar(140, 20)] + [polar(50, 20)])
+    counts = hue_sectors.sector_counts(ours, truth)
+    assert counts[0].sum() == 9 and counts[0][1] == 6 and counts[0][4] == 3       # the weak pixel is not counted
+    assert counts[1][1] == 6 and counts[1][4] == 1                                  # agreed: all orange, one green
+    assert counts[2][4] == 1 and counts[2].sum() == 1                               # left near grey: one green
