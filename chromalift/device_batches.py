@@ -7,6 +7,7 @@ choices differ from TrainBatches' (drawn per epoch here, per photo there); each 
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -20,8 +21,10 @@ class DeviceBatches:
     def __init__(self, cache: Cache, device: torch.device, *, crop: int, flip: bool, seed: int, zoom: float = 1.0):
         if crop > cache.size:
             raise DataError(f"crop {crop} is larger than the photos ({cache.size} px)")
-        self.images = torch.from_numpy(cache.images[:]).to(device)          # (N, S, S, 3) uint8
-        self.labels = torch.from_numpy(cache.labels[:]).to(device)
+        with warnings.catch_warnings():      # a read-only memory map: batches only ever read from it
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            self.images = torch.from_numpy(cache.images[:]).to(device)      # (N, S, S, 3) uint8
+            self.labels = torch.from_numpy(cache.labels[:]).to(device)
         self.device, self.crop, self.flip, self.seed, self.zoom = device, crop, flip, seed, zoom
 
     @property
