@@ -22,7 +22,7 @@ from chromalift.color import grey_baseline, rgb_to_lab
 from chromalift.evaluate import _ab
 from chromalift.images import find_images, read_photo
 from chromalift.inference import Colorizer
-from chromalift.metrics import COLOURED_CHROMA, HUE_TOLERANCE, STRONG_CHROMA, _hue_chroma
+from chromalift.metrics import COLOURED_CHROMA, HUE_TOLERANCE, STRONG_CHROMA, _hue_chroma, _hue_distance
 
 SECTORS = 12
 
@@ -33,8 +33,7 @@ def sector_counts(ab_pred: np.ndarray, ab_true: np.ndarray) -> np.ndarray:
     hue_t, chroma_t = _hue_chroma(ab_true)
     strong = chroma_t > STRONG_CHROMA
     sector = (hue_t[strong] // (360 / SECTORS)).astype(int)
-    distance = np.abs(hue_p[strong] - hue_t[strong]) % 360.0
-    distance = np.minimum(distance, 360.0 - distance)
+    distance = _hue_distance(hue_p[strong], hue_t[strong])
     coloured = chroma_p[strong] > COLOURED_CHROMA
     counts = np.zeros((3, SECTORS))
     for row, mask in enumerate((np.ones_like(coloured), coloured & (distance <= HUE_TOLERANCE), ~coloured)):

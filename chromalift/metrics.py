@@ -70,6 +70,12 @@ def _hue_chroma(ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.degrees(np.arctan2(ab[:, 1], ab[:, 0])) % 360.0, np.hypot(ab[:, 0], ab[:, 1])
 
 
+def _hue_distance(hue_a: np.ndarray, hue_b: np.ndarray) -> np.ndarray:
+    """Angle between two hues in degrees, 0-180."""
+    distance = np.abs(hue_a - hue_b) % 360.0
+    return np.minimum(distance, 360.0 - distance)
+
+
 def _within(hue: np.ndarray, band: tuple[float, float]) -> np.ndarray:
     return (hue >= band[0]) & (hue <= band[1])
 
@@ -80,8 +86,7 @@ def hue_counts(ab_pred: np.ndarray, ab_true: np.ndarray) -> dict[str, float]:
     hue_t, chroma_t = _hue_chroma(ab_true)
     strong = chroma_t > STRONG_CHROMA
     coloured = chroma_p > COLOURED_CHROMA
-    distance = np.abs(hue_p - hue_t) % 360.0
-    distance = np.minimum(distance, 360.0 - distance)
+    distance = _hue_distance(hue_p, hue_t)
     veg, sky = strong & _within(hue_t, VEGETATION), strong & _within(hue_t, SKY)
     neutral = chroma_t < COLOURED_CHROMA
     return {"strong": int(strong.sum()), "agree": int((strong & coloured & (distance <= HUE_TOLERANCE)).sum()),
