@@ -232,7 +232,7 @@ def cmd_web(argv: list[str]) -> int:
 
 def cmd_pack(argv: list[str]) -> int:
     from .data import DataError
-    from .pack import build_pack, read_pack_meta
+    from .pack import CODECS, build_pack, read_pack_meta
 
     p = argparse.ArgumentParser(prog="colorize pack", description="Pack as many photos as fit in a size budget "
                                 "into one file (JPEG or WebP, 4:2:0 chroma) for training in a short GPU window.")
@@ -240,8 +240,8 @@ def cmd_pack(argv: list[str]) -> int:
     p.add_argument("dst", help="pack file to write (.npz)")
     p.add_argument("--mib", type=float, required=True, help="size budget of the pack in MiB")
     p.add_argument("--size", type=int, default=128, help="photos are resized to size x size")
-    p.add_argument("--codec", choices=("jpeg", "webp"), default="jpeg", help="how photos are stored: WebP holds "
-                   "about twice as many in the same bytes at quality 50-70")
+    p.add_argument("--codec", choices=tuple(CODECS), default="jpeg", help="how photos are stored: WebP at "
+                   "quality 70 holds 1.6x the photos of JPEG at 85 in the same bytes (1.9x at 55)")
     p.add_argument("--quality", type=int, default=85, help="JPEG or WebP quality, 1-100")
     p.add_argument("--val-from", help="also pack this folder as the validation pack DST-val.npz")
     p.add_argument("--val-mib", type=float, default=4.0, help="size budget of the validation pack")
