@@ -204,6 +204,27 @@ def pruned(model: ColorizationNet, keep: tuple[int, ...]) -> ColorizationNet:
     return out.eval()
 
 
+def logit_adjusted(model: ColorizationNet, bin_weights: torch.Tensor, beta: float) -> ColorizationNet:
+    """The same ab-bin weights with `beta` of their training's rebalancing taken back (logit adjustment,
+    Menon et al. 2021): a cross-entropy that weighted bin k by w_k learns probabilities proportional to
+    w_k p(k | photo), so subtracting beta log w_k from the head's bias gives p(k | photo) w_k^(1 - beta):
+    beta 1 is the unweighted posterior (what plain training would aim for, from features that rebalancing
+    taught rare colours), beta 0 the weights as trained. `bin_weights` (one per head output) from
+    `losses.head_bin_weights`. Raises ValueError for weights that regress a*b* or a beta outside [0, 1]."""
+    if not model.config.ab_bins:
+        raise ValueError("logit adjustment needs weights with ab bins (--loss classify); these regress a*b*")
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"logit adjustment {beta}: choose 0 (as trained) to 1 (the unweighted posterior)")
+    state = model.state_dict()
+    bias = state[HEAD + ".bias"]
+    if bin_weights.shape != bias.shape:
+        raise ValueError(f"{bin_weights.numel()} bin weights for a head of {bias.numel()} bins")
+    state[HEAD + ".bias"] = bias - beta * bin_weights.to(bias.dtype).clamp(min=1e-6).log()
+    out = ColorizationNet(model.config)
+    out.load_state_dict(state)
+    return out.eval()
+
+
 def init_from(model: ColorizationNet, path: str, classes: list[str], *, quiet: bool = False) -> None:
     """Start a training run from shipped weights: the same architecture, and the same classes in the same
     order. Their inference settings (gain, temperature) are not architecture. A head over some of the

@@ -15,7 +15,8 @@ def _parser() -> argparse.ArgumentParser:
                                 "colorize, or give weights other inference settings (the source is never changed).",
                                 epilog="""examples:
   colorize weights runs/mine/last.pt mine.safetensors --half --ab-gain 1.1
-  colorize weights shipped fast.safetensors --global-flip off       the shipped model without the mirror pass""",
+  colorize weights shipped fast.safetensors --global-flip off       the shipped model without the mirror pass
+  colorize weights runs/rebalanced/last.pt w.safetensors --half --ab-logit-adjust 1   take back --rebalance""",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", help="a training checkpoint (last.pt, best.pt), a weights file (.safetensors), or "
                    "'shipped' (the shipped model)")
@@ -30,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
                    "(default: as the source has it, off for a checkpoint)")
     p.add_argument("--ab-keep-from", metavar="DATA", help="for weights with ab bins: predict only the bins that "
                    "the colours of DATA (the training cache or pack) fall in, a cheaper head")
+    p.add_argument("--ab-logit-adjust", type=float, metavar="BETA", help="for ab-bin weights trained with "
+                   "--rebalance: take back this share (0-1) of the bias it gave rare colours (logit adjustment; 1: "
+                   "the unweighted posterior), computed from the training photos")
+    p.add_argument("--rebalance-data", metavar="DATA", help="--ab-logit-adjust: the training cache or pack "
+                   "(default: the path the weights record)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file (never the source)")
     return p
 
@@ -57,6 +63,8 @@ def cmd_weights(argv: list[str]) -> int:
             model, classes, info = model_from_checkpoint(source)
         model = recalibrated(model, ab_gain=args.ab_gain, ab_temperature=args.ab_temperature,
                              global_flip=args.global_flip)
+        if args.ab_logit_adjust is not None:    # before any cut: the bins are those the run trained
+            model, info = _logit_adjusted(model, info, args.ab_logit_adjust, args.rebalance_data)
         if args.ab_keep_from:
             photos, bins = load_training_set(args.ab_keep_from).images, model.config.ab_bins
             model = pruned(model, used_ab_bins(photos, bins) if bins else ())
@@ -67,6 +75,25 @@ def cmd_weights(argv: list[str]) -> int:
         return _fail(f"{args.source}: {e}")
     print(f"wrote {out}" + (f" (step {info['step']})" if "step" in info else ""))
     return 0
+
+
+def _logit_adjusted(model, info: dict, beta: float, data: str | None):
+    """The weights with `beta` of their --rebalance taken back, and their info saying so. ValueError where
+    they were not trained with it, regress a*b* or were adjusted already."""
+    from .checkpoint import logit_adjusted
+    from .losses import head_bin_weights
+    from .pack import load_training_set
+
+    trained, c = info.get("train_args", {}), model.config
+    if "ab_logit_adjust" in info:
+        raise ValueError(f"these weights are logit-adjusted already ({info['ab_logit_adjust']}); start from "
+                         "the training checkpoint")
+    if not trained.get("rebalance") or not c.ab_bins:
+        raise ValueError("--ab-logit-adjust takes back --rebalance of ab-bin weights (--loss classify); these "
+                         "were not trained so")
+    cache = load_training_set(data or trained["data"])
+    weights = head_bin_weights(cache.images, cache.ab_hist, float(trained["rebalance"]), c.ab_bins, c.ab_keep)
+    return logit_adjusted(model, weights, beta), {**info, "ab_logit_adjust": beta}
 
 
 def _stored_half(path: Path) -> bool:

@@ -1,6 +1,7 @@
 """The training losses: the paper's MSE on normalised ab (optionally rebalanced), or Zhang et al.'s
-cross-entropy over ab bins, plus alpha x the scene classification cross-entropy; and the bins photos use,
-to which a head can be cut (`ModelConfig.ab_keep`)."""
+cross-entropy over ab bins, plus alpha x the scene classification cross-entropy; the bins photos use, to
+which a head can be cut (`ModelConfig.ab_keep`); and what rebalancing weighted each bin by, which
+`checkpoint.logit_adjusted` takes back at inference."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .color import normalize_ab, rgb_to_lab
-from .data import ab_bin_index
+from .data import ab_bin_index, rebalance_weights
 
 
 def ab_bin_targets(ab: torch.Tensor, bins: int) -> torch.Tensor:
@@ -29,6 +30,26 @@ def used_ab_bins(images: np.ndarray, bins: int, *, photos: int = 3000, seed: int
         counts += torch.bincount(ab_bin_targets(rgb_to_lab(rgb)[:, 1:], bins).flatten(), minlength=bins * bins)
     used = tuple(torch.nonzero(counts).flatten().tolist())
     return used if len(used) >= 2 else ()
+
+
+def head_bin_weights(images: np.ndarray, ab_hist: np.ndarray, rebalance: float, bins: int,
+                     keep: tuple[int, ...] = (), *, photos: int = 2000, seed: int = 0) -> torch.Tensor:
+    """The mean `--rebalance` loss weight of the training pixels whose target is each output of a head over
+    the bins x bins grid (or its `keep` bins), from up to `photos` of these (N, S, S, 3) uint8 photos: the
+    factor by which the weighted cross-entropy inflates that bin's probability. 1 for a bin no pixel hit."""
+    weights, lookup = rebalance_weights(ab_hist, 1.0 - rebalance), head_bin_lookup(bins, keep)
+    outputs = len(keep) or bins * bins
+    sums, counts = torch.zeros(outputs, dtype=torch.float64), torch.zeros(outputs, dtype=torch.float64)
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(images), size=min(photos, len(images)), replace=False))
+    for start in range(0, len(chosen), 64):   # bounded memory: 64 photos at a time
+        rgb = torch.from_numpy(np.asarray(images[chosen[start:start + 64]])).permute(0, 3, 1, 2).float() / 255.0
+        ab = rgb_to_lab(rgb)[:, 1:]
+        target = ab_bin_targets(ab, bins) if lookup is None else lookup[ab_bin_targets(ab, bins)]
+        sums += torch.bincount(target.flatten(), weights=weights[ab_bin_index(ab)].flatten().double(),
+                               minlength=outputs)
+        counts += torch.bincount(target.flatten(), minlength=outputs).double()
+    return torch.where(counts > 0, sums / counts.clamp(min=1.0), torch.ones_like(sums)).float()
 
 
 def head_bin_lookup(bins: int, keep: tuple[int, ...]) -> torch.Tensor | None:
