@@ -18,16 +18,23 @@ def ab_bin_targets(ab: torch.Tensor, bins: int) -> torch.Tensor:
     return idx[:, 0] * bins + idx[:, 1]
 
 
+def _sampled_ab(images: np.ndarray, photos: int, seed: int):
+    """The a*b* (B, 2, S, S) of a random sample of up to `photos` of these (N, S, S, 3) uint8 photos, 64 at
+    a time (bounded memory)."""
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(images), size=min(photos, len(images)), replace=False))
+    for start in range(0, len(chosen), 64):
+        rgb = torch.from_numpy(np.asarray(images[chosen[start:start + 64]])).permute(0, 3, 1, 2).float() / 255.0
+        yield rgb_to_lab(rgb)[:, 1:]
+
+
 def used_ab_bins(images: np.ndarray, bins: int, *, photos: int = 3000, seed: int = 0) -> tuple[int, ...]:
     """The bins of the bins x bins grid that the colours of up to `photos` of these (N, S, S, 3) uint8 photos
     (a random sample) fall in, as row-major indices: what a head with `ab_keep` predicts; () (the whole
     grid) where they fall in fewer than two."""
-    rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(len(images), size=min(photos, len(images)), replace=False))
     counts = torch.zeros(bins * bins, dtype=torch.long)
-    for start in range(0, len(chosen), 64):   # bounded memory: 64 photos at a time
-        rgb = torch.from_numpy(np.asarray(images[chosen[start:start + 64]])).permute(0, 3, 1, 2).float() / 255.0
-        counts += torch.bincount(ab_bin_targets(rgb_to_lab(rgb)[:, 1:], bins).flatten(), minlength=bins * bins)
+    for ab in _sampled_ab(images, photos, seed):
+        counts += torch.bincount(ab_bin_targets(ab, bins).flatten(), minlength=bins * bins)
     used = tuple(torch.nonzero(counts).flatten().tolist())
     return used if len(used) >= 2 else ()
 
@@ -40,11 +47,7 @@ def head_bin_weights(images: np.ndarray, ab_hist: np.ndarray, rebalance: float, 
     weights, lookup = rebalance_weights(ab_hist, 1.0 - rebalance), head_bin_lookup(bins, keep)
     outputs = len(keep) or bins * bins
     sums, counts = torch.zeros(outputs, dtype=torch.float64), torch.zeros(outputs, dtype=torch.float64)
-    rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(len(images), size=min(photos, len(images)), replace=False))
-    for start in range(0, len(chosen), 64):   # bounded memory: 64 photos at a time
-        rgb = torch.from_numpy(np.asarray(images[chosen[start:start + 64]])).permute(0, 3, 1, 2).float() / 255.0
-        ab = rgb_to_lab(rgb)[:, 1:]
+    for ab in _sampled_ab(images, photos, seed):
         target = ab_bin_targets(ab, bins) if lookup is None else lookup[ab_bin_targets(ab, bins)]
         sums += torch.bincount(target.flatten(), weights=weights[ab_bin_index(ab)].flatten().double(),
                                minlength=outputs)
