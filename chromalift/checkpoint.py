@@ -204,6 +204,12 @@ def pruned(model: ColorizationNet, keep: tuple[int, ...]) -> ColorizationNet:
     return out.eval()
 
 
+def check_logit_adjust(beta: float) -> None:
+    """ValueError for a logit adjustment outside [0, 1]."""
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"logit adjustment {beta}: choose 0 (as trained) to 1 (the unweighted posterior)")
+
+
 def logit_adjusted(model: ColorizationNet, bin_weights: torch.Tensor, beta: float) -> ColorizationNet:
     """The same ab-bin weights with `beta` of their training's rebalancing taken back (logit adjustment,
     Menon et al. 2021): a cross-entropy that weighted bin k by w_k learns probabilities proportional to
@@ -213,8 +219,7 @@ def logit_adjusted(model: ColorizationNet, bin_weights: torch.Tensor, beta: floa
     `losses.head_bin_weights`. Raises ValueError for weights that regress a*b* or a beta outside [0, 1]."""
     if not model.config.ab_bins:
         raise ValueError("logit adjustment needs weights with ab bins (--loss classify); these regress a*b*")
-    if not 0.0 <= beta <= 1.0:
-        raise ValueError(f"logit adjustment {beta}: choose 0 (as trained) to 1 (the unweighted posterior)")
+    check_logit_adjust(beta)
     state = model.state_dict()
     bias = state[HEAD + ".bias"]
     if bin_weights.shape != bias.shape:

@@ -80,10 +80,11 @@ def cmd_weights(argv: list[str]) -> int:
 def _logit_adjusted(model, info: dict, beta: float, data: str | None):
     """The weights with `beta` of their --rebalance taken back, and their info saying so. ValueError where
     they were not trained with it, regress a*b* or were adjusted already."""
-    from .checkpoint import logit_adjusted
+    from .checkpoint import check_logit_adjust, logit_adjusted
     from .losses import head_bin_weights
     from .pack import load_training_set
 
+    check_logit_adjust(beta)                 # before reading the training photos
     trained, c = info.get("train_args", {}), model.config
     if "ab_logit_adjust" in info:
         raise ValueError(f"these weights are logit-adjusted already ({info['ab_logit_adjust']}); start from "

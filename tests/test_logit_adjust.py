@@ -89,7 +89,8 @@ def test_weights_cli_takes_back_the_rebalancing_the_checkpoint_records(cache, tm
     assert torch.allclose(shift, weights.log(), atol=1e-5) and (weights != 1).any()
     capsys.readouterr()
     for source, extra, said in ((out, [], "already"), (tmp_path / "plain.pt", [], "not trained so"),
-                                (tmp_path / "rebalanced.pt", ["--rebalance-data", str(tmp_path / "gone")], "gone")):
+                                (tmp_path / "rebalanced.pt", ["--rebalance-data", str(tmp_path / "gone")], "gone"),
+                                (tmp_path / "rebalanced.pt", ["--ab-logit-adjust", "2"], "choose 0")):
         target = tmp_path / "again.safetensors"
         assert main(["weights", str(source), str(target), "--ab-logit-adjust", "0.5", *extra]) == 1
         err = capsys.readouterr().err
