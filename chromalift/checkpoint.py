@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from .defaults import WEIGHTS_FORMAT
 from .files import atomic_write
-from .model import ColorizationNet, ModelConfig
+from .model import INFERENCE_SETTINGS, ColorizationNet, ModelConfig
 
 # file format names, kept from before the package was renamed: every weights file and checkpoint still loads
 CHECKPOINT_FORMAT = "colorizer/train-checkpoint/v1"
@@ -159,14 +159,15 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[ColorizationNet, lis
 
 
 def recalibrated(model: ColorizationNet, *, ab_gain: float | None = None, ab_temperature: float | None = None,
-                 global_flip: str | None = None) -> ColorizationNet:
+                 global_flip: str | None = None, coarse_blend: float | None = None) -> ColorizationNet:
     """The same weights with other inference settings (None: as they are): the chroma gain about grey, for
-    ab-bin weights the annealed mean's temperature, and which outputs of the global path average the photo
-    with its mirror image (model.GLOBAL_FLIPS). Raises ValueError for a temperature on weights that regress
-    a*b*."""
+    ab-bin weights the annealed mean's temperature, which outputs of the global path average the photo
+    with its mirror image (model.GLOBAL_FLIPS), and the share of a second local pass at the global size.
+    Raises ValueError for a temperature on weights that regress a*b*, or a setting out of range."""
     if ab_temperature is not None and not model.config.ab_bins:
         raise ValueError("--ab-temperature needs weights with ab bins (--loss classify); these regress a*b*")
-    given = {"ab_gain": ab_gain, "ab_temperature": ab_temperature, "global_flip": global_flip}
+    given = {"ab_gain": ab_gain, "ab_temperature": ab_temperature, "global_flip": global_flip,
+             "coarse_blend": coarse_blend}
     changes = {k: v for k, v in given.items() if v is not None}
     out = ColorizationNet(replace(model.config, **changes))
     out.load_state_dict(model.state_dict())
@@ -232,12 +233,12 @@ def logit_adjusted(model: ColorizationNet, bin_weights: torch.Tensor, beta: floa
 
 def init_from(model: ColorizationNet, path: str, classes: list[str], *, quiet: bool = False) -> None:
     """Start a training run from shipped weights: the same architecture, and the same classes in the same
-    order. Their inference settings (gain, temperature) are not architecture. A head over some of the
+    order. Their inference settings (model.INFERENCE_SETTINGS) are not architecture. A head over some of the
     weights' ab bins starts from those rows; a colour head that differs otherwise (regression vs bins,
     another grid, bins the weights lack) keeps its fresh initialisation, said in one line (unless quiet:
     the other processes of a distributed run)."""
     init_model, init_classes, _ = load_weights(path)
-    head = ("ab_bins", "ab_temperature", "ab_gain", "ab_keep")
+    head = ("ab_bins", "ab_keep", *INFERENCE_SETTINGS)
     if replace(init_model.config, **{k: getattr(model.config, k) for k in head}) != model.config:
         raise CheckpointError(f"{path}: weights are of another model ({init_model.config.to_dict()}), "
                               f"not {model.config.to_dict()}")

@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--global-flip", choices=GLOBAL_FLIPS, help="run the small global path on the photo's mirror "
                    "image too and average: for the scene scores, or for the scores and the colour prior "
                    "(default: as the source has it, off for a checkpoint)")
+    p.add_argument("--coarse-blend", type=float, metavar="W", help="where the local path sees a photo larger "
+                   "than the global size, run it once more at that size (the scale the network trained at) and "
+                   "blend this share (0-1) of its colours in (default: as the source has it, 0 for a checkpoint)")
     p.add_argument("--ab-keep-from", metavar="DATA", help="for weights with ab bins: predict only the bins that "
                    "the colours of DATA (the training cache or pack) fall in, a cheaper head")
     p.add_argument("--ab-logit-adjust", type=float, metavar="BETA", help="for ab-bin weights trained with "
@@ -62,7 +65,7 @@ def cmd_weights(argv: list[str]) -> int:
         else:
             model, classes, info = model_from_checkpoint(source)
         model = recalibrated(model, ab_gain=args.ab_gain, ab_temperature=args.ab_temperature,
-                             global_flip=args.global_flip)
+                             global_flip=args.global_flip, coarse_blend=args.coarse_blend)
         if args.ab_logit_adjust is not None:    # before any cut: the bins are those the run trained
             model, info = _logit_adjusted(model, info, args.ab_logit_adjust, args.rebalance_data)
         if args.ab_keep_from:

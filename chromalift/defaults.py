@@ -41,3 +41,14 @@ def process_shape(h: int, w: int, process_size: int | None) -> tuple[int, int]:
         short, long = MIN_PROCESS_SIDE, max(MIN_PROCESS_SIDE, budget // MIN_PROCESS_SIDE)
         ph, pw = (short, min(long, max(w, short))) if h < w else (min(long, max(h, short)), short)
     return ph, pw
+
+
+def coarse_shape(ph: int, pw: int, size: int) -> tuple[int, int] | None:
+    """The size of `coarse_blend`'s second local pass over a photo the local path sees at ph x pw: the longer
+    side at `size` (the model's global size, the scale it trained at), or None where the photo is no larger
+    or its shorter side would fall under MIN_PROCESS_SIDE (a strip)."""
+    if max(ph, pw) <= size:
+        return None
+    scale = size / max(ph, pw)
+    ch, cw = max(1, round(ph * scale)), max(1, round(pw * scale))
+    return (ch, cw) if min(ch, cw) >= MIN_PROCESS_SIDE else None

@@ -1,10 +1,11 @@
 """Colorize a photo of any size: the paper's two paths, and the original luminance kept untouched.
 
 The local path runs on the photo itself (at most `process_size` on its longer side, sides padded to a
-multiple of 8); the global path on a square copy of the model's global size (224 in the paper), of
-the same photo or of a reference photo (the paper's style transfer). The predicted ab are upsampled to
-the full size and combined with the photo's own full-resolution L. Where a predicted colour falls out
-of the sRGB gamut its chroma is reduced rather than its RGB clipped, so the output's L is the input's.
+multiple of 8), and with the weights' `coarse_blend` once more at the global size, blended in; the global
+path on a square copy of the model's global size (224 in the paper), of the same photo or of a reference
+photo (the paper's style transfer). The predicted ab are upsampled to the full size and combined with the
+photo's own full-resolution L. Where a predicted colour falls out of the sRGB gamut its chroma is reduced
+rather than its RGB clipped, so the output's L is the input's.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from .color import (
     normalize_l,
     unnormalize_ab,
 )
-from .defaults import BAND_PIXELS, DEFAULT_PROCESS_SIZE, DEFAULT_WEIGHTS, process_shape
+from .defaults import BAND_PIXELS, DEFAULT_PROCESS_SIZE, DEFAULT_WEIGHTS, coarse_shape, process_shape
 from .device import pick_device
 from .images import NOTE
 from .model import ColorizationNet
@@ -116,12 +117,23 @@ class Colorizer:
         ph, pw = process_shape(h, w, process_size)
         l_small = l if (ph, pw) == (h, w) else F.interpolate(l, size=(ph, pw), mode="bilinear",
                                                              antialias=ph * pw < h * w, align_corners=False)
-        pad_h, pad_w = -ph % 8, -pw % 8
-        x = F.pad(normalize_l(l_small), (0, pad_w, 0, pad_h), mode="replicate")   # (1, 1, ph+, pw+)
-        ab01 = self.engine.local_ab(x, prior).to(l.device)                        # (1, 2, ph+/2, pw+/2)
-        ab = F.interpolate(unnormalize_ab(ab01), scale_factor=2, mode="bilinear", align_corners=False)
-        ab = ab[:, :, :ph, :pw]
+        ab = self._local_pass(l_small, prior)
+        c = self.model.config
+        coarse = coarse_shape(ph, pw, c.global_size) if c.coarse_blend else None
+        if coarse:   # the photo at the scale the network trained at too: that share of its colours
+            l_coarse = F.interpolate(l_small, size=coarse, mode="bilinear", antialias=True, align_corners=False)
+            ab_coarse = self._local_pass(l_coarse, prior)
+            ab = torch.lerp(ab, F.interpolate(ab_coarse, size=(ph, pw), mode="bilinear", align_corners=False),
+                            c.coarse_blend)
         return ab_filter(l_small, ab) if ab_filter is not None else ab
+
+    def _local_pass(self, l_small: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """(B, 1, ph, pw) L -> (B, 2, ph, pw) ab from one pass of the local path (sides padded to a multiple of 8)."""
+        ph, pw = l_small.shape[-2:]
+        x = F.pad(normalize_l(l_small), (0, -pw % 8, 0, -ph % 8), mode="replicate")   # (B, 1, ph+, pw+)
+        ab01 = self.engine.local_ab(x, prior).to(l_small.device)                   # (B, 2, ph+/2, pw+/2)
+        ab = F.interpolate(unnormalize_ab(ab01), scale_factor=2, mode="bilinear", align_corners=False)
+        return ab[:, :, :ph, :pw]
 
     @torch.no_grad()
     def colorize(self, rgb: np.ndarray, *, reference: np.ndarray | None = None,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import color_np as C
-from .defaults import BAND_PIXELS, DEFAULT_PROCESS_SIZE, DEFAULT_WEIGHTS, GLOBAL_FLIPS, WEIGHTS_FORMAT, process_shape
+from .defaults import BAND_PIXELS, DEFAULT_PROCESS_SIZE, DEFAULT_WEIGHTS, GLOBAL_FLIPS, WEIGHTS_FORMAT, coarse_shape, process_shape
 from .images import NOTE
 
 BN_EPS = 1e-5   # torch.nn.BatchNorm's default
@@ -69,7 +69,8 @@ def _check_settings(config: dict, path: Path) -> None:
           and (not keep or (bins and len(keep) >= 2 and keep[0] >= 0 and keep[-1] < bins * bins))
           and config.get("global_flip", "off") in GLOBAL_FLIPS
           and all(isinstance(config.get(k, 1.0), (int, float)) and 0 < config.get(k, 1.0) <= top
-                  for k, top in (("ab_gain", 4), ("ab_temperature", 10))))
+                  for k, top in (("ab_gain", 4), ("ab_temperature", 10)))
+          and isinstance(config.get("coarse_blend", 0.0), (int, float)) and 0 <= config.get("coarse_blend", 0.0) < 1)
     if not ok:
         raise LiteError(f"{path}: its model config holds settings this version cannot use")
 
@@ -265,6 +266,17 @@ class LiteColorizer:
         h, w = l.shape
         ph, pw = process_shape(h, w, process_size)
         small = resize(l.astype(np.float32), (ph, pw), antialias=ph * pw < h * w)
+        ab = self._local_pass(small, prior)
+        blend = self.net.config.get("coarse_blend", 0.0)
+        coarse = coarse_shape(ph, pw, self.net.config.get("global_size", 224)) if blend else None
+        if coarse:   # as inference.Colorizer: the photo at the global size too, that share of its colours
+            ab_coarse = self._local_pass(resize(small, coarse, antialias=True), prior)
+            ab_coarse = _bilinear(_bilinear(ab_coarse, ph, 0), pw, 1)
+            ab = ab + np.float32(blend) * (ab_coarse - ab)
+        return ab
+
+    def _local_pass(self, small: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        ph, pw = small.shape
         x = np.pad(C.normalize_l(small), ((0, -ph % 8), (0, -pw % 8)), mode="edge")
         ab = C.unnormalize_ab(self.net.local_ab(x, prior))
         ab = _bilinear(_bilinear(ab, ab.shape[0] * 2, 0), ab.shape[1] * 2, 1)

@@ -16,6 +16,9 @@ output, optionally over only the grid's bins that photos use (`ab_keep`, row-maj
 `global_features=False` is the paper's ablation without the global prior (the fusion sees zeros).
 `global_flip` (inference only, like `ab_gain`) also runs the global path on the photo's mirror image and
 averages the two: for the scene scores ("scenes") or for the scores and the colour prior ("all").
+`coarse_blend` (inference only) is read by the photo path (inference.py): where the local path sees a photo
+larger than the global size, a second pass sees it at the global size (the scale the network trained at)
+and that share of its a*b* is blended into the first's.
 
 Every convolution is 3x3 with padding 1; stride-2 convolutions replace pooling; batch norm and ReLU
 follow every layer except the two outputs. `ModelConfig.width` scales every channel count, so the
@@ -30,6 +33,9 @@ import torch.nn as nn
 
 from .defaults import GLOBAL_FLIPS
 
+# what only inference reads: weights keep them, a training run started from the weights does not
+INFERENCE_SETTINGS = ("ab_temperature", "ab_gain", "global_flip", "coarse_blend")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -42,6 +48,7 @@ class ModelConfig:
     global_features: bool = True   # False: the paper's ablation without the global prior
     ab_gain: float = 1.0     # inference: predicted ab scaled by this (a calibration against MSE's pull to grey)
     global_flip: str = "off"   # inference: "scenes" / "all": the scene scores / and the prior, from the photo and its mirror
+    coarse_blend: float = 0.0  # inference: share of a second local pass at the global size, for larger photos
 
     def __post_init__(self):
         if self.global_size % 32 or self.global_size < 32:
@@ -56,6 +63,8 @@ class ModelConfig:
             raise ValueError(f"ab_gain must be in (0, 4], got {self.ab_gain}")
         if self.global_flip not in GLOBAL_FLIPS:
             raise ValueError(f"global_flip must be one of {', '.join(GLOBAL_FLIPS)}, got {self.global_flip!r}")
+        if not 0 <= self.coarse_blend < 1:
+            raise ValueError(f"coarse_blend must be in [0, 1), got {self.coarse_blend}")
         if not 0 < self.ab_temperature <= 10:
             raise ValueError(f"ab_temperature must be in (0, 10], got {self.ab_temperature}")
         object.__setattr__(self, "ab_keep", tuple(self.ab_keep))   # JSON gives a list

@@ -169,7 +169,7 @@ def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: tor
 
 def _restore(run: _Run, path: Path) -> None:
     state = ckpt.load_checkpoint(path, require=ckpt.CHECKPOINT_FIELDS)
-    if state["model_config"] != run.model_config.to_dict():
+    if ckpt.config_from(state["model_config"], path) != run.model_config:   # a setting added since: its default
         raise ckpt.CheckpointError(f"{path}: checkpoint is of another model ({state['model_config']}), "
                                    f"not {run.model_config.to_dict()}")
     run.model.load_state_dict(ckpt.clean_state_dict(state["model"]))

@@ -154,3 +154,36 @@ def test_weights_take_other_settings_from_weights_and_never_write_the_source(tmp
     shipped, ours = (load_weights(p)[0] for p in (DEFAULT_WEIGHTS, tmp_path / "s.safetensors"))
     assert ours.config == replace(shipped.config, global_flip="off")
     assert all(torch.equal(a, b) for a, b in zip(shipped.state_dict().values(), ours.state_dict().values()))
+
+
+def test_coarse_blend_adds_a_pass_at_the_global_size_for_larger_photos_only(tmp_path, capsys):
+    from dataclasses import replace
+
+    import torch.nn.functional as F
+
+    from chromalift.cli import main
+    from chromalift.inference import Colorizer
+    torch.manual_seed(0)
+    model = ColorizationNet(replace(CONFIG, global_size=64))
+    with torch.no_grad():   # batch-norm statistics that let the local path's colours vary over the photo
+        model.train()(torch.rand(8, 1, 64, 64) * 2 - 1)
+    ckpt = _training_checkpoint(tmp_path / "c.pt", model.eval())
+    assert main(["weights", str(ckpt), str(tmp_path / "one.safetensors")]) == 0
+    assert main(["weights", str(ckpt), str(tmp_path / "two.safetensors"), "--coarse-blend", "0.4"]) == 0
+    one, two = (Colorizer.load(tmp_path / f"{n}.safetensors", device="cpu") for n in ("one", "two"))
+    assert two.model.config.coarse_blend == 0.4
+    prior = one.prior(np.zeros((8, 8, 3), np.uint8))[0]
+    l = torch.rand(1, 1, 77, 128) * 100           # the local path sees it whole at process size 128
+    fine = one.predict_ab_small(l, prior, process_size=128)
+    at_global = one.predict_ab_small(l, prior, process_size=64)    # the same photo at the global size (38 x 64)
+    expected = 0.6 * fine + 0.4 * F.interpolate(at_global, size=fine.shape[-2:], mode="bilinear", align_corners=False)
+    blended = two.predict_ab_small(l, prior, process_size=128)
+    assert blended.shape == fine.shape and torch.allclose(blended, expected, atol=1e-3)
+    assert not torch.allclose(blended, fine, atol=1e-2), "the second pass changes the colours"
+    small = torch.rand(1, 1, 48, 64) * 100        # no larger than the global size: one pass, the same colours
+    assert torch.equal(two.predict_ab_small(small, prior), one.predict_ab_small(small, prior))
+    capsys.readouterr()
+    for bad in ("1", "-0.1"):
+        assert main(["weights", str(ckpt), str(tmp_path / "bad.safetensors"), "--coarse-blend", bad]) == 1
+        err = capsys.readouterr().err
+        assert "coarse_blend" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "bad.safetensors").exists()

@@ -87,6 +87,14 @@ def test_network_matches_pytorch(tmp_path, config):
     np.testing.assert_allclose(lite.net.local_ab(l[0, 0].numpy(), prior), ab_t, atol=1e-4)
 
 
+def test_a_coarse_blend_matches_pytorch_within_one_level(tmp_path):
+    path = _weights(tmp_path, ModelConfig(num_classes=4, width=0.125, global_size=64, coarse_blend=0.5))
+    lite, ref = LiteColorizer.load(path), Colorizer.load(path, device="cpu", backend="torch")
+    for shape in ((768, 1024), (600, 300), (37, 301), (3000, 40)):   # two with the second pass, two strips without
+        rgb = gradient_rgb(*shape, seed=sum(shape))
+        assert _max_diff(lite.colorize(rgb), ref.colorize(rgb)) <= 1
+
+
 @pytest.mark.parametrize("shape", [(768, 1024), (37, 301), (9, 2000), (3000, 40), (5, 5), (1, 1)])
 def test_photos_match_pytorch_within_one_level(tiny_weights, shape):
     rgb = gradient_rgb(*shape, seed=sum(shape))
@@ -138,7 +146,7 @@ def test_a_file_that_is_not_weights_is_one_line(tmp_path, tiny_weights):
     with pytest.raises(LiteError, match=r"bad\.safetensors: not a usable weights file"):
         LiteColorizer.load(bad)
     state = load_file(str(tiny_weights))
-    for setting in ({"ab_bins": 4, "ab_keep": [-1, 3]}, {"global_flip": True}, {"ab_gain": 0}):
+    for setting in ({"ab_bins": 4, "ab_keep": [-1, 3]}, {"global_flip": True}, {"ab_gain": 0}, {"coarse_blend": 1}):
         save_file(state, str(bad), metadata=meta | {"config": json.dumps(json.loads(meta["config"]) | setting)})
         with pytest.raises(LiteError, match=r"bad\.safetensors: its model config holds settings"):
             LiteColorizer.load(bad)

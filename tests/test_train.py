@@ -16,7 +16,7 @@ import torch
 from helpers import gradient_rgb, make_photo_folder
 from PIL import Image
 
-from chromalift.checkpoint import CheckpointError, load_checkpoint
+from chromalift.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from chromalift.data import DataError, EpochSampler, load_cache, prepare
 from chromalift.train import TrainConfig, train
 
@@ -125,6 +125,12 @@ def test_refuses_to_clobber_a_run_and_checks_config_on_resume(caches, tmp_path):
         train(tiny(tmp_path / "run", train_dir, steps=4))
     with pytest.raises(CheckpointError, match="another model"):
         train(tiny(tmp_path / "run", train_dir, steps=4, width=0.25, resume=True))
+    # a checkpoint from before an inference setting was added (its config lacks the key) still resumes
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    del state["model_config"]["coarse_blend"]
+    save_checkpoint(tmp_path / "run" / "last.pt", state)
+    train(tiny(tmp_path / "run", train_dir, steps=3, resume=True))
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 3
 
 
 def test_bad_data_gives_clear_errors(tmp_path):
@@ -227,13 +233,15 @@ def test_init_starts_from_weights_and_refuses_another_architecture(caches, tmp_p
     train_dir, _ = caches
     classes = load_cache(train_dir).classes
     torch.manual_seed(7)
-    start = ColorizationNet(ModelConfig(num_classes=len(classes), width=0.125, global_size=32, ab_gain=1.1))
-    save_weights(tmp_path / "start.safetensors", start, classes=classes)   # a shipped model: a gain, for inference
+    start = ColorizationNet(ModelConfig(num_classes=len(classes), width=0.125, global_size=32, ab_gain=1.1,
+                                        global_flip="scenes", coarse_blend=0.5))
+    save_weights(tmp_path / "start.safetensors", start, classes=classes)   # a shipped model: settings for inference
     train(tiny(tmp_path / "run", train_dir, steps=1, eval_every=100, init=str(tmp_path / "start.safetensors"),
                optimizer="adam", lr=1e-9))
     state = load_checkpoint(tmp_path / "run" / "last.pt")
     trained = state["model"]
-    assert state["model_config"]["ab_gain"] == 1.0, "the run trains without the gain"
+    assert (state["model_config"]["ab_gain"], state["model_config"]["global_flip"],
+            state["model_config"]["coarse_blend"]) == (1.0, "off", 0.0), "the run trains without inference settings"
     key = next(k for k in trained if k.endswith("0.0.weight"))      # the first convolution
     assert torch.allclose(trained[key], start.state_dict()[key], atol=1e-6), key
     other = ColorizationNet(ModelConfig(num_classes=len(classes), width=0.25, global_size=32))
