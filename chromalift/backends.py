@@ -1,7 +1,7 @@
 """Inference engines for the two paths: fused eager PyTorch (batch norm folded into the convolutions,
 channels-last), or ONNX Runtime.
 
-Both expose `global_prior(l_global) -> (prior, logits)` and `local_ab(l, prior) -> ab01` on normalised
+Both expose `global_prior(l_global, scores=True) -> (prior, logits)` and `local_ab(l, prior) -> ab01` on normalised
 tensors, so `Colorizer` does not care which runs. `benchmarks/speed.py` measures them against each other
 and against the CPU's ceiling: on the 2-core CPU here the fused eager engine ran at 78-79% of the fp32
 peak at 512 px and above, ONNX Runtime at 58-72%, so 'auto' picks the former; ONNX Runtime stays
@@ -51,8 +51,8 @@ class TorchEngine:
             self.model = self.model.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
-    def global_prior(self, l_global: torch.Tensor):
-        return self.model.global_prior(l_global)
+    def global_prior(self, l_global: torch.Tensor, *, scores: bool = True):
+        return self.model.global_prior(l_global, scores=scores)
 
     @torch.inference_mode()
     def local_ab(self, l: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
@@ -138,7 +138,7 @@ class OnnxEngine:
         self.global_session = ort.InferenceSession(str(folder / "global.onnx"), options, providers=providers)
         self.local_session = ort.InferenceSession(str(folder / "local.onnx"), options, providers=providers)
 
-    def global_prior(self, l_global: torch.Tensor):
+    def global_prior(self, l_global: torch.Tensor, *, scores: bool = True):   # one graph: scores or not
         out = self.global_session.run(None, {"l_global": l_global.cpu().numpy().astype(np.float32)})
         return torch.from_numpy(out[0]), (torch.from_numpy(out[1]) if len(out) > 1 else None)
 

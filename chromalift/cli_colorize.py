@@ -263,7 +263,7 @@ def _run(colorizer, jobs: list, args, reference, plan) -> _Tally:
             print(f"colorize: error: {line}", file=sys.stderr)
         for line in plan.notes:
             print(f"colorize: {line}", file=sys.stderr)
-    prior = colorizer.prior(reference)[0] if reference is not None else None
+    prior = colorizer.prior(reference, scores=False)[0] if reference is not None else None
     videos = [job for job in jobs if is_video(job.src)]
     photos = [job for job in jobs if not is_video(job.src)]
     tally.videos, tally.photos, counted = len(videos), len(photos), []   # counted: photos written, kept on Ctrl-C

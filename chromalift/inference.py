@@ -73,15 +73,16 @@ class Colorizer:
         return [(self.classes[i], float(v)) for v, i in zip(top.values.tolist(), top.indices.tolist())]
 
     @torch.no_grad()
-    def prior(self, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def prior(self, rgb: np.ndarray, *, scores: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The global prior (1, C; C = 256 at the paper's width) and class scores of a photo ((H, W, 3) uint8, or
-        float in [0, 1])."""
-        return self._prior_from_l(self._l(rgb))
+        float in [0, 1]). scores=False: the prior is all the caller uses (the scores may be None; weights
+        whose scene scores alone see the mirror image then skip it)."""
+        return self._prior_from_l(self._l(rgb), scores=scores)
 
-    def _prior_from_l(self, l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _prior_from_l(self, l: torch.Tensor, *, scores: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         g = self.model.config.global_size
         l_global = F.interpolate(l, size=(g, g), mode="bilinear", antialias=True, align_corners=False)
-        return self.engine.global_prior(normalize_l(l_global))
+        return self.engine.global_prior(normalize_l(l_global), scores=scores)
 
     def _l(self, rgb: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 (through a table: 4x faster, the same L) or float in [0, 1] -> (1, 1, H, W) L."""
@@ -146,7 +147,8 @@ class Colorizer:
         """
         l = self._l(rgb)                                                          # (1, 1, H, W), full size
         if prior is None:   # the photo's own L serves the global path too: no second Lab conversion
-            prior, _ = self.prior(reference) if reference is not None else self._prior_from_l(l)
+            prior, _ = (self.prior(reference, scores=False) if reference is not None
+                        else self._prior_from_l(l, scores=False))
         return self._colorize_l(l, prior, process_size, bits)
 
     @torch.no_grad()

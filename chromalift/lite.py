@@ -99,10 +99,12 @@ class LiteNet:
             x = _conv(x, self.layers[f"low.{i}"], stride)
         return x
 
-    def global_prior(self, l_global: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(G, G) normalised L -> the prior (C,) and the class scores (classes,) or None."""
+    def global_prior(self, l_global: np.ndarray, *, scores: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """(G, G) normalised L -> the prior (C,) and the class scores (classes,) or None (scores=False: as in
+        model.ColorizationNet.global_prior, the mirror image is skipped where only the scores need it)."""
         g512 = mean = self._global_features(l_global)
         flip = self.config.get("global_flip", "off")   # model.ColorizationNet.global_prior: photo and mirror image
+        flip = "off" if flip == "scenes" and not scores else flip
         if flip != "off":
             mean = (g512 + self._global_features(np.ascontiguousarray(l_global[:, ::-1]))) / 2
         prior = _dense(mean if flip == "all" else g512, self.layers["glob.fc3"])
@@ -240,12 +242,12 @@ class LiteColorizer:
         p /= p.sum()
         return [(self.classes[i], float(p[i])) for i in np.argsort(-p, kind="stable")[:k]]
 
-    def prior(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        return self._prior_from_l(self._l(rgb))
+    def prior(self, rgb: np.ndarray, *, scores: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        return self._prior_from_l(self._l(rgb), scores=scores)
 
-    def _prior_from_l(self, l: np.ndarray):
+    def _prior_from_l(self, l: np.ndarray, *, scores: bool = True):
         g = self.net.config.get("global_size", 224)
-        return self.net.global_prior(C.normalize_l(resize(l, (g, g), antialias=True)))
+        return self.net.global_prior(C.normalize_l(resize(l, (g, g), antialias=True)), scores=scores)
 
     @staticmethod
     def _l(rgb: np.ndarray) -> np.ndarray:
@@ -287,7 +289,7 @@ class LiteColorizer:
                  bits: int = 8) -> np.ndarray:
         l = self._l(rgb)
         if prior is None:
-            prior, _ = self.prior(reference) if reference is not None else self._prior_from_l(l)
+            prior, _ = self.prior(reference, scores=False) if reference is not None else self._prior_from_l(l, scores=False)
         return finish(l, self.predict_ab_small(l, prior, process_size), bits=bits)
 
     def colorize_and_classify(self, rgb: np.ndarray, *, prior: np.ndarray | None = None,

@@ -219,11 +219,14 @@ class ColorizationNet(nn.Module):
         self.colorization = Colorization(config)
         self.classification = Classification(config) if config.num_classes else None
 
-    def global_prior(self, l_global: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def global_prior(self, l_global: torch.Tensor, *, scores: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, 1, G, G) normalised L -> the 256-d prior and the class scores (None without a head). With
         `global_flip`, the scores ("scenes"), or the scores and the prior ("all"), come from the mean of the
-        photo's and its mirror image's 512-d layer (one batch of 2B): a scene is the same scene mirrored."""
+        photo's and its mirror image's 512-d layer (one batch of 2B): a scene is the same scene mirrored.
+        scores=False: the caller wants the prior alone; the scores may be None, and "scenes" skips the mirror."""
         flip, n = self.config.global_flip, l_global.shape[0]
+        if flip == "scenes" and not scores:
+            flip = "off"
         g512 = self.glob.features(self.low(torch.cat([l_global, l_global.flip(-1)]) if flip != "off" else l_global))
         mean = (g512[:n] + g512[n:]) / 2 if flip != "off" else g512
         logits = self.classification(mean) if self.classification is not None else None

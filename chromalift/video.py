@@ -128,7 +128,7 @@ def scan(colorizer: Colorizer, path: str | os.PathLike, *, batch: int = 32, prog
 
     def flush():
         l = torch.cat(pending).to(colorizer.device)
-        priors.append(colorizer.engine.global_prior(normalize_l(l))[0].float().cpu())
+        priors.append(colorizer.engine.global_prior(normalize_l(l), scores=False)[0].float().cpu())
         pending.clear()
 
     bar = tqdm(total=total, desc="scan shots", unit="frame", disable=not progress, leave=False)
@@ -213,7 +213,7 @@ def _plan_shots(colorizer: Colorizer, src: Path, info: VideoInfo, work: Path, se
                          f"announces could be decoded; nothing written")
     shots = shots_from_cuts(find_cuts(scores, cut_threshold), len(scores))
     if reference is not None:
-        frame_priors = np.repeat(colorizer.prior(reference)[0].float().cpu().numpy(), len(scores), 0)
+        frame_priors = np.repeat(colorizer.prior(reference, scores=False)[0].float().cpu().numpy(), len(scores), 0)
     if prior_mode == "shot":   # one prior per shot: the mean of its frames' priors
         for s in shots:
             frame_priors[s.start:s.end] = frame_priors[s.start:s.end].mean(0, keepdims=True)

@@ -93,7 +93,7 @@ class Service:
         with self._lock:
             image = self.read(photo, name)
             ref = self.read(reference, reference_name) if reference else None
-            prior = self.colorizer.prior(ref.rgb)[0] if ref is not None else None
+            prior = self.colorizer.prior(ref.rgb, scores=False)[0] if ref is not None else None
             rgb, logits = self.colorizer.colorize_and_classify(image.rgb, prior=prior, process_size=self.process_size)
         out = Image.fromarray(rgb, "RGB")
         if image.alpha is not None:

@@ -138,5 +138,11 @@ def test_global_flip_averages_the_photo_and_its_mirror_image():
             assert torch.allclose(mirrored[1], logits, atol=1e-5)
             assert torch.allclose(mirrored[0], prior, atol=1e-5) == (how == "all")
             assert torch.equal(model(l)[0], plain(l)[0])   # training's forward is the paper's, flip or not
+            # the prior alone (scores=False): "scenes" needs no mirror image for it, "all" still does
+            seen = []
+            hook = model.low.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0].shape[0]))
+            prior_only, _ = model.global_prior(l, scores=False)
+            hook.remove()
+            assert torch.allclose(prior_only, prior, atol=1e-5) and seen == [2 if how == "scenes" else 4]
     with pytest.raises(ValueError, match="global_flip"):
         ModelConfig(global_flip="yes")
