@@ -122,6 +122,9 @@ def test_global_flip_is_stored_with_the_weights_and_read_by_colorize(tmp_path, c
     rgb = np.asarray(Image.open(colour_jpeg).convert("RGB"))
     c = Colorizer.load(tmp_path / "all.safetensors", device="cpu")
     assert torch.allclose(c.prior(rgb)[0], c.prior(np.ascontiguousarray(rgb[:, ::-1]))[0], atol=1e-5)
+    # "scenes" changes the scene scores alone: colorize, which asks for no scores, gives "off"'s colours exactly
+    off, scenes = (Colorizer.load(tmp_path / f"{n}.safetensors", device="cpu") for n in ("off", "scenes"))
+    assert np.array_equal(scenes.colorize(rgb), off.colorize(rgb))
     out = tmp_path / "out.png"
     assert main([str(colour_jpeg), "-o", str(out), "--model", str(tmp_path / "all.safetensors")]) == 0 and out.exists()
     capsys.readouterr()
