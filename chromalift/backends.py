@@ -138,9 +138,9 @@ class OnnxEngine:
         self.global_session = ort.InferenceSession(str(folder / "global.onnx"), options, providers=providers)
         self.local_session = ort.InferenceSession(str(folder / "local.onnx"), options, providers=providers)
 
-    def global_prior(self, l_global: torch.Tensor, *, scores: bool = True):   # one graph: scores or not
+    def global_prior(self, l_global: torch.Tensor, *, scores: bool = True):   # one graph: it runs the mirror anyway
         out = self.global_session.run(None, {"l_global": l_global.cpu().numpy().astype(np.float32)})
-        return torch.from_numpy(out[0]), (torch.from_numpy(out[1]) if len(out) > 1 else None)
+        return torch.from_numpy(out[0]), (torch.from_numpy(out[1]) if len(out) > 1 and scores else None)
 
     def local_ab(self, l: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         feed = {"l": l.cpu().numpy().astype(np.float32), "prior": prior.cpu().numpy().astype(np.float32)}

@@ -75,8 +75,8 @@ class Colorizer:
     @torch.no_grad()
     def prior(self, rgb: np.ndarray, *, scores: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The global prior (1, C; C = 256 at the paper's width) and class scores of a photo ((H, W, 3) uint8, or
-        float in [0, 1]). scores=False: the prior is all the caller uses (the scores may be None; weights
-        whose scene scores alone see the mirror image then skip it)."""
+        float in [0, 1]). scores=False: the prior alone (the scores come back None; weights whose scene
+        scores alone see the mirror image then skip it)."""
         return self._prior_from_l(self._l(rgb), scores=scores)
 
     def _prior_from_l(self, l: torch.Tensor, *, scores: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -101,14 +101,14 @@ class LiteNet:
 
     def global_prior(self, l_global: np.ndarray, *, scores: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """(G, G) normalised L -> the prior (C,) and the class scores (classes,) or None (scores=False: as in
-        model.ColorizationNet.global_prior, the mirror image is skipped where only the scores need it)."""
+        model.ColorizationNet.global_prior, the prior alone, so "scenes" skips the mirror image)."""
         g512 = mean = self._global_features(l_global)
         flip = self.config.get("global_flip", "off")   # model.ColorizationNet.global_prior: photo and mirror image
         flip = "off" if flip == "scenes" and not scores else flip
         if flip != "off":
             mean = (g512 + self._global_features(np.ascontiguousarray(l_global[:, ::-1]))) / 2
         prior = _dense(mean if flip == "all" else g512, self.layers["glob.fc3"])
-        if "classification.1" not in self.layers:
+        if "classification.1" not in self.layers or not scores:
             return prior, None
         return prior, _dense(_dense(mean, self.layers["classification.0"]), self.layers["classification.1"], relu=False)
 

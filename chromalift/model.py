@@ -223,13 +223,13 @@ class ColorizationNet(nn.Module):
         """(B, 1, G, G) normalised L -> the 256-d prior and the class scores (None without a head). With
         `global_flip`, the scores ("scenes"), or the scores and the prior ("all"), come from the mean of the
         photo's and its mirror image's 512-d layer (one batch of 2B): a scene is the same scene mirrored.
-        scores=False: the caller wants the prior alone; the scores may be None, and "scenes" skips the mirror."""
+        scores=False: the prior alone (the scores come back None), so "scenes" skips the mirror image."""
         flip, n = self.config.global_flip, l_global.shape[0]
         if flip == "scenes" and not scores:
             flip = "off"
         g512 = self.glob.features(self.low(torch.cat([l_global, l_global.flip(-1)]) if flip != "off" else l_global))
         mean = (g512[:n] + g512[n:]) / 2 if flip != "off" else g512
-        logits = self.classification(mean) if self.classification is not None else None
+        logits = self.classification(mean) if self.classification is not None and scores else None
         return self.glob.fc3(mean if flip == "all" else g512[:n]), logits
 
     def local_ab(self, l: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:

@@ -141,8 +141,9 @@ def test_global_flip_averages_the_photo_and_its_mirror_image():
             # the prior alone (scores=False): "scenes" needs no mirror image for it, "all" still does
             seen = []
             hook = model.low.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0].shape[0]))
-            prior_only, _ = model.global_prior(l, scores=False)
+            prior_only, no_scores = model.global_prior(l, scores=False)
             hook.remove()
             assert torch.allclose(prior_only, prior, atol=1e-5) and seen == [2 if how == "scenes" else 4]
+            assert no_scores is None, "no single-view scores passed off as the weights' own"
     with pytest.raises(ValueError, match="global_flip"):
         ModelConfig(global_flip="yes")
