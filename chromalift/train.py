@@ -17,26 +17,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Subset
 
 from . import checkpoint as ckpt
 from . import distributed
-from .data import (
-    Cache,
-    DataError,
-    EpochSampler,
-    TrainBatches,
-    load_cache,
-    prepare,
-    rebalance_weights,
-)
+from .data import Cache, DataError, EpochSampler, rebalance_weights
 from .device import bf16_peak_flops, cpu_has_fast_bf16, pick_device
 from .device_batches import DeviceBatches
 from .losses import compute_loss, head_bin_lookup, used_ab_bins
 from .model import ColorizationNet, ModelConfig, count_macs
-from .pack import is_pack, load_training_set
 from .schedule import lr_at, progress
 from .train_config import TrainConfig
+from .train_data import cache_for, epoch_batches, resident_batches, start_workers
 from .train_log import TrainLog
 from .validation import validate
 
@@ -45,67 +36,11 @@ class Stop(Exception):
     pass
 
 
-def _leave_signals_to_the_trainer(_worker_id: int) -> None:
-    """Data-loading workers ignore SIGINT and SIGTERM: Ctrl-C, Slurm, Kubernetes and `timeout` signal the
-    whole process group, and the trainer itself must live to save a checkpoint and stop its workers."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})   # blocked by _start_workers
-
-
-def _start_workers(batches):
-    """iter(batches), with SIGINT and SIGTERM blocked while data-loading workers are forked: a signal to the
-    process group in that instant would otherwise kill a worker before it could ignore it. The trainer
-    receives a signal that arrived meanwhile as soon as the workers are started."""
-    if not isinstance(batches, DataLoader) or not batches.num_workers:
-        return iter(batches)
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        return iter(batches)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 def autocast_for(cfg: TrainConfig, device: torch.device):
     """bf16 autocast where the hardware has it: CUDA, or a CPU with native bf16 (else it runs far slower)."""
     enabled = cfg.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()))
     return torch.autocast(device.type if device.type in ("cuda", "cpu") else "cpu", dtype=torch.bfloat16,
                           enabled=enabled)
-
-
-def _epoch_batches(cfg: TrainConfig, cache: Cache, resident: DeviceBatches | None, order: list[int],
-                   per_rank: int, epoch: int, first: int, device: torch.device):
-    """One epoch's batches from `first` on: made on the device, or by data-loading processes."""
-    if resident is not None:
-        return resident.epoch(order, per_rank, epoch, first)
-    batches = TrainBatches(cache, order, per_rank, crop=cfg.crop, flip=cfg.flip, seed=cfg.seed, epoch=epoch,
-                           zoom=cfg.zoom)
-    return DataLoader(Subset(batches, range(first, len(batches))), batch_size=None, num_workers=cfg.workers,
-                      pin_memory=device.type == "cuda", persistent_workers=False,
-                      prefetch_factor=4 if cfg.workers else None,
-                      worker_init_fn=_leave_signals_to_the_trainer if cfg.workers else None)
-
-
-def _resident(cfg: TrainConfig, cache: Cache, device: torch.device) -> DeviceBatches | None:
-    if cfg.resident not in ("auto", "on", "off"):
-        raise ValueError(f"--resident {cfg.resident}: choose auto, on or off")
-    on = cfg.resident == "on" or (cfg.resident == "auto" and device.type == "cuda")
-    return DeviceBatches(cache, device, crop=cfg.crop, flip=cfg.flip, seed=cfg.seed, zoom=cfg.zoom) if on else None
-
-
-def _cache_for(path: str, out: Path, name: str, cfg: TrainConfig, rank: int, world: int,
-               classes: list[str] | None = None) -> Cache:
-    """A prepared cache or a pack as is, or a photo folder prepared once into the run folder (by rank 0)."""
-    p = Path(path)
-    if is_pack(p) or (p / "meta.json").exists():
-        return load_training_set(p)
-    target = out / f"cache-{name}"
-    if rank == 0 and not (target / "meta.json").exists():
-        prepare(p, target, size=cfg.prepare_size, min_color_std=cfg.min_color_std, classes=classes,
-                progress=cfg.progress)
-    if world > 1:
-        dist.barrier()
-    return load_cache(target)
 
 
 @dataclass
@@ -135,8 +70,8 @@ def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: tor
         raise ValueError(f"--loss {cfg.loss}: choose mse or classify")
     if not cfg.zoom >= 1:
         raise ValueError(f"--zoom {cfg.zoom}: 1 (off) or more")
-    train_cache = _cache_for(cfg.data, out, "train", cfg, rank, world)
-    val_cache = _cache_for(cfg.val, out, "val", cfg, rank, world, classes=train_cache.classes) if cfg.val else None
+    train_cache = cache_for(cfg.data, out, "train", cfg, rank, world)
+    val_cache = cache_for(cfg.val, out, "val", cfg, rank, world, classes=train_cache.classes) if cfg.val else None
     if train_cache.size < cfg.crop:
         raise DataError(f"{cfg.data}: photos are {train_cache.size} px, smaller than --crop {cfg.crop}")
     per_rank = cfg.batch_size // world
@@ -245,12 +180,10 @@ def _validate(run: _Run, cfg: TrainConfig, device: torch.device, log: TrainLog, 
         dist.barrier()
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Run (or resume) training as configured; returns the last validation metrics."""
-    from tqdm import tqdm
-
+def _setup(cfg: TrainConfig) -> tuple[int, int, torch.device, Path]:
+    """Processes, device and run folder: -> (rank, world, device, out). A folder with a run in it is refused
+    unless resuming."""
     rank, world, local_rank = distributed.setup()
-    main = rank == 0
     device = pick_device(cfg.device, local_rank=local_rank)
     if cfg.threads and device.type == "cpu":
         torch.set_num_threads(cfg.threads)
@@ -258,73 +191,117 @@ def train(cfg: TrainConfig) -> dict:
         torch.backends.cudnn.benchmark = True    # fixed shapes: let cuDNN pick the fastest convolutions
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    if last_path.exists() and not cfg.resume:
+    if (out / "last.pt").exists() and not cfg.resume:
         raise ckpt.CheckpointError(f"{out}: holds a run already (last.pt); pass --resume to continue it or choose another --out")
     if cfg.batch_size % world:
         raise DataError(f"batch size {cfg.batch_size} does not split evenly over {world} processes")
+    return rank, world, device, out
+
+
+@dataclass
+class _Loop:
+    """What the step loop needs beside the run: where it runs, what it reports to, and its clocks."""
+    net: torch.nn.Module
+    autocast: object
+    resident: DeviceBatches | None
+    device: torch.device
+    world: int
+    main: bool
+    out: Path
+    log: TrainLog
+    bar: object
+    stop_signal: list
+    started: float                   # perf_counter at step 0: the budget counts wall time, across resumes
+    flops_per_image: float
+    peak: float | None
+    wait: float = 0.0
+    busy: float = 0.0
+    images: int = 0
+
+    def save(self, run: _Run, cfg: TrainConfig, name: str) -> None:
+        if self.main:
+            _save(run, cfg, self.out / name)
+
+
+def _after_step(run: _Run, loop: _Loop, cfg: TrainConfig, losses, epoch: int, t_step: float) -> bool:
+    """Clocks, log, validation and checkpoint after one step; -> whether the run is finished. Raises Stop
+    when any process got a stop signal (after saving)."""
+    t_done = time.perf_counter()
+    loop.busy += t_done - t_step
+    loop.images += cfg.batch_size
+    # one collective per step: any rank's stop signal, and the slowest rank's clock
+    shared = torch.tensor([float(len(loop.stop_signal)), t_done - loop.started], dtype=torch.float64)
+    if loop.world > 1:
+        dist.all_reduce(shared, op=dist.ReduceOp.MAX)
+    run.seconds = float(shared[1])
+    finished = progress(cfg, run.step, run.seconds) >= 1.0
+    if run.step % cfg.log_every == 0 or finished:
+        rec = _record(run, losses, epoch, loop.images, loop.wait, loop.busy, loop.flops_per_image, loop.peak)
+        loop.log(run.step, rec)
+        loop.bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.1f}",
+                             wait=f"{rec['data_wait_fraction']:.0%}")
+    loop.bar.update(1)
+    if run.val_cache is not None and (run.step % cfg.eval_every == 0 or finished):
+        _validate(run, cfg, loop.device, loop.log, loop.main, loop.world, loop.out / "best.pt")
+    if run.step % cfg.ckpt_every == 0 or finished:
+        loop.save(run, cfg, "last.pt")
+    if shared[0] > 0:
+        raise Stop
+    return finished
+
+
+def _steps(run: _Run, loop: _Loop, cfg: TrainConfig) -> None:
+    """Epochs of steps until the budget (steps or minutes) is spent."""
+    finished = progress(cfg, run.step, run.seconds) >= 1.0
+    while not finished:
+        epoch, first = divmod(run.step, run.steps_per_epoch)
+        run.sampler.set_epoch(epoch)
+        batches = epoch_batches(cfg, run.train_cache, loop.resident, list(run.sampler), run.per_rank, epoch, first,
+                                 loop.device)
+        t_wait = time.perf_counter()
+        for batch in start_workers(batches):
+            t_step = time.perf_counter()
+            loop.wait += t_step - t_wait
+            losses = _step(run, loop.net, cfg, batch, loop.device, loop.autocast)
+            finished = _after_step(run, loop, cfg, losses, epoch, t_step)
+            if finished:
+                break
+            t_wait = time.perf_counter()
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run (or resume) training as configured; returns the last validation metrics."""
+    from tqdm import tqdm
+
+    rank, world, device, out = _setup(cfg)
+    main = rank == 0
     torch.manual_seed(cfg.seed)
-    run = _prepare_run(cfg, out, rank, world, device, resuming=cfg.resume and last_path.exists())
-    net, autocast = _wrap(run.model, cfg, world, device), autocast_for(cfg, device)
-    resident = _resident(cfg, run.train_cache, device)
-    train_flops = 6 * count_macs(ColorizationNet(run.model_config), cfg.crop, cfg.crop)   # forward + backward per image
-    peak = bf16_peak_flops(device)
-    log = TrainLog(out, cfg, main)
-    save = (lambda path: _save(run, cfg, path)) if main else (lambda path: None)
+    run = _prepare_run(cfg, out, rank, world, device, resuming=cfg.resume and (out / "last.pt").exists())
     stop_signal = []
     previous = {s: signal.signal(s, lambda signum, frame: stop_signal.append(signum))
                 for s in (signal.SIGINT, signal.SIGTERM)}
-    bar = tqdm(total=cfg.steps, initial=run.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
-    wait_time = step_time = 0.0
-    images_seen = 0
-    started = time.perf_counter() - run.seconds       # the budget counts wall time, across resumes
-    finished = progress(cfg, run.step, run.seconds) >= 1.0
-    net.train()
+    loop = _Loop(
+        net=_wrap(run.model, cfg, world, device), autocast=autocast_for(cfg, device),
+        resident=resident_batches(cfg, run.train_cache, device), device=device, world=world, main=main, out=out,
+        log=TrainLog(out, cfg, main), stop_signal=stop_signal, started=time.perf_counter() - run.seconds,
+        bar=tqdm(total=cfg.steps, initial=run.step, disable=not (main and cfg.progress), unit="step",
+                 dynamic_ncols=True),
+        flops_per_image=6 * count_macs(ColorizationNet(run.model_config), cfg.crop, cfg.crop),  # forward + backward
+        peak=bf16_peak_flops(device))
+    loop.net.train()
     try:
-        while not finished:
-            epoch, first = divmod(run.step, run.steps_per_epoch)
-            run.sampler.set_epoch(epoch)
-            loader = _start_workers(_epoch_batches(cfg, run.train_cache, resident, list(run.sampler), run.per_rank,
-                                                   epoch, first, device))
-            t_wait = time.perf_counter()
-            for batch in loader:
-                t_step = time.perf_counter()
-                wait_time += t_step - t_wait
-                losses = _step(run, net, cfg, batch, device, autocast)
-                images_seen += cfg.batch_size
-                t_wait = time.perf_counter()
-                step_time += t_wait - t_step
-                # one collective per step: any rank's stop signal, and the slowest rank's clock
-                shared = torch.tensor([float(len(stop_signal)), t_wait - started], dtype=torch.float64)
-                if world > 1:
-                    dist.all_reduce(shared, op=dist.ReduceOp.MAX)
-                run.seconds = float(shared[1])
-                finished = progress(cfg, run.step, run.seconds) >= 1.0
-                if run.step % cfg.log_every == 0 or finished:
-                    rec = _record(run, losses, epoch, images_seen, wait_time, step_time, train_flops, peak)
-                    log(run.step, rec)
-                    bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.1f}",
-                                    wait=f"{rec['data_wait_fraction']:.0%}")
-                bar.update(1)
-                if run.val_cache is not None and (run.step % cfg.eval_every == 0 or finished):
-                    _validate(run, cfg, device, log, main, world, best_path)
-                if run.step % cfg.ckpt_every == 0 or finished:
-                    save(last_path)
-                if shared[0] > 0:
-                    raise Stop
-                if finished:
-                    break
+        _steps(run, loop, cfg)
     except Stop:
-        save(last_path)
+        loop.save(run, cfg, "last.pt")
         if main:
-            tqdm.write(f"stopped at step {run.step}; saved {last_path} (resume with --resume)")
+            tqdm.write(f"stopped at step {run.step}; saved {out / 'last.pt'} (resume with --resume)")
     finally:
-        bar.close()
+        loop.bar.close()
         for s, h in previous.items():
             signal.signal(s, h)
-        log.close()
+        loop.log.close()
         # the DDP reducer must go before its process group, or gloo's destructor waits forever
-        net = None
+        loop.net = None
         distributed.teardown()
     if stop_signal:
         raise KeyboardInterrupt
