@@ -255,74 +255,89 @@ def _load_plan(work: Path, settings: dict) -> dict | None:
         return None
 
 
+class _Segment:
+    """One shot's segment while it is written: into a temp file, put in place when the shot ends, and
+    never left behind unfinished (its close may fail too: a full disk)."""
+
+    def __init__(self, path: Path, suffix: str, info: VideoInfo):
+        self.path, self.tmp = path, path.with_name(f".tmp-{path.name}")
+        self.writer, self.stream = open_writer(self.tmp, suffix, info)
+
+    def write(self, frames: np.ndarray) -> None:
+        for rgb in frames:
+            for packet in self.stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                self.writer.mux(packet)
+
+    def finish(self) -> None:
+        for packet in self.stream.encode():
+            self.writer.mux(packet)
+        self.writer.close()
+        self.writer = None
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except (av.error.FFmpegError, OSError):
+                pass
+        self.tmp.unlink(missing_ok=True)
+
+
+def _colour(colorizer: Colorizer, job: _ShotWork, frames: list[np.ndarray], first: int) -> np.ndarray:
+    """Frames first.. of the film in colour, each with its shot's prior; the network sees them upright and
+    they go back as they came."""
+    priors = torch.from_numpy(job.frame_priors[first:first + len(frames)])
+    turns = job.info.quarter_turns
+    out = colorizer.colorize_batch(np.rot90(np.stack(frames), turns, axes=(1, 2)).copy(), priors,
+                                   process_size=job.process_size,
+                                   ab_filter=job.steady if job.steady.strength > 0 else None)
+    return np.rot90(out, -turns, axes=(1, 2))
+
+
 def _colorize_shots(colorizer: Colorizer, job: _ShotWork) -> int:
-    """Pass 2: colorize the frames of the unfinished shots, one segment file per shot."""
-    src, shots, todo, frame_priors, info = job.src, job.shots, job.todo, job.frame_priors, job.info
-    segment, steady = job.segment, job.steady
+    """Pass 2: colorize the frames of the unfinished shots, one segment file per shot; -> frames coloured."""
+    shots, info = job.shots, job.info
     owner = np.repeat(np.arange(len(shots)), [len(s) for s in shots])    # frame -> its shot
-    total = int(sum(len(shots[i]) for i in todo))
-    bar = tqdm(total=total, desc="colorize", unit="frame", disable=not job.progress, dynamic_ncols=True)
+    bar = tqdm(total=int(sum(len(shots[i]) for i in job.todo)), desc="colorize", unit="frame",
+               disable=not job.progress, dynamic_ncols=True)
     bar.set_postfix_str(f"{len(shots)} shots" + (f", {job.resumed} done before" if job.resumed else ""))
-    done = 0
-    writer = stream = tmp = None
-    pending: list[np.ndarray] = []
-    first = 0   # frame index of pending[0]
-
-    def flush():
-        nonlocal done
-        if not pending:
-            return
-        priors = torch.from_numpy(frame_priors[first:first + len(pending)])
-        turns = info.quarter_turns   # the network sees frames upright; they are stored back as they came
-        out = colorizer.colorize_batch(np.rot90(np.stack(pending), turns, axes=(1, 2)).copy(), priors,
-                                       process_size=job.process_size,
-                                       ab_filter=steady if steady.strength > 0 else None)
-        for rgb in np.rot90(out, -turns, axes=(1, 2)):
-            rgb = np.ascontiguousarray(rgb)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                writer.mux(packet)
-        done += len(pending)
-        bar.update(len(pending))
-        pending.clear()
-
+    done, first, segment = 0, 0, None
+    pending: list[np.ndarray] = []   # frames first.. waiting for a full batch or their shot's end
     try:
-        for index, frame in enumerate(decode_frames(src)):
-            if index >= len(owner):
+        for index, frame in enumerate(decode_frames(job.src)):
+            shot_id = int(owner[index]) if index < len(owner) else None
+            if shot_id is None:
                 break
-            shot_id = int(owner[index])
-            if shot_id not in todo:
+            if shot_id not in job.todo:
                 continue
-            if writer is None:
-                tmp = segment(shot_id).with_name(f".tmp-{segment(shot_id).name}")
-                writer, stream = open_writer(tmp, job.suffix, info)
-                steady.reset()   # a new shot: nothing to lean on
-            if not pending:
-                first = index
+            if segment is None:
+                segment = _Segment(job.segment(shot_id), job.suffix, info)
+                job.steady.reset()   # a new shot: nothing to lean on
+            first = index if not pending else first
             # frames keep the first frame's size even where a stream changes resolution midway
             pending.append(frame.to_ndarray(format="rgb24", width=info.width, height=info.height))
-            if len(pending) == job.batch or index + 1 == shots[shot_id].end:
-                flush()
-            if index + 1 == shots[shot_id].end:   # shot finished: close its segment and put it in place
-                for packet in stream.encode():
-                    writer.mux(packet)
-                writer.close()
-                writer = None
-                os.replace(tmp, segment(shot_id))
+            shot_ends = index + 1 == shots[shot_id].end
+            if len(pending) == job.batch or shot_ends:
+                segment.write(_colour(colorizer, job, pending, first))
+                done += len(pending)
+                bar.update(len(pending))
+                pending.clear()
+            if shot_ends:
+                segment.finish()
+                segment = None
                 if job.on_shot is not None:
                     job.on_shot(shot_id, shots[shot_id])
     except (av.error.FFmpegError, OSError) as e:   # a full disk, a folder gone read-only, an encoder failure
-        raise VideoError(f"{tmp}: cannot write the shot ({ffmpeg_reason(e)}); finished shots are kept") from None
+        where = segment.tmp if segment is not None else job.work
+        raise VideoError(f"{where}: cannot write the shot ({ffmpeg_reason(e)}); finished shots are kept") from None
     finally:
         bar.close()
-        if writer is not None:      # an unfinished segment never stays: its close may fail too (full disk)
-            try:
-                writer.close()
-            except (av.error.FFmpegError, OSError):
-                pass
-            tmp.unlink(missing_ok=True)
-    missing = [i for i in sorted(todo) if not segment(i).exists()]
+        if segment is not None:
+            segment.abort()
+    missing = [i for i in sorted(job.todo) if not job.segment(i).exists()]
     if missing:
-        raise VideoError(f"{src}: ended before shot {missing[0] + 1} of {len(shots)} (frame {shots[missing[0]].start})"
+        raise VideoError(f"{job.src}: ended before shot {missing[0] + 1} of {len(shots)} (frame {shots[missing[0]].start})"
                          "; was it changed since the scan?")
     return done
 
