@@ -107,8 +107,6 @@ def create_app(service: Service):
     from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
-    from starlette.datastructures import UploadFile
-    from starlette.formparsers import MultiPartException
 
     app = FastAPI(title="colorize", docs_url=None, redoc_url=None, openapi_url=None)
     page = PAGE.read_text()
@@ -141,32 +139,38 @@ def create_app(service: Service):
 
     @app.post("/api/colorize")
     async def colorize(request: Request):
-        limit = 2 * service.max_bytes + 2**20          # photo and reference at most, and the form's own bytes
         try:
-            body = await read_body(request, limit, BODY_TIMEOUT_S)
-        except UploadError as e:
-            return error(str(e), e.status)
-        try:
-            form = await _replay(request, body).form(max_files=2, max_fields=4, max_part_size=service.max_bytes + 1)
-        except MultiPartException as e:   # malformed multipart, or a part above max_part_size
-            return error(f"upload refused: {e.message}", 413 if "size" in e.message.lower() else 400)
-        photo, reference = form.get("photo"), form.get("reference")
-        if not isinstance(photo, UploadFile):
-            return error("no photo in the upload (send it as the form field 'photo')", 400)
-        try:
-            for part in (photo, reference):   # before reading a spooled part into memory
-                if isinstance(part, UploadFile):
-                    service.check_size(part.size or 0, part.filename or "photo")
-            data = await photo.read()
-            ref = await reference.read() if isinstance(reference, UploadFile) else None
-            png, classes = await run_in_threadpool(service.colorize, data, photo.filename or "photo", ref,
-                                                   (reference.filename if ref else None) or "reference")
+            photo, name, ref, ref_name = await _read_upload(request, service)
+            png, classes = await run_in_threadpool(service.colorize, photo, name, ref, ref_name)
         except UploadError as e:
             return error(str(e), e.status)
         scenes = json.dumps([{"class": c, "p": round(p, 4)} for c, p in classes])   # ASCII: a header
         return Response(png, media_type="image/png", headers={"X-Scene-Classes": scenes})
 
     return app
+
+
+async def _read_upload(request, service: Service) -> tuple[bytes, str, bytes | None, str]:
+    """The multipart upload -> (photo, its name, reference or None, its name), under the service's size
+    limits (the whole body within BODY_TIMEOUT_S; each part checked before it is read into memory)."""
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException
+
+    limit = 2 * service.max_bytes + 2**20          # photo and reference at most, and the form's own bytes
+    body = await read_body(request, limit, BODY_TIMEOUT_S)
+    try:
+        form = await _replay(request, body).form(max_files=2, max_fields=4, max_part_size=service.max_bytes + 1)
+    except MultiPartException as e:   # malformed multipart, or a part above max_part_size
+        raise UploadError(f"upload refused: {e.message}", 413 if "size" in e.message.lower() else 400) from None
+    photo, reference = form.get("photo"), form.get("reference")
+    if not isinstance(photo, UploadFile):
+        raise UploadError("no photo in the upload (send it as the form field 'photo')", 400)
+    has_reference = isinstance(reference, UploadFile)
+    for part in (photo, reference) if has_reference else (photo,):
+        service.check_size(part.size or 0, part.filename or "photo")
+    data = await photo.read()
+    ref = await reference.read() if has_reference else None
+    return data, photo.filename or "photo", ref, (reference.filename if ref else None) or "reference"
 
 
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
