@@ -4,12 +4,15 @@
 
 Each set of weights runs on the same photo through the fused PyTorch engine (`Colorizer`, what the library
 and folders use) and the NumPy path (`LiteColorizer`, what `colorize PHOTO` uses for one photo), interleaved
-round by round so that the machine's noise falls on all alike. Reported: the best time of each, and each
-one's ratio to the first model's (the budget: at most 1.5x the shipped model's).
+round by round so that the machine's noise falls on all alike. Reported: the best time of each, its ratio to
+the first model's best, and the median over rounds of the ratio within each round (paired: a slow spell
+of the shared machine slows both sides of a round, so this ratio is the steadier of the two). The budget:
+at most 1.5x the shipped model's.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -33,15 +36,20 @@ def main() -> None:
                for m in args.models for kind, load in (("torch", Colorizer.load), ("numpy", LiteColorizer.load))}
     for engine in engines.values():            # warm-up, not counted
         engine.colorize(rgb)
-    best = dict.fromkeys(engines, float("inf"))
+    rounds = []
     for _ in range(args.repeats):
+        times = {}
         for key, engine in engines.items():
             start = time.perf_counter()
             engine.colorize(rgb)
-            best[key] = min(best[key], time.perf_counter() - start)
-    print("| weights | engine | best s | vs the first |\n|---|---|---|---|")
-    for (model, kind), t in best.items():
-        print(f"| {model} | {kind} | {t:.3f} | {t / best[(args.models[0], kind)]:.2f}x |")
+            times[key] = time.perf_counter() - start
+        rounds.append(times)
+    first = args.models[0]
+    print("| weights | engine | best s | best vs the first | median paired ratio |\n|---|---|---|---|---|")
+    for model, kind in engines:
+        best = min(r[(model, kind)] for r in rounds)
+        paired = statistics.median(r[(model, kind)] / r[(first, kind)] for r in rounds)
+        print(f"| {model} | {kind} | {best:.3f} | {best / min(r[(first, kind)] for r in rounds):.2f}x | {paired:.2f}x |")
 
 
 if __name__ == "__main__":

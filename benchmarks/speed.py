@@ -56,9 +56,9 @@ class Bf16(TorchEngine):
     """Our engine under bf16 autocast, its outputs back in fp32."""
     name = "bf16"
 
-    def global_prior(self, l):
+    def global_prior(self, l, *, scores: bool = True):
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            prior, logits = super().global_prior(l)
+            prior, logits = super().global_prior(l, scores=scores)
         return prior.float(), None if logits is None else logits.float()
 
     def local_ab(self, l, prior):
@@ -86,8 +86,8 @@ class Naive:
         self.model = model.eval()
 
     @torch.no_grad()
-    def global_prior(self, l):
-        return self.model.global_prior(l)
+    def global_prior(self, l, *, scores: bool = True):
+        return self.model.global_prior(l, scores=scores)
 
     @torch.no_grad()
     def local_ab(self, l, prior):
@@ -110,8 +110,8 @@ class Lite:
     def __init__(self, model):
         self.net = LiteNet.from_state(model.config.to_dict(), {k: v.float().numpy() for k, v in model.state_dict().items()})
 
-    def global_prior(self, l):
-        return [self.net.global_prior(x[0].numpy())[0] for x in l], None
+    def global_prior(self, l, *, scores: bool = True):
+        return [self.net.global_prior(x[0].numpy(), scores=scores)[0] for x in l], None
 
     def local_ab(self, l, priors):
         return [self.net.local_ab(x[0].numpy(), p) for x, p in zip(l, priors)]
@@ -131,6 +131,80 @@ print(int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).gr
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _engines(model, ceil: dict, compile: bool) -> tuple[dict, dict]:
+    """The engines to time, and the cold starts measured while building them."""
+    engines = {"naive": Naive(model), "torch": TorchEngine(model, torch.device("cpu"))}
+    if ceil["fast_bf16"]:
+        engines["bf16"] = Bf16(model, torch.device("cpu"))
+    engines["numpy"] = Lite(model)
+    t = time.perf_counter()
+    engines["onnx"] = OnnxEngine(model)
+    cold = {"onnx": time.perf_counter() - t}
+    if compile:
+        engines["compile"] = Compiled(model)
+    return engines, cold
+
+
+def _network_table(model, engines: dict, ceil: dict, cold: dict, repeats: int) -> dict:
+    """Batch 1 at each size, every engine: ms and the share of the peak (bf16: of the bf16 peak)."""
+    g, peak, sizes = model.config.global_size, ceil["peak_gflops"], {}
+    print("\n| input | GFLOP | " + " | ".join(f"{e} ms | {e} % of peak" for e in engines) + " |   (bf16: of the bf16 peak, "
+          "2x fp32's with AVX512-BF16; AMX is not modelled)")
+    print("|---|---|" + "---|---|" * len(engines))
+    for h, w in SIZES:
+        flops = 2 * count_macs(model, h, w)
+        l, lg = torch.rand(1, 1, h, w) - 0.5, torch.rand(1, 1, g, g) - 0.5
+        row = {}
+        for key, engine in engines.items():
+            def run():
+                prior, _ = engine.global_prior(lg, scores=False)   # as colorize() asks
+                engine.local_ab(l, prior)
+            if key == "compile":
+                t = time.perf_counter()
+                run()
+                cold["compile"] = cold.get("compile", 0.0) + time.perf_counter() - t
+            s = median_time(run, repeats)
+            own_peak = peak * (2 if key == "bf16" else 1)   # AVX512-BF16: two bf16 products per fp32 lane
+            row[key] = {"ms": s * 1e3, "gflops": flops / s / 1e9, "fraction_of_peak": flops / s / 1e9 / own_peak,
+                        "fraction_of_best_gemm": flops / s / 1e9 / ceil["best_gemm_gflops"]}
+        sizes[f"{w}x{h}"] = {"gflop": flops / 1e9, **row}
+        print(f"| {w}x{h} | {flops / 1e9:.1f} | " + " | ".join(
+            f"{row[e]['ms']:.0f} | {row[e]['fraction_of_peak']:.0%}" for e in engines) + " |")
+    return sizes
+
+
+def _batch_throughput(model, engines: dict, b: int, repeats: int) -> dict:
+    g = model.config.global_size
+    lb, lgb = torch.rand(b, 1, 224, 224) - 0.5, torch.rand(b, 1, g, g) - 0.5
+    out = {}
+    for key, engine in engines.items():
+        def run():
+            prior, _ = engine.global_prior(lgb, scores=False)
+            engine.local_ab(lb, prior)
+        out[key] = b / median_time(run, max(3, repeats // 2))
+    print(f"\nbatch {b} at 224x224, images/s: " + ", ".join(f"{k} {v:.1f}" for k, v in out.items()))
+    return out
+
+
+def _end_to_end(model, engines: dict, sizes: dict, weights: str | None, repeats: int) -> dict:
+    """The whole colorize() call (Lab at full size, both paths, upsampling, gamut fit) and peak memory."""
+    from chromalift.inference import Colorizer
+    col = Colorizer(model, torch.device("cpu"))
+    lite = LiteColorizer(engines["numpy"].net, name="numpy")
+    times = {}
+    for h, w in SIZES[1:]:
+        rgb = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
+        for key, c in (("torch", col), ("numpy", lite)):
+            s = median_time(lambda c=c: c.colorize(rgb, process_size=max(h, w)), max(3, repeats // 2))
+            net = sizes[f"{w}x{h}"][key]["ms"]
+            times.setdefault(f"{w}x{h}", {})[key] = s * 1e3
+            print(f"colorize() end to end at {w}x{h}, {key}: {s * 1e3:.0f} ms, of which the network "
+                  f"{net / (s * 1e3):.0%}")
+    mem = {f"{w}x{h}": peak_memory_mib(weights, h, w, "auto") for h, w in [(768, 1024), (3000, 4000)]}
+    print("peak memory of colorize (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in mem.items()))
+    return {"end_to_end_ms": times, "peak_memory_mib": mem}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="weights to time (default: the shipped model)")
@@ -146,7 +220,6 @@ def main() -> None:
     else:
         model = load_weights(args.model or DEFAULT_WEIGHTS)[0]
         name = f"{args.model or 'shipped model'} ({model.config})"
-    g = model.config.global_size
     ceil = ceiling(args.model)
     peak = ceil["peak_gflops"]
     print(f"machine: {ceil['cpu']}, {ceil['threads']} threads at {ceil['clock_ghz']:.2f} GHz ({ceil['clock_source']}); "
@@ -155,85 +228,26 @@ def main() -> None:
           f"{', '.join(ceil['convolutions'])}")
     print(f"model: {name}")
 
-    engines = {"naive": Naive(model), "torch": TorchEngine(model, torch.device("cpu"))}
-    if ceil["fast_bf16"]:
-        engines["bf16"] = Bf16(model, torch.device("cpu"))
-    engines["numpy"] = Lite(model)
-    t = time.perf_counter()
-    engines["onnx"] = OnnxEngine(model)
-    cold = {"onnx": time.perf_counter() - t}
-    if args.compile:
-        engines["compile"] = Compiled(model)
-
-    results = {"ceiling": ceil, "model": name, "sizes": {}, "cold_start_s": cold}
-    print("\n| input | GFLOP | " + " | ".join(f"{e} ms | {e} % of peak" for e in engines) + " |   (bf16: of the bf16 peak, "
-          "2x fp32's with AVX512-BF16; AMX is not modelled)")
-    print("|---|---|" + "---|---|" * len(engines))
-    for h, w in SIZES:
-        flops = 2 * count_macs(model, h, w)
-        l, lg = torch.rand(1, 1, h, w) - 0.5, torch.rand(1, 1, g, g) - 0.5
-        row = {}
-        for key, engine in engines.items():
-            def run():
-                prior, _ = engine.global_prior(lg)
-                engine.local_ab(l, prior)
-            if key == "compile":
-                t = time.perf_counter()
-                run()
-                cold.setdefault("compile", 0.0)
-                cold["compile"] += time.perf_counter() - t
-            s = median_time(run, args.repeats)
-            own_peak = peak * (2 if key == "bf16" else 1)   # AVX512-BF16: two bf16 products per fp32 lane
-            row[key] = {"ms": s * 1e3, "gflops": flops / s / 1e9, "fraction_of_peak": flops / s / 1e9 / own_peak,
-                        "fraction_of_best_gemm": flops / s / 1e9 / ceil["best_gemm_gflops"]}
-        results["sizes"][f"{w}x{h}"] = {"gflop": flops / 1e9, **row}
-        print(f"| {w}x{h} | {flops / 1e9:.1f} | " + " | ".join(
-            f"{row[e]['ms']:.0f} | {row[e]['fraction_of_peak']:.0%}" for e in engines) + " |")
-
-    b = args.batch
-    lb, lgb = torch.rand(b, 1, 224, 224) - 0.5, torch.rand(b, 1, g, g) - 0.5
-    results["batch_images_per_s"] = {}
-    for key, engine in engines.items():
-        def run():
-            prior, _ = engine.global_prior(lgb)
-            engine.local_ab(lb, prior)
-        results["batch_images_per_s"][key] = b / median_time(run, max(3, args.repeats // 2))
-    print(f"\nbatch {b} at 224x224, images/s: " + ", ".join(f"{k} {v:.1f}" for k, v in results["batch_images_per_s"].items()))
+    engines, cold = _engines(model, ceil, args.compile)
+    results = {"ceiling": ceil, "model": name, "cold_start_s": cold}
+    results["sizes"] = _network_table(model, engines, ceil, cold, args.repeats)
+    results["batch_images_per_s"] = _batch_throughput(model, engines, args.batch, args.repeats)
     print("cold start (s): " + ", ".join(f"{k} {v:.1f}" for k, v in cold.items())
           + " (onnx: export + sessions, cached after the first run)")
-
     if not args.paper:
-        # the whole colorize() call: Lab conversion at full size, both paths, upsampling, gamut fit
-        from chromalift.inference import Colorizer
-        col = Colorizer(model, torch.device("cpu"))
-        lite = LiteColorizer(engines["numpy"].net, name="numpy")
-        results["end_to_end_ms"] = {}
-        for h, w in SIZES[1:]:
-            rgb = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
-            for key, c in (("torch", col), ("numpy", lite)):
-                s = median_time(lambda c=c: c.colorize(rgb, process_size=max(h, w)), max(3, args.repeats // 2))
-                net = results["sizes"][f"{w}x{h}"][key]["ms"]
-                results["end_to_end_ms"].setdefault(f"{w}x{h}", {})[key] = s * 1e3
-                print(f"colorize() end to end at {w}x{h}, {key}: {s * 1e3:.0f} ms, of which the network "
-                      f"{net / (s * 1e3):.0%}")
-        mem = {f"{w}x{h}": peak_memory_mib(args.model, h, w, "auto") for h, w in [(768, 1024), (3000, 4000)]}
-        results["peak_memory_mib"] = mem
-        print("peak memory of colorize (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in mem.items()))
-
-    best = {size: max((k for k in engines if k not in ("naive", "numpy")), key=lambda k: r[k]["gflops"])
-            for size, r in results["sizes"].items()}
+        results |= _end_to_end(model, engines, results["sizes"], args.model, args.repeats)
     if "bf16" in engines:
         results["bf16_colour_difference"] = bf16_levels(model)
         print(f"bf16 against fp32 colours (8-bit levels): {results['bf16_colour_difference']}")
-    summary = "; ".join(f"{size}: best {best[size]} {r[best[size]]['fraction_of_peak']:.0%} of peak, "
-                        f"{r[best[size]]['gflops'] / r['naive']['gflops']:.2f}x naive"
-                        for size, r in results["sizes"].items())
-    results["summary"] = summary
-    print(f"\nSUMMARY: {summary}")
+    best = {size: max((k for k in engines if k not in ("naive", "numpy")), key=lambda k: r[k]["gflops"])
+            for size, r in results["sizes"].items()}
+    results["summary"] = "; ".join(f"{size}: best {best[size]} {r[best[size]]['fraction_of_peak']:.0%} of peak, "
+                                   f"{r[best[size]]['gflops'] / r['naive']['gflops']:.2f}x naive"
+                                   for size, r in results["sizes"].items())
+    print(f"\nSUMMARY: {results['summary']}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
-
 
 if __name__ == "__main__":
     main()

@@ -142,7 +142,7 @@ class LiteNet:
             centres = (np.arange(bins, dtype=np.float32) + 0.5) / bins
             grid = np.stack(np.meshgrid(centres, centres, indexing="ij"), -1).reshape(-1, 2)
             keep = self.config.get("ab_keep") or []
-            ab = p @ (grid[keep] if keep else grid)
+            ab = p @ (grid[np.asarray(keep, dtype=np.intp)] if keep else grid)   # a tuple from to_dict() too
         else:
             ab = 1.0 / (1.0 + np.exp(-head))
         gain = np.float32(self.config.get("ab_gain", 1.0))
