@@ -17,7 +17,7 @@ from chromalift import color, color_np
 from chromalift.checkpoint import save_weights
 from chromalift.cli import main
 from chromalift.inference import Colorizer
-from chromalift.lite import LiteColorizer, LiteError, resize
+from chromalift.lite import LiteColorizer, LiteError, LiteNet, resize
 from chromalift.model import ColorizationNet, ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +72,8 @@ def test_colour_conversions_are_color_py():
     ModelConfig(num_classes=3, width=0.125, global_size=32, ab_bins=6, global_features=False),
     ModelConfig(num_classes=4, width=0.125, global_size=32, ab_bins=6, global_flip="all"),
     ModelConfig(num_classes=4, width=0.125, global_size=32, global_flip="scenes"),
-], ids=["regression", "no-head-gain", "ab-bins-no-global", "flip-all", "flip-scenes"])
+    ModelConfig(num_classes=4, width=0.125, global_size=32, ab_bins=6, ab_keep=(0, 1, 7, 14, 20, 35)),
+], ids=["regression", "no-head-gain", "ab-bins-no-global", "flip-all", "flip-scenes", "ab-keep"])
 def test_network_matches_pytorch(tmp_path, config):
     path = _weights(tmp_path, config)
     lite, ref = LiteColorizer.load(path), Colorizer.load(path, device="cpu", backend="torch")
@@ -88,6 +89,20 @@ def test_network_matches_pytorch(tmp_path, config):
     l = torch.rand(1, 1, 40, 24) - 0.5
     ab_t = ref.model.local_ab(l, prior_t)[0].permute(1, 2, 0).detach().numpy()
     np.testing.assert_allclose(lite.net.local_ab(l[0, 0].numpy(), prior), ab_t, atol=1e-4)
+
+
+def test_a_net_made_from_a_live_models_state_matches_it():
+    """LiteNet.from_state on ModelConfig.to_dict() (ab_keep a tuple there, a list in a weights file), as the
+    speed benchmark builds it."""
+    model = ColorizationNet(ModelConfig(num_classes=3, width=0.125, global_size=32, ab_bins=6,
+                                        ab_keep=(0, 1, 7, 14, 20, 35))).eval()
+    net = LiteNet.from_state(model.config.to_dict(), {k: v.float().numpy() for k, v in model.state_dict().items()})
+    l_global, l = torch.rand(1, 1, 32, 32) - 0.5, torch.rand(1, 1, 24, 40) - 0.5
+    with torch.no_grad():
+        prior_t, _ = model.global_prior(l_global)
+        ab_t = model.local_ab(l, prior_t)[0].permute(1, 2, 0).numpy()
+    prior, _ = net.global_prior(l_global[0, 0].numpy())
+    np.testing.assert_allclose(net.local_ab(l[0, 0].numpy(), prior), ab_t, atol=1e-4)
 
 
 def test_a_coarse_blend_matches_pytorch_within_one_level(tmp_path):
