@@ -20,10 +20,9 @@ import argparse
 import itertools
 
 from chromalift.checkpoint import recalibrated
-from chromalift.defaults import DEFAULT_PROCESS_SIZE
+from chromalift.defaults import DEFAULT_PROCESS_SIZE, GLOBAL_FLIPS
 from chromalift.evaluate import evaluate
 from chromalift.inference import Colorizer
-from chromalift.model import GLOBAL_FLIPS
 
 
 def _pct(x: float | None) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from .defaults import WEIGHTS_FORMAT
 from .files import atomic_write
 from .model import INFERENCE_SETTINGS, ColorizationNet, ModelConfig
+from .model_config import parse as parse_config
 
 # file format names, kept from before the package was renamed: every weights file and checkpoint still loads
 CHECKPOINT_FORMAT = "colorizer/train-checkpoint/v1"
@@ -63,24 +64,9 @@ def read_weights_metadata(path: str | os.PathLike) -> dict:
 
 
 def config_from(value, path) -> ModelConfig:
-    """A ModelConfig from untrusted JSON-decoded data: known keys, right types, sane sizes, or CheckpointError."""
-    known = {f.name: f.type for f in fields(ModelConfig)}
-    if not isinstance(value, dict) or set(value) - set(known):
-        extra = sorted(set(value) - set(known)) if isinstance(value, dict) else []
-        raise CheckpointError(f"{path}: model config is not one this version reads"
-                              + (f" (unknown keys: {', '.join(map(str, extra))})" if extra else ""))
-    for key, v in value.items():
-        kind = str(known[key])
-        ok = (isinstance(v, (list, tuple)) and len(v) <= 4096 and all(type(i) is int for i in v) if kind.startswith("tuple") else
-              type(v) is bool if kind == "bool" else
-              type(v) is str and len(v) <= 64 if kind == "str" else
-              isinstance(v, (int, float)) and not isinstance(v, bool) if kind == "float" else type(v) is int)
-        if not ok:
-            raise CheckpointError(f"{path}: model config {key}={v!r} has the wrong type")
-    if not 0 <= value.get("num_classes", 0) <= 100_000 or value.get("global_size", 224) > 4096:
-        raise CheckpointError(f"{path}: model config sizes are out of range ({value})")
+    """A ModelConfig from untrusted JSON-decoded data (model_config.parse), or CheckpointError naming the file."""
     try:
-        return ModelConfig(**value)
+        return parse_config(value)
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from None
 

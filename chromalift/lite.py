@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from . import color_np as C
-from .defaults import BAND_PIXELS, DEFAULT_PROCESS_SIZE, DEFAULT_WEIGHTS, GLOBAL_FLIPS, WEIGHTS_FORMAT, coarse_shape, process_shape
+from .defaults import BAND_PIXELS, DEFAULT_PROCESS_SIZE, DEFAULT_WEIGHTS, WEIGHTS_FORMAT, coarse_shape, process_shape
 from .images import NOTE
+from .model_config import parse as parse_config
 
 BN_EPS = 1e-5   # torch.nn.BatchNorm's default
 
@@ -60,19 +61,13 @@ def _dense(x: np.ndarray, layer: tuple, relu: bool = True) -> np.ndarray:
     return np.maximum(y, 0.0, out=y) if relu else y
 
 
-def _check_settings(config: dict, path: Path) -> None:
-    """The inference settings that index or divide (model.ModelConfig checks them on the torch path), or LiteError:
+def _check_settings(config, path: Path) -> None:
+    """The config through ModelConfig's own checks (model_config.parse, the torch path's too), or LiteError:
     wrong values would give wrong colours here, not an error."""
-    bins, keep = config.get("ab_bins", 0), config.get("ab_keep") or []
-    ok = (type(bins) is int and (bins == 0 or 2 <= bins <= 64)
-          and isinstance(keep, list) and all(type(i) is int for i in keep) and keep == sorted(set(keep))
-          and (not keep or (bins and len(keep) >= 2 and keep[0] >= 0 and keep[-1] < bins * bins))
-          and config.get("global_flip", "off") in GLOBAL_FLIPS
-          and all(isinstance(config.get(k, 1.0), (int, float)) and 0 < config.get(k, 1.0) <= top
-                  for k, top in (("ab_gain", 4), ("ab_temperature", 10)))
-          and isinstance(config.get("coarse_blend", 0.0), (int, float)) and 0 <= config.get("coarse_blend", 0.0) < 1)
-    if not ok:
-        raise LiteError(f"{path}: its model config holds settings this version cannot use")
+    try:
+        parse_config(config)
+    except (TypeError, ValueError) as e:
+        raise LiteError(f"{path}: its model config holds settings this version cannot use ({e})") from None
 
 
 @dataclass
