@@ -24,8 +24,8 @@ from .files import already_exists
 SUBCOMMANDS = ("prepare", "train", "evaluate", "export", "weights", "web", "pack", "join", "study")
 
 
-def _fail(message: str, code: int = 1) -> int:
-    print(f"colorize: error: {message}", file=sys.stderr)
+def _fail(message: str, code: int = 1, prog: str = "colorize") -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
     return code
 
 

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
+
+from .cli import _fail as _cli_fail
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,9 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fail(message: str) -> int:
-    print(f"colorize study: error: {message}", file=sys.stderr)
-    return 1
+_fail = partial(_cli_fail, prog="colorize study")
 
 
 def cmd_study(argv: list[str]) -> int:
