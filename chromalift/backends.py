@@ -26,8 +26,17 @@ from .model import ColorizationNet
 
 
 def fuse_batchnorm(model: ColorizationNet) -> ColorizationNet:
-    """A copy of an eval-mode model with each batch norm folded into the conv / linear layer before it."""
+    """A copy of an eval-mode model with each batch norm folded into the conv / linear layer before it, and
+    an ab-bin head's annealed-mean temperature into its last layer (logits / T: one pass over every pixel's
+    bins less, 8% of the local path at 1024 x 768)."""
     model = copy.deepcopy(model).eval()
+    colour = model.colorization
+    if hasattr(colour, "centres") and colour.temperature != 1.0:
+        last = colour.layers[-1]
+        with torch.no_grad():
+            last.weight.div_(colour.temperature)
+            last.bias.div_(colour.temperature)
+        colour.temperature = 1.0
     for parent in list(model.modules()):
         children = list(parent.named_children())
         for (_name_a, a), (name_b, b) in itertools.pairwise(children):

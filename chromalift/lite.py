@@ -87,6 +87,10 @@ class LiteNet:
         for name in ("colorization.layers.6", "classification.1"):
             if f"{name}.weight" in w:
                 layers[name] = _folded(w, name, None)
+        t = config.get("ab_temperature", 0.38)
+        if config.get("ab_bins", 0) and t != 1.0:   # the annealed mean's logits / T, folded into the last layer
+            layers["colorization.layers.6"] = tuple(a / np.float32(t) for a in layers["colorization.layers.6"])
+            config = {**config, "ab_temperature": 1.0}
         return cls(config, layers)
 
     def _low(self, x: np.ndarray) -> np.ndarray:
@@ -131,7 +135,8 @@ class LiteNet:
         """model.Colorization.decode: the Sigmoid (or the annealed mean of the ab bins), then the gain about grey."""
         bins = self.config.get("ab_bins", 0)
         if bins:
-            z = head / np.float32(self.config.get("ab_temperature", 0.38))
+            t = self.config.get("ab_temperature", 0.38)   # 1 where from_state folded it
+            z = head / np.float32(t) if t != 1.0 else head
             p = np.exp(z - z.max(axis=-1, keepdims=True))
             p /= p.sum(axis=-1, keepdims=True)
             centres = (np.arange(bins, dtype=np.float32) + 0.5) / bins

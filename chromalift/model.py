@@ -127,7 +127,8 @@ class Colorization(nn.Module):
         """The head's output -> normalised ab: itself (regression), or the annealed mean of the bins; then
         scaled about grey by the gain (1 in training)."""
         if hasattr(self, "centres"):   # the bins as the last axis: a view of channels_last logits, no copy
-            p = torch.softmax(head.float().permute(0, 2, 3, 1) / self.temperature, dim=-1)   # (B, h, w, Q)
+            z = head.float().permute(0, 2, 3, 1)
+            p = torch.softmax(z / self.temperature if self.temperature != 1.0 else z, dim=-1)   # (B, h, w, Q)
             head = (p @ self.centres.T).permute(0, 3, 1, 2).contiguous()                   # (B, 2, h, w)
         return head if self.gain == 1.0 else ((head - 0.5) * self.gain + 0.5).clamp(0.0, 1.0)
 

@@ -7,6 +7,7 @@ import torch
 from chromalift.backends import OnnxEngine, TorchEngine, fuse_batchnorm
 from chromalift.checkpoint import load_weights, recalibrated
 from chromalift.cli import main
+from chromalift.model import ColorizationNet, ModelConfig
 
 
 def test_fused_batchnorm_matches_the_model(tiny_weights):
@@ -18,6 +19,18 @@ def test_fused_batchnorm_matches_the_model(tiny_weights):
         prior, logits = model.global_prior(lg)
         prior_f, logits_f = fused.global_prior(lg)
         assert torch.allclose(prior, prior_f, atol=1e-4) and torch.allclose(logits, logits_f, atol=1e-4)
+        assert torch.allclose(model.local_ab(l, prior), fused.local_ab(l, prior), atol=1e-5)
+
+
+def test_a_bin_heads_temperature_is_folded_into_its_last_layer():
+    torch.manual_seed(0)
+    model = ColorizationNet(ModelConfig(num_classes=3, width=0.125, global_size=32, ab_bins=6, ab_temperature=0.25,
+                                        ab_gain=1.2)).eval()
+    fused = fuse_batchnorm(model)
+    assert fused.colorization.temperature == 1.0 and model.colorization.temperature == 0.25, "the model is untouched"
+    l, lg = torch.rand(2, 1, 48, 40) - 0.5, torch.rand(2, 1, 32, 32) - 0.5
+    with torch.no_grad():
+        prior = model.global_prior(lg)[0]
         assert torch.allclose(model.local_ab(l, prior), fused.local_ab(l, prior), atol=1e-5)
 
 
