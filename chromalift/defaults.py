@@ -18,7 +18,7 @@ CUT_RATIO = 3.0        # ... and this many times the median change of the frames
 STEADY = 0.8           # SteadyColour strength by default (benchmarks/flicker.py: 0.9 gains little more)
 
 # `colorize PHOTO` runs the NumPy network (lite.py, no torch import: 0.5 s cold instead of 2 s) up to this
-# process size: benchmarks/speed.py measured it 1.6x slower than PyTorch's at 224 px, 3.8x at 1024x768, so
+# process size: benchmarks/speed.py measured it 2.1x slower than PyTorch's at 224 px, 3.8x at 1024x768 (2026-11-27), so
 # beyond this the 1.5 s that importing torch costs is won back
 NUMPY_MAX_PROCESS_SIZE = 1024
 
