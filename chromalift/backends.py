@@ -3,8 +3,8 @@ channels-last), or ONNX Runtime.
 
 Both expose `global_prior(l_global, scores=True) -> (prior, logits)` and `local_ab(l, prior) -> ab01` on normalised
 tensors, so `Colorizer` does not care which runs. `benchmarks/speed.py` measures them against each other
-and against the CPU's ceiling: on the 2-core CPU here the fused eager engine ran at 78-79% of the fp32
-peak at 512 px and above, ONNX Runtime at 58-72%, so 'auto' picks the former; ONNX Runtime stays
+and against the CPU's ceiling: on the 2-core CPU here, with the shipped model, the fused eager engine ran
+at 65-74% of the fp32 peak, ONNX Runtime at 39-69% (level only at 1024x768), so 'auto' picks the former; ONNX Runtime stays
 available (`--backend onnx`, which fails with one line where it cannot run) and is what
 `colorize export --onnx` writes.
 """
@@ -78,6 +78,17 @@ class _Global(nn.Module):
         return (prior, logits) if logits is not None else (prior,)
 
 
+class _Prior(nn.Module):
+    """The global path for the prior alone (scores=False): for global_flip "scenes", without the mirror image."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, l_global):
+        return self.model.global_prior(l_global, scores=False)[0]
+
+
 class _Local(nn.Module):
     def __init__(self, model):
         super().__init__()
@@ -87,9 +98,11 @@ class _Local(nn.Module):
         return self.model.local_ab(l, prior)
 
 
-def export_onnx(model: ColorizationNet, folder: str | Path) -> tuple[Path, Path]:
+def export_onnx(model: ColorizationNet, folder: str | Path, *, prior_graph: bool = False) -> tuple[Path, Path]:
     """Write global.onnx (L at the global size -> prior, class scores) and local.onnx (L of any
-    height and width, multiples of 8, and a prior -> ab in [0, 1] at half size) into `folder`."""
+    height and width, multiples of 8, and a prior -> ab in [0, 1] at half size) into `folder`. With
+    prior_graph, for global_flip "scenes", also prior.onnx: the prior alone, without the mirror image that
+    only the scores need (the engine's cache; `colorize export` writes the two files it names)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model = fuse_batchnorm(model).cpu()
@@ -102,6 +115,10 @@ def export_onnx(model: ColorizationNet, folder: str | Path) -> tuple[Path, Path]
         atomic_write(glob, lambda tmp: torch.onnx.export(
             _Global(model), (torch.zeros(1, 1, g, g),), tmp, input_names=["l_global"], output_names=outputs,
             dynamic_axes={"l_global": {0: "batch"}}, dynamo=False))
+        if prior_graph and model.config.global_flip == "scenes":
+            atomic_write(folder / "prior.onnx", lambda tmp: torch.onnx.export(
+                _Prior(model), (torch.zeros(1, 1, g, g),), tmp, input_names=["l_global"], output_names=["prior"],
+                dynamic_axes={"l_global": {0: "batch"}}, dynamo=False))
         atomic_write(local, lambda tmp: torch.onnx.export(
             _Local(model), (torch.zeros(1, 1, 64, 64), torch.zeros(1, prior_dim)), tmp,
             input_names=["l", "prior"], output_names=["ab"],
@@ -110,13 +127,16 @@ def export_onnx(model: ColorizationNet, folder: str | Path) -> tuple[Path, Path]
     return glob, local
 
 
+ONNX_EXPORT = 2   # what export_onnx writes; a cache from an older export is not reused (2: prior.onnx)
+
+
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "chromalift" / "onnx"
 
 
 def weights_key(model: ColorizationNet) -> str:
-    h = hashlib.sha256(repr(model.config).encode())
+    h = hashlib.sha256(f"{ONNX_EXPORT} {model.config!r}".encode())
     for k, v in model.state_dict().items():
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
@@ -133,7 +153,7 @@ class OnnxEngine:
         folder = (cache or _cache_dir()) / weights_key(model)
         if not ((folder / "global.onnx").exists() and (folder / "local.onnx").exists()):
             tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-            export_onnx(model, tmp)
+            export_onnx(model, tmp, prior_graph=True)
             os.makedirs(folder.parent, exist_ok=True)
             try:
                 os.replace(tmp, folder)
@@ -146,9 +166,14 @@ class OnnxEngine:
         providers = ["CPUExecutionProvider"]
         self.global_session = ort.InferenceSession(str(folder / "global.onnx"), options, providers=providers)
         self.local_session = ort.InferenceSession(str(folder / "local.onnx"), options, providers=providers)
+        prior = folder / "prior.onnx"
+        self.prior_session = ort.InferenceSession(str(prior), options, providers=providers) if prior.exists() else None
 
-    def global_prior(self, l_global: torch.Tensor, *, scores: bool = True):   # one graph: it runs the mirror anyway
-        out = self.global_session.run(None, {"l_global": l_global.cpu().numpy().astype(np.float32)})
+    def global_prior(self, l_global: torch.Tensor, *, scores: bool = True):
+        feed = {"l_global": l_global.cpu().numpy().astype(np.float32)}
+        if not scores and self.prior_session is not None:   # "scenes": no mirror image for the prior alone
+            return torch.from_numpy(self.prior_session.run(None, feed)[0]), None
+        out = self.global_session.run(None, feed)
         return torch.from_numpy(out[0]), (torch.from_numpy(out[1]) if len(out) > 1 and scores else None)
 
     def local_ab(self, l: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:

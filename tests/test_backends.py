@@ -43,6 +43,10 @@ def test_onnx_engine_matches_pytorch_at_several_sizes(tiny_weights, tmp_path, fl
     prior, logits = ref.global_prior(lg)
     prior_o, logits_o = onnx.global_prior(lg)
     assert torch.allclose(prior, prior_o, atol=1e-4) and torch.allclose(logits, logits_o, atol=1e-4)
+    prior_alone, no_scores = onnx.global_prior(lg, scores=False)
+    assert no_scores is None and torch.allclose(prior_alone, ref.global_prior(lg, scores=False)[0], atol=1e-4)
+    # the prior alone skips the mirror image where only the scores take it ("scenes"), as the torch engine does
+    assert (onnx.prior_session is not None) == (flip == "scenes")
     for h, w in [(64, 64), (120, 200), (8, 16)]:
         l = torch.rand(1, 1, h, w) - 0.5
         out = onnx.local_ab(l, prior)
