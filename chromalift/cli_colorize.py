@@ -213,9 +213,9 @@ def cmd_colorize(argv: list[str]) -> int:
     shard.start()
     try:
         mine = shard.take(plan.jobs)
-        tally = _run(colorizer, [j for j in mine if not (resume and j.dst.exists())], args, reference,
-                     plan if shard.index == 0 else None)
-        tally.skipped = len(mine) - tally.count
+        todo = [j for j in mine if not (resume and j.dst.exists())]
+        tally = _run(colorizer, todo, args, reference, plan if shard.index == 0 else None)
+        tally.skipped = len(mine) - len(todo)    # not tally.count: that holds the plan's refusals too
         tally.count += tally.skipped
         tallies = [tally] if tally.interrupted else shard.gather(tally)
         if not shard.launched or shard.index == 0 or tally.interrupted:

@@ -73,6 +73,16 @@ def test_two_inputs_with_one_output_name_both_survive_and_are_counted(tmp_path, 
     assert main([str(tmp_path / "in"), "-o", str(out), "--format", "png", "--model", str(tiny_weights)]) == 1
     err = capsys.readouterr()
     assert all(f"{name}: already exists" in err.err for name in written)
+    assert "colorized 0 of 2 photos; 2 failed:" in err.out and "skipped" not in err.out   # was "0 of 0; -2 were done"
+
+
+def test_an_output_that_is_the_input_is_one_line_and_no_summary(tmp_path, tiny_weights, capsys):
+    a = photo(tmp_path / "a.jpg", 1)
+    before = a.read_bytes()
+    assert main([str(a), "-o", str(a), "--model", str(tiny_weights)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [f"colorize: error: {a}: is the input itself; choose another output"]
+    assert captured.out == "" and a.read_bytes() == before
 
 
 def test_output_folder_inside_the_input_is_not_read_back(tmp_path, tiny_weights):
