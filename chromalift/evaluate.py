@@ -6,6 +6,7 @@ colorizer must beat on PSNR to be adding information rather than noise.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,8 +138,8 @@ def markdown_table(results: list[dict]) -> str:
     return "\n".join(lines) + "\n\n" + hue_table(results)
 
 
-def _pct(x: float) -> str:
-    return "-" if x != x else f"{x:.1%}"    # NaN: nothing to count (the grey baseline colours nothing)
+def _pct(x: float, form: str = ".1%") -> str:
+    return "-" if x != x else format(x, form)    # NaN: nothing to count (no such pixels; grey colours nothing)
 
 
 def hue_table(results: list[dict]) -> str:
@@ -150,12 +151,24 @@ def hue_table(results: list[dict]) -> str:
         for method in ("ours", "grey"):
             m = r[method]
             label = "ours" if method == "ours" else "grey baseline"
-            lines.append(f"| {name} | {label} | {m['hue_agreement']:.1%} | {m['vegetation_green']:.1%} | "
-                         f"{m['sky_blue']:.1%} | {m['neutral_chroma']:.1f} | {_pct(m['warm_share'])} "
-                         f"({m['warm_share_truth']:.1%}) |")
+            lines.append(f"| {name} | {label} | {_pct(m['hue_agreement'])} | {_pct(m['vegetation_green'])} | "
+                         f"{_pct(m['sky_blue'])} | {_pct(m['neutral_chroma'], '.1f')} | {_pct(m['warm_share'])} "
+                         f"({_pct(m['warm_share_truth'])}) |")
     return "\n".join(lines)
 
 
+def _finite(value):
+    """JSON has no NaN or infinity: a metric with nothing to count (NaN) or of identical images (PSNR inf)
+    is written as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def save_json(results: list[dict], path: str | Path) -> None:
-    text = json.dumps(results, indent=2)
+    text = json.dumps(_finite(results), indent=2, allow_nan=False)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))

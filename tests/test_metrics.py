@@ -69,6 +69,21 @@ def test_evaluate_command_writes_table_json_and_grid(tmp_path, tiny_weights, cap
     assert grid.height >= 4 * 192 and grid.width > 3 * 192   # 4 rows of grey | ours | truth
 
 
+def test_a_set_with_nothing_to_count_shows_a_dash_and_writes_strict_json(tmp_path, tiny_weights, capsys):
+    """Grey photos have no strong or near-colourless-but-coloured pixels: the hue metrics are undefined
+    (NaN), shown as '-' and written as null (JSON has no NaN: browsers' JSON.parse refuses it)."""
+    data = tmp_path / "grey"
+    data.mkdir()
+    Image.fromarray(gradient_rgb(40, 56, seed=0).mean(axis=2).astype(np.uint8)).convert("RGB").save(data / "0.png")
+    out = tmp_path / "ev"
+    assert main(["evaluate", str(data), "--model", str(tiny_weights), "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "nan" not in table.lower() and "| grey | grey baseline | - | - | - |" in table
+    text = (out / "results.json").read_text()
+    result = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in results.json"))[0]
+    assert result["ours"]["hue_agreement"] is None and result["grey"]["warm_share"] is None
+
+
 def test_hue_metrics_on_a_hand_made_image():
     from chromalift.metrics import add_counts, hue_counts, hue_scores
 
