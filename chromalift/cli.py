@@ -72,6 +72,9 @@ def _train_parser() -> argparse.ArgumentParser:
                 "annealed mean; Zhang et al. 2016)", "ab_bins": "grid side of the ab bins for --loss classify",
         "ab_prune": "with --loss classify, predict only the bins that the training photos' colours fall in "
                     "(a cheaper head; their list is stored in the weights)",
+        "ab_soft": "with --loss classify: 0 = each pixel's target is the bin its colour falls in; sigma > 0 (Lab "
+                   "units) = its 5 nearest bins weighted by a Gaussian of the distance (Zhang et al.'s soft-encoding, "
+                   "sigma 5)",
         "global_features": "the global prior (--no-global-features: the paper's ablation without it)",
         "resident": "keep the photos on the device and make batches there: auto (on CUDA), on, off",
         "init": "start from these weights (.safetensors; same architecture and classes), e.g. the shipped model",

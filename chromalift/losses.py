@@ -74,12 +74,32 @@ def ab_bin_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Te
     return F.cross_entropy(flat, target.reshape(-1), reduction="none").view(b, 1, h, w)
 
 
+SOFT_NEIGHBOURS = 5   # Zhang et al.: each colour's target spreads over its 5 nearest bins
+
+
+def ab_bin_soft_cross_entropy(logits: torch.Tensor, ab: torch.Tensor, centres: torch.Tensor,
+                              sigma: float) -> torch.Tensor:
+    """(B, Q, h, w) bin logits, (B, 2, h, w) ab in Lab units, (Q, 2) the head's bin centres in Lab units ->
+    (B, 1, h, w) cross-entropy against soft targets: each colour's SOFT_NEIGHBOURS nearest bins, weighted by
+    exp(-d^2 / 2 sigma^2) and normalised (Zhang et al. 2016's soft-encoding)."""
+    b, q, h, w = logits.shape
+    colours = ab.permute(0, 2, 3, 1).reshape(-1, 2).float()
+    with torch.autocast(ab.device.type, enabled=False):   # targets in float32 whatever the step runs in
+        d, nearest = torch.cdist(colours, centres).topk(min(SOFT_NEIGHBOURS, q), dim=1, largest=False)
+        weights = torch.softmax(-d.square() / (2.0 * sigma * sigma), dim=1)
+    log_p = torch.log_softmax(logits.permute(0, 2, 3, 1).reshape(-1, q).float(), dim=1)
+    return -(log_p.gather(1, nearest) * weights).sum(dim=1).view(b, 1, h, w)
+
+
 def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor | None, ab_bins: int = 0,
-                 ab_lookup: torch.Tensor | None = None):
+                 ab_lookup: torch.Tensor | None = None, ab_soft: tuple[torch.Tensor, float] | None = None):
     """-> (total loss, colour loss (MSE, or cross-entropy over ab bins), classification CE or None, logits).
-    A head over some of the grid's bins takes their `head_bin_lookup` as ab_lookup."""
+    A head over some of the grid's bins takes their `head_bin_lookup` as ab_lookup; soft targets take
+    ab_soft = (the head's bin centres in Lab units, sigma)."""
     pred, logits = model(l)
-    if ab_bins:
+    if ab_bins and ab_soft is not None:
+        se = ab_bin_soft_cross_entropy(pred, ab, *ab_soft)
+    elif ab_bins:
         target = ab_bin_targets(ab, ab_bins)
         se = ab_bin_cross_entropy(pred, target if ab_lookup is None else ab_lookup[target])
     else:

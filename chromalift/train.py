@@ -20,11 +20,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import checkpoint as ckpt
 from . import distributed
+from .color import unnormalize_ab
 from .data import Cache, DataError, EpochSampler, rebalance_weights
 from .device import bf16_peak_flops, cpu_has_fast_bf16, pick_device
 from .device_batches import DeviceBatches
 from .losses import compute_loss, head_bin_lookup, used_ab_bins
-from .model import ColorizationNet, ModelConfig, count_macs
+from .model import ColorizationNet, ModelConfig, ab_bin_centres, count_macs
 from .schedule import lr_at, progress
 from .train_config import TrainConfig
 from .train_data import cache_for, epoch_batches, resident_batches, start_workers
@@ -57,6 +58,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     lr: float
     ab_lookup: torch.Tensor | None   # a head over some ab bins: every grid bin's output index (losses.head_bin_lookup)
+    ab_soft: tuple[torch.Tensor, float] | None = None   # soft bin targets: (the head's bin centres in Lab units, sigma)
     step: int = 0
     best_val: float = math.inf
     last_val: dict = field(default_factory=dict)
@@ -70,6 +72,8 @@ def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: tor
         raise ValueError(f"--loss {cfg.loss}: choose mse or classify")
     if not cfg.zoom >= 1:
         raise ValueError(f"--zoom {cfg.zoom}: 1 (off) or more")
+    if cfg.ab_soft and (cfg.loss != "classify" or not cfg.ab_soft > 0):
+        raise ValueError(f"--ab-soft {cfg.ab_soft}: a sigma > 0 (Lab units), with --loss classify")
     train_cache = cache_for(cfg.data, out, "train", cfg, rank, world)
     val_cache = cache_for(cfg.val, out, "val", cfg, rank, world, classes=train_cache.classes) if cfg.val else None
     if train_cache.size < cfg.crop:
@@ -97,6 +101,8 @@ def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: tor
     lookup = head_bin_lookup(bins, keep)
     run = _Run(train_cache, val_cache, sampler, per_rank, steps_per_epoch, ab_weights, model, model_config,
                optimizers[cfg.optimizer](model.parameters(), lr=lr), lr, None if lookup is None else lookup.to(device))
+    if cfg.ab_soft:
+        run.ab_soft = (unnormalize_ab(ab_bin_centres(model_config)).T.contiguous().to(device), float(cfg.ab_soft))
     if resuming:
         _restore(run, Path(cfg.out) / "last.pt")
     return run
@@ -144,7 +150,7 @@ def _step(run: _Run, net, cfg: TrainConfig, batch, device: torch.device, autocas
         group["lr"] = lr_at(cfg, run.lr, progress(cfg, run.step, run.seconds))
     with autocast:
         loss, mse, ce, _ = compute_loss(net, l, ab, labels, alpha=cfg.alpha, ab_weights=run.ab_weights,
-                                      ab_bins=run.model_config.ab_bins, ab_lookup=run.ab_lookup)
+                                      ab_bins=run.model_config.ab_bins, ab_lookup=run.ab_lookup, ab_soft=run.ab_soft)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()

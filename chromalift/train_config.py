@@ -29,6 +29,8 @@ class TrainConfig:
     loss: str = "mse"                # "mse" (paper) or "classify": cross-entropy over ab bins (Zhang et al.)
     ab_bins: int = 22                # grid side of the ab bins for --loss classify (22 x 22, about 11.6 Lab units)
     ab_prune: bool = False           # --loss classify over only the grid's bins the training photos use (a cheaper head)
+    ab_soft: float = 0.0             # --loss classify: 0 = each pixel's target is its bin; sigma > 0 (Lab units): its 5
+                                     # nearest bins weighted by exp(-d^2 / 2 sigma^2) (Zhang et al.'s soft-encoding: 5)
     global_features: bool = True     # False: the paper's ablation without global features
     rebalance: float = 0.0           # 0: plain MSE (paper); s in (0, 1]: ab bin weights 1/(s p + (1-s)/Q), 1 = inverse frequency
     color_sampling: float = 0.0      # 0: uniform; p > 0: draw photos with probability ~ colourfulness^p

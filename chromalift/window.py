@@ -53,7 +53,7 @@ def _config(args, out: str, **changes):
                "eval_every": args.eval_every or 10**9,
                "ckpt_every": args.ckpt_every, "log_every": args.log_every, "progress": False, "compile": args.compile,
                "init": args.init, "seed": args.seed, "zoom": args.zoom, "loss": args.loss, "ab_bins": args.ab_bins,
-               "ab_prune": args.ab_prune}
+               "ab_prune": args.ab_prune, "ab_soft": args.ab_soft}
     return TrainConfig(**(cfg | changes))
 
 
@@ -202,6 +202,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", default="mse", help="mse (the paper) or classify (ab bins; colorize train --loss)")
     p.add_argument("--ab-bins", type=int, default=22, help="grid side of the ab bins for --loss classify")
     p.add_argument("--ab-prune", action="store_true", help="--loss classify over only the bins the pack's photos use")
+    p.add_argument("--ab-soft", type=float, default=0.0, help="--loss classify with soft targets over each colour's 5 "
+                   "nearest bins, this sigma in Lab units (colorize train --ab-soft; 0 = hard targets)")
     p.add_argument("--init", help="start from these weights (same architecture; another colour head starts all but its last layer)")
     p.add_argument("--device", default="cuda", help="cuda (the window), or cpu for a dry run")
     p.add_argument("--workers", type=int, default=0, help="data-loading processes when batches are not resident")
