@@ -45,11 +45,12 @@ def main() -> None:
             times[key] = time.perf_counter() - start
         rounds.append(times)
     first = args.models[0]
+    best = {key: min(r[key] for r in rounds) for key in engines}
     print("| weights | engine | best s | best vs the first | median paired ratio |\n|---|---|---|---|---|")
     for model, kind in engines:
-        best = min(r[(model, kind)] for r in rounds)
         paired = statistics.median(r[(model, kind)] / r[(first, kind)] for r in rounds)
-        print(f"| {model} | {kind} | {best:.3f} | {best / min(r[(first, kind)] for r in rounds):.2f}x | {paired:.2f}x |")
+        print(f"| {model} | {kind} | {best[(model, kind)]:.3f} | {best[(model, kind)] / best[(first, kind)]:.2f}x "
+              f"| {paired:.2f}x |")
 
 
 if __name__ == "__main__":

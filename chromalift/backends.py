@@ -69,24 +69,16 @@ class TorchEngine:
 
 
 class _Global(nn.Module):
-    def __init__(self, model):
+    """The global path: the prior and the scores, or (scores=False) the prior alone, which for global_flip
+    "scenes" runs without the mirror image."""
+
+    def __init__(self, model, scores: bool = True):
         super().__init__()
-        self.model = model
+        self.model, self.scores = model, scores
 
     def forward(self, l_global):
-        prior, logits = self.model.global_prior(l_global)
+        prior, logits = self.model.global_prior(l_global, scores=self.scores)
         return (prior, logits) if logits is not None else (prior,)
-
-
-class _Prior(nn.Module):
-    """The global path for the prior alone (scores=False): for global_flip "scenes", without the mirror image."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, l_global):
-        return self.model.global_prior(l_global, scores=False)[0]
 
 
 class _Local(nn.Module):
@@ -117,7 +109,7 @@ def export_onnx(model: ColorizationNet, folder: str | Path, *, prior_graph: bool
             dynamic_axes={"l_global": {0: "batch"}}, dynamo=False))
         if prior_graph and model.config.global_flip == "scenes":
             atomic_write(folder / "prior.onnx", lambda tmp: torch.onnx.export(
-                _Prior(model), (torch.zeros(1, 1, g, g),), tmp, input_names=["l_global"], output_names=["prior"],
+                _Global(model, scores=False), (torch.zeros(1, 1, g, g),), tmp, input_names=["l_global"], output_names=["prior"],
                 dynamic_axes={"l_global": {0: "batch"}}, dynamo=False))
         atomic_write(local, lambda tmp: torch.onnx.export(
             _Local(model), (torch.zeros(1, 1, 64, 64), torch.zeros(1, prior_dim)), tmp,

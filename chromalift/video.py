@@ -306,15 +306,16 @@ def _colorize_shots(colorizer: Colorizer, job: _ShotWork) -> int:
     pending: list[np.ndarray] = []   # frames first.. waiting for a full batch or their shot's end
     try:
         for index, frame in enumerate(decode_frames(job.src)):
-            shot_id = int(owner[index]) if index < len(owner) else None
-            if shot_id is None:
+            if index >= len(owner):
                 break
+            shot_id = int(owner[index])
             if shot_id not in job.todo:
                 continue
             if segment is None:
                 segment = _Segment(job.segment(shot_id), job.suffix, info)
                 job.steady.reset()   # a new shot: nothing to lean on
-            first = index if not pending else first
+            if not pending:
+                first = index
             # frames keep the first frame's size even where a stream changes resolution midway
             pending.append(frame.to_ndarray(format="rgb24", width=info.width, height=info.height))
             shot_ends = index + 1 == shots[shot_id].end
