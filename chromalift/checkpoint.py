@@ -160,6 +160,7 @@ def recalibrated(model: ColorizationNet, *, ab_gain: float | None = None, ab_tem
     return out.eval()
 
 
+CLASSIFIER = "classification.1"   # the scene classifier's last layer: one output per class
 HEAD = "colorization.layers.6"   # the colorization network's last convolution: ab, or one output per ab bin
 
 
@@ -218,26 +219,56 @@ def logit_adjusted(model: ColorizationNet, bin_weights: torch.Tensor, beta: floa
 
 
 def init_from(model: ColorizationNet, path: str, classes: list[str], *, quiet: bool = False) -> None:
-    """Start a training run from shipped weights: the same architecture, and the same classes in the same
-    order. Their inference settings (model.INFERENCE_SETTINGS) are not architecture. A head over some of the
-    weights' ab bins starts from those rows; a colour head that differs otherwise (regression vs bins,
-    another grid, bins the weights lack) keeps its fresh initialisation, said in one line (unless quiet:
-    the other processes of a distributed run)."""
+    """Start a training run from trained weights of the same architecture. Their inference settings
+    (model.INFERENCE_SETTINGS) are not architecture, and neither are the two output layers, which start
+    row by row from the weights where those know the row: the scene classifier's by class name (a
+    training set that adds classes keeps what the weights learnt of the old ones) and the colour head's
+    by ab bin of the same grid. Rows the weights lack keep their fresh initialisation (a new bin's bias
+    starts at the weights' lowest, as rare as anything they predict); a colour head of another kind
+    (regression vs bins, another grid) starts afresh. What starts afresh is said in one line (unless
+    quiet: the other processes of a distributed run)."""
     init_model, init_classes, _ = load_weights(path)
-    head = ("ab_bins", "ab_keep", *INFERENCE_SETTINGS)
-    if replace(init_model.config, **{k: getattr(model.config, k) for k in head}) != model.config:
-        raise CheckpointError(f"{path}: weights are of another model ({init_model.config.to_dict()}), "
-                              f"not {model.config.to_dict()}")
-    if model.config.num_classes and init_classes != classes:
-        raise CheckpointError(f"{path}: its scene classes differ from the training data's")
+    src, dst = init_model.config, model.config
+    free = ("ab_bins", "ab_keep", "num_classes", *INFERENCE_SETTINGS)
+    if replace(src, **{k: getattr(dst, k) for k in free}) != dst:
+        raise CheckpointError(f"{path}: weights are of another model ({src.to_dict()}), not {dst.to_dict()}")
     state, own = init_model.state_dict(), model.state_dict()
-    rows = _head_rows(init_model.config, model.config)
-    if rows is not None:
-        state = _select_head(state, rows)
-    elif (init_model.config.ab_bins, init_model.config.ab_keep) != (model.config.ab_bins, model.config.ab_keep):
+    notes = []
+    if src.ab_bins and src.ab_bins == dst.ab_bins:
+        keys = lambda c: list(c.ab_keep or range(c.ab_bins ** 2))
+        new = _map_rows(state, own, HEAD, keys(src), keys(dst), floor_bias=True)
+        notes += [f"{new} of its {len(keys(dst))} ab bins"] if new else []
+    elif (src.ab_bins, src.ab_keep) != (dst.ab_bins, dst.ab_keep):
         state = {k: v for k, v in state.items() if not k.startswith(HEAD + ".")}
+        notes.append(f"its colour head differs (ab_bins {src.ab_bins}, not {dst.ab_bins})")
+    if dst.num_classes:
+        new = _map_rows(state, own, CLASSIFIER, list(init_classes) if src.num_classes else [], list(classes))
+        notes += [f"{new} of its {len(classes)} scene classes"] if new else []
     fresh = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
     model.load_state_dict({k: v for k, v in state.items() if k not in fresh}, strict=not fresh)
-    if fresh and not quiet:
-        print(f"{path}: its colour head differs (ab_bins {init_model.config.ab_bins}, not {model.config.ab_bins}); "
-              f"every other layer starts from it, {', '.join(fresh)} afresh", flush=True)
+    if fresh:
+        notes.append("layers " + ", ".join(fresh))
+    if notes and not quiet:
+        print(f"{path}: every other layer starts from it; afresh: {'; '.join(notes)}", flush=True)
+
+
+def _map_rows(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], layer: str, src_keys: list,
+              dst_keys: list, *, floor_bias: bool = False) -> int:
+    """Rewrite `layer`'s weight and bias in `state` (rows keyed by src_keys) as the model's rows (keyed by
+    dst_keys): known rows from state, new rows from the model's own initialisation. Returns how many rows
+    are new; with none known, the layer leaves `state` (it starts afresh as a whole)."""
+    where = {key: i for i, key in enumerate(src_keys)}
+    known = [(j, where[key]) for j, key in enumerate(dst_keys) if key in where]
+    names = [f"{layer}.weight", f"{layer}.bias"]
+    if not known or any(n not in state for n in names):
+        for n in names:
+            state.pop(n, None)
+        return len(dst_keys)
+    rows, from_rows = (list(t) for t in zip(*known))
+    for n in names:
+        out = own[n].clone()
+        if floor_bias and n.endswith("bias"):
+            out.fill_(float(state[n].min()))
+        out[rows] = state[n][from_rows].to(out.dtype)
+        state[n] = out
+    return len(dst_keys) - len(known)

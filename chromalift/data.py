@@ -59,8 +59,11 @@ def _load_one(args: tuple[str, int, float]) -> tuple[np.ndarray | None, float, n
     except ImageError as e:
         return None, 0.0, None, f"unreadable: {e}"
     img = Image.fromarray(photo.u8)
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    if img.size != (size, size):   # the centre square: a wide photo is cropped, never squeezed
+        w, h = img.size
+        side = min(w, h)
+        box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+        img = img.resize((size, size), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
     pixels = np.array(img, dtype=np.uint8)
     lab = rgb_to_lab(uint8_to_float(torch.from_numpy(pixels)))
     ab = lab[1:].reshape(2, -1)

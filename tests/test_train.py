@@ -305,3 +305,28 @@ def test_classification_loss_over_ab_bins_learns_and_its_weights_colorize(caches
     assert np.isfinite(metrics["val_psnr"])
     assert main(["weights", str(run / "last.pt"), str(tmp_path / "w.safetensors")]) == 0
     assert main([str(colour_jpeg), "--model", str(tmp_path / "w.safetensors"), "-o", str(tmp_path / "c.png")]) == 0
+
+
+def test_init_maps_the_classifier_by_class_name_and_the_head_by_bin(tmp_path, capsys):
+    """A training set with other classes keeps what the weights learnt of the classes it shares, and a
+    head over more bins of the same grid keeps the bins the weights had (new ones start as the rarest)."""
+    from chromalift.checkpoint import init_from, save_weights
+    from chromalift.model import ColorizationNet, ModelConfig
+    torch.manual_seed(3)
+    old = ColorizationNet(ModelConfig(num_classes=3, width=0.125, global_size=32, ab_bins=4, ab_keep=(1, 5, 9)))
+    save_weights(tmp_path / "old.safetensors", old, classes=["a", "b", "c"])
+    new = ColorizationNet(ModelConfig(num_classes=4, width=0.125, global_size=32, ab_bins=4, ab_keep=(1, 5, 6, 9)))
+    fresh = {k: v.clone() for k, v in new.state_dict().items()}
+    init_from(new, str(tmp_path / "old.safetensors"), ["c", "d", "a", "e"])
+    assert "afresh: 1 of its 4 ab bins; 2 of its 4 scene classes" in capsys.readouterr().out
+    was, now = old.state_dict(), new.state_dict()
+    for layer, pairs, new_rows in (("classification.1", [(0, 2), (2, 0)], [1, 3]),
+                                   ("colorization.layers.6", [(0, 0), (1, 1), (3, 2)], [2])):
+        for j, i in pairs:
+            assert torch.equal(now[f"{layer}.weight"][j], was[f"{layer}.weight"][i])
+            assert torch.equal(now[f"{layer}.bias"][j], was[f"{layer}.bias"][i])
+        for j in new_rows:
+            assert torch.equal(now[f"{layer}.weight"][j], fresh[f"{layer}.weight"][j])
+    assert now["colorization.layers.6.bias"][2] == was["colorization.layers.6.bias"].min()
+    for k in was.keys() - {f"{n}.{p}" for n in ("classification.1", "colorization.layers.6") for p in ("weight", "bias")}:
+        assert torch.equal(now[k], was[k]), k
