@@ -269,6 +269,6 @@ def _map_rows(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], laye
         out = own[n].clone()
         if floor_bias and n.endswith("bias"):
             out.fill_(float(state[n].min()))
-        out[rows] = state[n][from_rows].to(out.dtype)
+        out[rows] = state[n][from_rows].to(out)
         state[n] = out
     return len(dst_keys) - len(known)

@@ -84,6 +84,8 @@ def _train_parser() -> argparse.ArgumentParser:
         "rebalance": "0 = plain MSE (paper); s in (0, 1] weights each ab bin by 1/(s p + (1-s)/Q) "
                      "(p its frequency, Q bins): rare, saturated colours count more (against sepia)",
         "color_sampling": "0 = uniform; p > 0 samples photos with probability ~ colourfulness^p",
+        "class_weights": "PATTERN=W[,PATTERN=W...]: photos of the classes whose names match PATTERN (shell-style, "
+                         "e.g. 'fl_*=2') are drawn W times as often (a source's share of the mix)",
         "seed": "random seed (data order, crops, flips, init)", "eval_every": "validate every N steps",
         "ckpt_every": "save last.pt every N steps", "log_every": "log every N steps",
         "workers": "data-loading processes per training process", "threads": "CPU threads for torch",

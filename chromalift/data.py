@@ -8,6 +8,7 @@ gathers, crops, flips and converts batches from that cache; its randomness depen
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
@@ -227,6 +228,30 @@ def load_cache(path: str | os.PathLike) -> Cache:
     return Cache(root=path, images=np.load(path / "images.npy", mmap_mode="r"),
                  labels=np.load(path / "labels.npy"), colorfulness=np.load(path / "colorfulness.npy"),
                  ab_hist=np.load(path / "ab_hist.npy"), classes=meta["classes"])
+
+
+def sampling_weights(cache: Cache, color_sampling: float = 0.0, class_weights: str = "") -> np.ndarray | None:
+    """How often each photo is drawn, relative to the others (None: uniformly): colourfulness^p, times W for
+    photos of the classes matching each "PATTERN=W" of `class_weights` (the first pattern that matches)."""
+    weights = cache.colorfulness.astype(np.float64) ** color_sampling if color_sampling else None
+    rules = [item.rsplit("=", 1) for item in class_weights.split(",") if item.strip()]
+    if not rules:
+        return weights
+    per_class = np.ones(len(cache.classes) + 1)       # the last entry: unlabelled photos (label -1)
+    for rule in rules:
+        try:
+            pattern, weight = rule[0].strip(), float(rule[1])
+        except (IndexError, ValueError):
+            raise ValueError(f"--class-weights {class_weights!r}: write PATTERN=W, e.g. 'fl_*=2'") from None
+        if not weight > 0 or not np.isfinite(weight):
+            raise ValueError(f"--class-weights {pattern}={rule[1]}: a weight must be a positive number")
+        matched = [i for i, name in enumerate(cache.classes) if fnmatch.fnmatchcase(name, pattern)]
+        if not matched:
+            raise ValueError(f"--class-weights {pattern}: matches none of the {len(cache.classes)} classes")
+        for i in matched:
+            per_class[i] = weight if per_class[i] == 1 else per_class[i]
+    by_photo = per_class[np.asarray(cache.labels)]
+    return by_photo if weights is None else weights * by_photo
 
 
 def rebalance_weights(ab_hist: np.ndarray, mix: float) -> torch.Tensor:

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from . import checkpoint as ckpt
 from . import distributed
 from .color import unnormalize_ab
-from .data import Cache, DataError, EpochSampler, rebalance_weights
+from .data import Cache, DataError, EpochSampler, rebalance_weights, sampling_weights
 from .device import bf16_peak_flops, cpu_has_fast_bf16, pick_device
 from .device_batches import DeviceBatches
 from .losses import compute_loss, head_bin_lookup, used_ab_bins
@@ -79,7 +79,7 @@ def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: tor
     if train_cache.size < cfg.crop:
         raise DataError(f"{cfg.data}: photos are {train_cache.size} px, smaller than --crop {cfg.crop}")
     per_rank = cfg.batch_size // world
-    weights = train_cache.colorfulness.astype(np.float64) ** cfg.color_sampling if cfg.color_sampling else None
+    weights = sampling_weights(train_cache, cfg.color_sampling, cfg.class_weights)
     sampler = EpochSampler(len(train_cache), seed=cfg.seed, rank=rank, world=world, weights=weights)
     steps_per_epoch = len(sampler) // per_rank
     if steps_per_epoch == 0:

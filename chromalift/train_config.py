@@ -34,6 +34,7 @@ class TrainConfig:
     global_features: bool = True     # False: the paper's ablation without global features
     rebalance: float = 0.0           # 0: plain MSE (paper); s in (0, 1]: ab bin weights 1/(s p + (1-s)/Q), 1 = inverse frequency
     color_sampling: float = 0.0      # 0: uniform; p > 0: draw photos with probability ~ colourfulness^p
+    class_weights: str = ""          # "PATTERN=W,...": photos of classes matching PATTERN (fnmatch) drawn W times as often
     seed: int = 0
     eval_every: int = 500
     ckpt_every: int = 100

@@ -10,6 +10,8 @@ OUT receives symbolic links only (the photos stay where they are, nothing is cop
                           split, and the held-out photos of every other source
   OUT/heldout/<source>/<class>/  never trained on: MiniPlaces' validation split (all of it); every 20th
                           photo of each class of the other sources
+  OUT/pack/<class>/       with --pack-mix: the photos a GPU window's 64 MiB pack takes, as many from each
+                          source as the mix says (spread evenly over its classes), for `colorize pack`
 Stdlib only, deterministic (sorted names), and it refuses an OUT that is not empty.
 """
 from __future__ import annotations
@@ -76,16 +78,33 @@ def _link(paths: list[Path], folder: Path) -> None:
         os.symlink(p.resolve(), folder / f"{i:05d}{p.suffix.lower()}")
 
 
+def _pack_subset(train: dict[str, dict[str, list[Path]]], mix: dict[str, int], out: Path) -> None:
+    """The first photos of every class of each source, as many as the mix gives that source."""
+    for source, classes in train.items():
+        want, taken = mix.get(source, 0), {c: 0 for c in classes}
+        while sum(taken.values()) < want and any(taken[c] < len(ps) for c, ps in classes.items()):
+            for c, ps in classes.items():
+                if taken[c] < len(ps) and sum(taken.values()) < want:
+                    taken[c] += 1
+        for c, n in taken.items():
+            if n:
+                _link(classes[c][:n], out / "pack" / c)
+        print(f"pack: {sum(taken.values())} photos of {source}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("snapshots", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--categories", type=Path, default=Path("../shared/data/miniplaces/categories.txt"))
+    ap.add_argument("--pack-mix", default="", help="e.g. miniplaces=8000,caltech101=4000,...")
     args = ap.parse_args()
+    mix = {k: int(v) for k, v in (item.split("=") for item in args.pack_mix.split(",") if item)}
     if args.out.exists() and any(args.out.iterdir()):
         sys.exit(f"{args.out}: not empty; choose a new folder")
     categories = [line.split()[0] for line in args.categories.read_text().splitlines() if line.strip()]
-    for source, (train, held) in sources(args.snapshots, categories).items():
+    every = sources(args.snapshots, categories)
+    for source, (train, held) in every.items():
         for cls, paths in train.items():
             _link(paths, args.out / "train" / cls)
         for cls, paths in held.items():
@@ -93,6 +112,8 @@ def main() -> int:
             _link(paths[:MINIPLACES_VAL_PER_CLASS] if source == "miniplaces" else paths, args.out / "val" / cls)
         print(f"{source}: {sum(map(len, train.values()))} training photos in {len(train)} classes, "
               f"{sum(map(len, held.values()))} held out")
+    if mix:
+        _pack_subset({source: train for source, (train, _) in every.items()}, mix, args.out)
     return 0
 
 

@@ -330,3 +330,21 @@ def test_init_maps_the_classifier_by_class_name_and_the_head_by_bin(tmp_path, ca
     assert now["colorization.layers.6.bias"][2] == was["colorization.layers.6.bias"].min()
     for k in was.keys() - {f"{n}.{p}" for n in ("classification.1", "colorization.layers.6") for p in ("weight", "bias")}:
         assert torch.equal(now[k], was[k]), k
+
+
+def test_class_weights_draw_a_source_more_often():
+    from types import SimpleNamespace
+
+    from chromalift.data import sampling_weights
+    cache = SimpleNamespace(classes=["abbey", "fl_rose", "fl_tulip", "in_church"],
+                            labels=np.array([0, 1, 2, 3, -1, 1]), colorfulness=np.array([1, 2, 3, 4, 5, 6.0]))
+    assert sampling_weights(cache) is None
+    assert sampling_weights(cache, class_weights="fl_*=3, in_*=0.5").tolist() == [1, 3, 3, 0.5, 1, 3]
+    assert sampling_weights(cache, 1.0, "fl_rose=2").tolist() == [1, 4, 3, 4, 5, 12]
+    assert sampling_weights(cache, class_weights="fl_rose=2,fl_*=5").tolist()[:3] == [1, 2, 5]   # first match wins
+    for bad, says in (("fl_*", "PATTERN=W"), ("fl_*=x", "PATTERN=W"), ("fl_*=0", "positive"), ("zz_*=2", "matches none")):
+        with pytest.raises(ValueError, match=says):
+            sampling_weights(cache, class_weights=bad)
+    sampler = EpochSampler(6, seed=0, weights=sampling_weights(cache, class_weights="in_*=20"))
+    drawn = [i for epoch in range(200) if not sampler.set_epoch(epoch) for i in sampler]
+    assert 0.7 < drawn.count(3) / len(drawn) < 0.9        # 20 / 25 of the weight
