@@ -348,3 +348,16 @@ def test_class_weights_draw_a_source_more_often():
     sampler = EpochSampler(6, seed=0, weights=sampling_weights(cache, class_weights="in_*=20"))
     drawn = [i for epoch in range(200) if not sampler.set_epoch(epoch) for i in sampler]
     assert 0.7 < drawn.count(3) / len(drawn) < 0.9        # 20 / 25 of the weight
+
+
+def test_validation_psnr_stays_finite_with_a_grey_photo(tmp_path):
+    """A grey photo in the validation set (prepared with --min-color-std 0) made the grey baseline's mean
+    PSNR infinite; both PSNRs are now over the photos that have colour."""
+    from chromalift.model import ColorizationNet, ModelConfig
+    from chromalift.validation import validate
+    folder = make_photo_folder(tmp_path / "photos", per_class=3, size=32)
+    Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(folder / "beach" / "grey.png")
+    prepare(folder, tmp_path / "cache", size=32, min_color_std=0)
+    model = ColorizationNet(ModelConfig(num_classes=2, width=0.125, global_size=32))
+    metrics = validate(model, load_cache(tmp_path / "cache"), crop=32, device=torch.device("cpu"))
+    assert np.isfinite(metrics["val_psnr_grey"]) and np.isfinite(metrics["val_psnr"])
