@@ -31,6 +31,11 @@ def _colorize_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", help="output extension for folders and multiple photos; keep (the default) = "
                                     "each input's own")
     p.add_argument("--quality", type=int, default=95, help="JPEG and WebP quality, 1-100 (default 95)")
+    p.add_argument("--hint", action="append", default=[], metavar="X,Y,#RRGGBB",
+                   help="a colour hint for one photo: this colour at pixel X,Y (from the top left of the photo as "
+                        "shown), spread over its region along the photo's edges; repeat for more")
+    p.add_argument("--hints", metavar="STROKES.png", help="colour strokes for one photo: an RGBA image of the photo's "
+                   "size whose opaque pixels are hints (paint on a transparent layer)")
     p.add_argument("--show-class", action="store_true", help="print the 3 most likely scene classes of each photo")
     p.add_argument("--json", metavar="FILE", help="write a summary per photo (input, output, classes, seconds, "
                                                    "error) to FILE")
@@ -72,8 +77,8 @@ def _colorize_video(colorizer, src: Path, dst: Path, args, reference) -> None:
 class _Photos:
     """The three stages of one photo for pipeline.overlapped: read, colorize, write (metadata kept)."""
 
-    def __init__(self, colorizer, args, prior):
-        self.colorizer, self.args, self.prior = colorizer, args, prior
+    def __init__(self, colorizer, args, prior, hints=None):
+        self.colorizer, self.args, self.prior, self.hints = colorizer, args, prior, hints
 
     def read(self, job):
         import time
@@ -93,11 +98,15 @@ class _Photos:
         bits = 16 if photo.bits == 16 and job.dst.suffix.lower() in DEEP_FORMATS and photo.alpha is None else 8
         size, classes, c = self.args.process_size or None, [], self.colorizer
         if self.args.show_class or self.args.json:
-            rgb, logits = c.colorize_and_classify(photo.pixels, prior=self.prior, process_size=size, bits=bits)
+            rgb, logits = c.colorize_and_classify(photo.pixels, prior=self.prior, process_size=size, bits=bits,
+                                                  **self._hints())
             classes = c.top_classes(logits)
         else:
-            rgb = c.colorize(photo.pixels, prior=self.prior, process_size=size, bits=bits)
+            rgb = c.colorize(photo.pixels, prior=self.prior, process_size=size, bits=bits, **self._hints())
         return rgb, classes, time.perf_counter() - t0
+
+    def _hints(self) -> dict:
+        return {"hints": self.hints} if self.hints else {}
 
     def write(self, job, data, result) -> dict:
         """-> the photo's record for --json."""
@@ -127,6 +136,7 @@ class _NoBar:
 def _colorize_photos(colorizer, photos: list, args, prior, records: list, failures: list, counted: list) -> None:
     """The photos through read -> colorize -> write, overlapped (pipeline.py); one line per failure.
     Each photo written is appended to `counted` (which survives a Ctrl-C)."""
+    from .hints import HintError
     from .images import ImageError
     from .pipeline import overlapped
 
@@ -147,15 +157,15 @@ def _colorize_photos(colorizer, photos: list, args, prior, records: list, failur
             records.append(record)
             counted.append(job)
             return
-        if not isinstance(error, (ImageError, MemoryError)):
+        if not isinstance(error, (ImageError, MemoryError, HintError)):
             raise error
-        message = str(error) if isinstance(error, ImageError) else \
-            f"{job.src}: out of memory; try a smaller --process-size or --max-pixels"
+        message = str(error) if isinstance(error, ImageError) else f"{job.src}: {error}" \
+            if isinstance(error, HintError) else f"{job.src}: out of memory; try a smaller --process-size or --max-pixels"
         failures.append(message)
         records.append(_record(job.src, error=message))
         bar.write(f"colorize: error: {message}", file=sys.stderr)
 
-    stages = _Photos(colorizer, args, prior)
+    stages = _Photos(colorizer, args, prior, getattr(args, "hint_set", None))
     try:
         overlapped(photos, stages.read, stages.work, stages.write, finished)
     finally:
@@ -206,6 +216,7 @@ def cmd_colorize(argv: list[str]) -> int:
         shard = Shard.parse(args.shard)
         resume = args.resume or shard.split
         plan = plan_outputs(args.inputs, args.output, fmt, overwrite=args.overwrite, report=args.json, resume=resume)
+        args.hint_set = _read_hints(args, plan)
         colorizer = _load(args, plan, shard)
         reference = read_photo(args.reference, max_pixels=int(args.max_pixels)).rgb if args.reference else None
     except (PlanError, ImageError, ValueError) as e:
@@ -226,6 +237,30 @@ def cmd_colorize(argv: list[str]) -> int:
     return 130 if tally.interrupted else 1 if failed else 0
 
 
+def _read_hints(args, plan):
+    """The --hint points and --hints strokes (None without any); ValueError with one line for what is wrong."""
+    if not args.hint and not args.hints:
+        return None
+    from .hints import Hints, parse_point
+    from .media import is_video
+    if len(plan.jobs) != 1 or is_video(plan.jobs[0].src):
+        raise ValueError("--hint and --hints are in one photo's pixels: give exactly one photo")
+    if args.backend == "numpy":
+        raise ValueError("colour hints run on the PyTorch backend: leave out --backend numpy")
+    strokes = None
+    if args.hints:
+        from .images import ImageError, read_photo
+        try:
+            photo = read_photo(args.hints, max_pixels=int(args.max_pixels))
+        except ImageError as e:
+            raise ValueError(f"--hints: {e}") from None
+        if photo.alpha is None:
+            raise ValueError(f"--hints {args.hints}: has no transparency; paint the strokes on a transparent layer (RGBA PNG)")
+        import numpy as np
+        strokes = np.dstack([photo.u8, photo.alpha])
+    return Hints(tuple(parse_point(t) for t in args.hint), strokes)
+
+
 def _load(args, plan, shard):
     """The NumPy colorizer (lite.py: no torch import) for one photo on the CPU with the shipped model and a
     bounded process size, or when asked; else PyTorch's. ValueError with one line for what cannot be loaded
@@ -236,6 +271,7 @@ def _load(args, plan, shard):
     one_photo = len(plan.jobs) == 1 and not is_video(plan.jobs[0].src)
     small = 0 < args.process_size <= NUMPY_MAX_PROCESS_SIZE
     if args.backend == "numpy" or (args.backend == "auto" and one_photo and small and args.model is None
+                                   and not getattr(args, "hint_set", None)
                                    and args.device in ("auto", "cpu") and not shard.launched):
         if args.device not in ("auto", "cpu"):
             raise ValueError(f"--backend numpy runs on the CPU, not --device {args.device}")

@@ -29,8 +29,19 @@ from .color import (
 )
 from .defaults import BAND_PIXELS, DEFAULT_PROCESS_SIZE, DEFAULT_WEIGHTS, coarse_shape, process_shape
 from .device import pick_device
+from .hints import Hints, propagate
+from .hints import targets as hint_targets
 from .images import NOTE
 from .model import ColorizationNet
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the network made of one photo: its full-size L (1, 1, H, W), the predicted a*b* at the
+    processing size (1, 2, ph, pw) and the scene scores (or None)."""
+    l: torch.Tensor
+    ab_small: torch.Tensor
+    logits: torch.Tensor | None
 
 
 @dataclass
@@ -139,30 +150,51 @@ class Colorizer:
     @torch.no_grad()
     def colorize(self, rgb: np.ndarray, *, reference: np.ndarray | None = None,
                  process_size: int | None = DEFAULT_PROCESS_SIZE, prior: torch.Tensor | None = None,
-                 bits: int = 8) -> np.ndarray:
+                 bits: int = 8, hints: Hints | None = None) -> np.ndarray:
         """(H, W, 3) RGB, uint8 or float in [0, 1] (colour or grey) -> (H, W, 3) colorized RGB, uint8, or uint16 with
         bits=16 (a 16-bit scan's L kept at its precision).
 
-        The global features come from `reference` when given (style transfer), or from `prior`.
+        The global features come from `reference` when given (style transfer), or from `prior`. `hints`
+        (points and strokes in the photo's pixels) recolour what they touch along the photo's structure.
         """
         l = self._l(rgb)                                                          # (1, 1, H, W), full size
         if prior is None:   # the photo's own L serves the global path too: no second Lab conversion
             prior, _ = (self.prior(reference, scores=False) if reference is not None
                         else self._prior_from_l(l, scores=False))
-        return self._colorize_l(l, prior, process_size, bits)
+        return self._colorize_l(l, prior, process_size, bits, hints)
 
     @torch.no_grad()
     def colorize_and_classify(self, rgb: np.ndarray, *, prior: torch.Tensor | None = None,
-                              process_size: int | None = DEFAULT_PROCESS_SIZE,
-                              bits: int = 8) -> tuple[np.ndarray, torch.Tensor | None]:
+                              process_size: int | None = DEFAULT_PROCESS_SIZE, bits: int = 8,
+                              hints: Hints | None = None) -> tuple[np.ndarray, torch.Tensor | None]:
         """colorize(), and the photo's own scene class scores from the same global pass and the same
         Lab conversion; `prior` (e.g. a reference's) sets the colour mood instead of the photo's own."""
         l = self._l(rgb)
         own_prior, logits = self._prior_from_l(l)
-        return self._colorize_l(l, own_prior if prior is None else prior, process_size, bits), logits
+        return self._colorize_l(l, own_prior if prior is None else prior, process_size, bits, hints), logits
 
-    def _colorize_l(self, l: torch.Tensor, prior: torch.Tensor, process_size: int | None, bits: int) -> np.ndarray:
-        return finish(l, self.predict_ab_small(l, prior, process_size=process_size), bits=bits)
+    @torch.no_grad()
+    def analyse(self, rgb: np.ndarray, *, prior: torch.Tensor | None = None,
+                process_size: int | None = DEFAULT_PROCESS_SIZE) -> Analysis:
+        """The network's part of colorize_and_classify, kept for `render`: a photo re-rendered with other
+        colour hints (the web page) runs neither the network nor the Lab conversion again."""
+        l = self._l(rgb)
+        own_prior, logits = self._prior_from_l(l)
+        ab_small = self.predict_ab_small(l, own_prior if prior is None else prior, process_size=process_size)
+        return Analysis(l, ab_small, logits)
+
+    @torch.no_grad()
+    def render(self, analysis: Analysis, *, hints: Hints | None = None, bits: int = 8) -> np.ndarray:
+        """An analysed photo's colours (as colorize), with `hints` if given."""
+        ab_small = with_hints(analysis.l, analysis.ab_small, hints) if hints else analysis.ab_small
+        return finish(analysis.l, ab_small, bits=bits)
+
+    def _colorize_l(self, l: torch.Tensor, prior: torch.Tensor, process_size: int | None, bits: int,
+                    hints: Hints | None = None) -> np.ndarray:
+        ab_small = self.predict_ab_small(l, prior, process_size=process_size)
+        if hints:
+            ab_small = with_hints(l, ab_small, hints)
+        return finish(l, ab_small, bits=bits)
 
     @torch.no_grad()
     def colorize_batch(self, frames: np.ndarray, prior: torch.Tensor, *,
@@ -172,6 +204,18 @@ class Colorizer:
         l = l_from_uint8(torch.from_numpy(frames).to(self.device))
         ab = self.predict_ab(l, prior.to(self.device), process_size=process_size, ab_filter=ab_filter)
         return lab_to_uint8_keep_l(l, ab).cpu().numpy()
+
+
+def with_hints(l: torch.Tensor, ab_small: torch.Tensor, hints: Hints) -> torch.Tensor:
+    """The network's a*b* at the processing size (1, 2, ph, pw), corrected by colour hints given in the
+    pixels of the full-size L (1, 1, H, W); HintError for hints that do not fit the photo."""
+    (h, w), (ph, pw) = l.shape[-2:], ab_small.shape[-2:]
+    hints.check(w, h)
+    l_small = l if (ph, pw) == (h, w) else F.interpolate(l, size=(ph, pw), mode="bilinear",
+                                                         antialias=True, align_corners=False)
+    mask, ab_hint = hint_targets(hints, (h, w), (ph, pw))
+    ab = propagate(l_small[0, 0].float().cpu().numpy(), ab_small[0].float().cpu().numpy(), mask, ab_hint)
+    return torch.from_numpy(ab)[None].to(ab_small)
 
 
 def finish(l: torch.Tensor, ab_small: torch.Tensor, *, bits: int = 8) -> np.ndarray:

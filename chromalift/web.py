@@ -8,9 +8,15 @@ library calls as `colorize` (decode_photo, Colorizer.prior, Colorizer.colorize),
     GET  /                    the page
     GET  /api/info            limits and example photos, for the page
     GET  /examples/NAME       an example photo
-    POST /api/colorize        multipart: photo, optional reference -> PNG of the photo's size (header
-                              X-Scene-Classes: its 3 likeliest scene classes as JSON), or {"error": "..."}
-                              with 400 (not an image), 413 (too large), 408 (too slow)
+    POST /api/colorize        multipart: photo, optional reference, optional colour hints (hints: JSON
+                              {"points": [[x, y, "#rrggbb"], ...]} in the photo's pixels; strokes: an RGBA
+                              PNG of the photo's size), optional format (png, the default, or jpeg) -> the
+                              colorized photo at its size (header X-Scene-Classes: its 3 likeliest scene
+                              classes as JSON), or {"error": "..."} with 400 (not an image, bad hints),
+                              413 (too large), 408 (too slow)
+
+The last photo's analysis (its L and the network's colours) is kept, so the same photo sent again with
+other hints is only re-rendered: the hint solve and the colours at full size, not the network.
 """
 
 import asyncio
@@ -21,10 +27,13 @@ import json
 import re
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
+from .hints import HintError, Hints, parse_point
 from .images import EmptyFile, ImageError, ImageTooLarge, NotAnImage, decode_photo
 from .inference import DEFAULT_PROCESS_SIZE, Colorizer
 
@@ -58,6 +67,7 @@ class Service:
         self.max_bytes = int(max_upload_mb * 1024 * 1024)
         self.max_pixels, self.max_side, self.process_size = max_pixels, max_side, process_size
         self._lock = threading.Lock()   # one photo at a time: each already uses every core
+        self._last = None               # (key of the upload, its alpha, its Analysis): the last photo, for hints
 
     def check_size(self, size: int, name: str) -> None:
         if size > self.max_bytes:
@@ -83,24 +93,64 @@ class Service:
         """Upload bytes -> PNG bytes of the colorized photo (same size, transparency kept)."""
         return self.colorize(photo, name, reference, reference_name)[0]
 
-    def colorize(self, photo: bytes, name: str, reference: bytes | None = None,
-                 reference_name: str = "reference") -> tuple[bytes, list[tuple[str, float]]]:
-        """Upload bytes -> (PNG bytes of the colorized photo, its 3 most likely scene classes).
+    def colorize(self, photo: bytes, name: str, reference: bytes | None = None, reference_name: str = "reference",
+                 *, hints: Hints | None = None, fmt: str = "png") -> tuple[bytes, list[tuple[str, float]]]:
+        """Upload bytes -> (the colorized photo encoded as `fmt`, png or jpeg; its 3 likeliest scene classes).
 
         Decoding happens inside the one-at-a-time lock too, so memory is bounded by one photo (and its
-        reference) at the pixel limit, however many uploads arrive at once."""
+        reference) at the pixel limit, however many uploads arrive at once; the one analysis kept is of
+        the same bound."""
         self.check_size(len(photo), name)
         with self._lock:
-            image = self.read(photo, name)
-            ref = self.read(reference, reference_name) if reference else None
-            prior = self.colorizer.prior(ref.rgb, scores=False)[0] if ref is not None else None
-            rgb, logits = self.colorizer.colorize_and_classify(image.rgb, prior=prior, process_size=self.process_size)
+            key = hashlib.sha256(photo + b"\0" + (reference or b"")).digest()
+            if self._last is None or self._last[0] != key:
+                self._last = None                        # the old analysis goes before the new one is made
+                image = self.read(photo, name)
+                ref = self.read(reference, reference_name) if reference else None
+                prior = self.colorizer.prior(ref.pixels, scores=False)[0] if ref is not None else None
+                analysis = self.colorizer.analyse(image.pixels, prior=prior, process_size=self.process_size)
+                self._last = (key, image.alpha, analysis)
+            _, alpha, analysis = self._last
+            try:
+                rgb = self.colorizer.render(analysis, hints=hints)
+            except HintError as e:
+                raise UploadError(f"{name}: {e}", 400) from None
         out = Image.fromarray(rgb, "RGB")
-        if image.alpha is not None:
-            out.putalpha(Image.fromarray(image.alpha, "L"))
+        if alpha is not None and fmt == "png":
+            out.putalpha(Image.fromarray(alpha, "L"))
         buf = io.BytesIO()
-        out.save(buf, format="PNG")
-        return buf.getvalue(), self.colorizer.top_classes(logits)
+        if fmt == "jpeg":
+            out.save(buf, format="JPEG", quality=95, subsampling=0)
+        else:
+            out.save(buf, format="PNG", compress_level=1)   # 4x faster than the default level on a 12 MP photo
+        return buf.getvalue(), self.colorizer.top_classes(analysis.logits)
+
+    def hints(self, points_json: str | None, strokes: bytes | None) -> Hints | None:
+        """The page's hints: points as JSON, strokes as an RGBA image; UploadError for malformed ones."""
+        points = parse_points_json(points_json) if points_json else ()
+        stroke_image = None
+        if strokes:
+            image = self.read(strokes, "strokes")
+            if image.alpha is None:
+                raise UploadError("strokes: the stroke image has no transparency", 400)
+            stroke_image = np.dstack([image.u8, image.alpha])
+        return Hints(points, stroke_image) if points or stroke_image is not None else None
+
+
+MAX_POINTS = 2000
+
+
+def parse_points_json(text: str) -> tuple:
+    """'{"points": [[x, y, "#rrggbb"], ...]}' -> Hints.points; UploadError naming what is malformed."""
+    try:
+        data = json.loads(text)
+        points = data["points"] if isinstance(data, dict) else None
+        if not isinstance(points, list) or len(points) > MAX_POINTS:
+            raise ValueError
+        return tuple(parse_point(f"{float(x)!r},{float(y)!r},{colour}") for x, y, colour in points)
+    except (ValueError, TypeError, KeyError, RecursionError, HintError):
+        raise UploadError(f'hints: expected {{"points": [[x, y, "#rrggbb"], ...]}} with at most {MAX_POINTS} '
+                          "points, in the photo's pixels", 400) from None
 
 
 def create_app(service: Service):
@@ -140,37 +190,55 @@ def create_app(service: Service):
     @app.post("/api/colorize")
     async def colorize(request: Request):
         try:
-            photo, name, ref, ref_name = await _read_upload(request, service)
-            png, classes = await run_in_threadpool(service.colorize, photo, name, ref, ref_name)
+            up = await _read_upload(request, service)
+            hints = await run_in_threadpool(service.hints, up.hints, up.strokes)
+            encoded, classes = await run_in_threadpool(service.colorize, up.photo, up.name, up.reference,
+                                                       up.reference_name, hints=hints, fmt=up.fmt)
         except UploadError as e:
             return error(str(e), e.status)
         scenes = json.dumps([{"class": c, "p": round(p, 4)} for c, p in classes])   # ASCII: a header
-        return Response(png, media_type="image/png", headers={"X-Scene-Classes": scenes})
+        return Response(encoded, media_type=f"image/{up.fmt}", headers={"X-Scene-Classes": scenes})
 
     return app
 
 
-async def _read_upload(request, service: Service) -> tuple[bytes, str, bytes | None, str]:
-    """The multipart upload -> (photo, its name, reference or None, its name), under the service's size
-    limits (the whole body within BODY_TIMEOUT_S; each part checked before it is read into memory)."""
+@dataclass
+class _Upload:
+    photo: bytes
+    name: str
+    reference: bytes | None
+    reference_name: str
+    hints: str | None          # the points, as JSON
+    strokes: bytes | None      # the stroke image
+    fmt: str                   # png or jpeg
+
+
+async def _read_upload(request, service: Service) -> _Upload:
+    """The multipart upload, under the service's size limits (the whole body within BODY_TIMEOUT_S;
+    each part checked before it is read into memory)."""
     from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException
 
-    limit = 2 * service.max_bytes + 2**20          # photo and reference at most, and the form's own bytes
+    limit = 3 * service.max_bytes + 2**20          # photo, reference and strokes at most, and the form's own bytes
     body = await read_body(request, limit, BODY_TIMEOUT_S)
     try:
-        form = await _replay(request, body).form(max_files=2, max_fields=4, max_part_size=service.max_bytes + 1)
+        form = await _replay(request, body).form(max_files=3, max_fields=6, max_part_size=service.max_bytes + 1)
     except MultiPartException as e:   # malformed multipart, or a part above max_part_size
         raise UploadError(f"upload refused: {e.message}", 413 if "size" in e.message.lower() else 400) from None
-    photo, reference = form.get("photo"), form.get("reference")
+    photo, reference, strokes = (form.get(k) for k in ("photo", "reference", "strokes"))
     if not isinstance(photo, UploadFile):
         raise UploadError("no photo in the upload (send it as the form field 'photo')", 400)
-    has_reference = isinstance(reference, UploadFile)
-    for part in (photo, reference) if has_reference else (photo,):
+    files = [f for f in (photo, reference, strokes) if isinstance(f, UploadFile)]
+    for part in files:
         service.check_size(part.size or 0, part.filename or "photo")
-    data = await photo.read()
-    ref = await reference.read() if has_reference else None
-    return data, photo.filename or "photo", ref, (reference.filename if ref else None) or "reference"
+    fmt, hints = form.get("format") or "png", form.get("hints")
+    if fmt not in ("png", "jpeg") or not isinstance(hints, (str, type(None))):
+        raise UploadError("format: png or jpeg; hints: JSON text", 400)
+    read = lambda f: f.read() if isinstance(f, UploadFile) else None
+    ref = await read(reference) if isinstance(reference, UploadFile) else None
+    stroke_bytes = await read(strokes) if isinstance(strokes, UploadFile) else None
+    return _Upload(await photo.read(), photo.filename or "photo", ref,
+                   (reference.filename if ref else None) or "reference", hints, stroke_bytes, fmt)
 
 
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",

@@ -81,7 +81,7 @@ def _link(paths: list[Path], folder: Path) -> None:
 def _pack_subset(train: dict[str, dict[str, list[Path]]], mix: dict[str, int], out: Path) -> None:
     """The first photos of every class of each source, as many as the mix gives that source."""
     for source, classes in train.items():
-        want, taken = mix.get(source, 0), {c: 0 for c in classes}
+        want, taken = mix.get(source, 0), dict.fromkeys(classes, 0)
         while sum(taken.values()) < want and any(taken[c] < len(ps) for c, ps in classes.items()):
             for c, ps in classes.items():
                 if taken[c] < len(ps) and sum(taken.values()) < want:

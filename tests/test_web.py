@@ -75,6 +75,52 @@ def test_service_refuses_oversized_dimensions(service):
     assert e.value.status == 413
 
 
+def _two_regions(h=60, w=80) -> np.ndarray:
+    photo = np.zeros((h, w, 3), np.uint8)
+    photo[:, : w // 2], photo[:, w // 2:] = 70, 200                # a strong edge down the middle
+    return photo
+
+
+def _hue(rgb) -> float:
+    import math
+
+    import torch
+
+    from chromalift.color import rgb_to_lab, uint8_to_float
+    lab = rgb_to_lab(uint8_to_float(torch.tensor(np.array(rgb, np.uint8).reshape(1, 1, 3))))
+    return math.degrees(math.atan2(float(lab[2]), float(lab[1])))
+
+
+def test_service_hints_recolour_a_region_and_rerender_without_the_network(service, monkeypatch):
+    from chromalift.hints import Hints
+    photo = _png(_two_regions())
+    plain = np.asarray(Image.open(io.BytesIO(service.colorize(photo, "a.png")[0])))
+    calls = []
+    real = service.colorizer.analyse
+    monkeypatch.setattr(service.colorizer, "analyse", lambda *a, **k: calls.append(1) or real(*a, **k))
+    hinted = np.asarray(Image.open(io.BytesIO(service.colorize(photo, "a.png", hints=Hints(points=((10, 30, (190, 40, 40)),)))[0])))
+    assert calls == [], "the same photo again: its analysis is reused"
+    assert abs(_hue(hinted[5, 5]) - _hue((190, 40, 40))) < 8 and hinted[5, 5, 0] > hinted[5, 5, 2] + 40
+    assert np.abs(hinted[:, 42:].astype(int) - plain[:, 42:]).max() <= 1
+    jpeg, _ = service.colorize(photo, "a.png", fmt="jpeg")
+    assert Image.open(io.BytesIO(jpeg)).format == "JPEG"
+    service.colorize(_png(_grey()), "b.png")
+    assert calls == [1], "another photo: analysed afresh"
+
+
+def test_service_refuses_malformed_hints(service):
+    for text in ('{"points": [[1, 2]]}', '{"points": [[1, 2, "red"]]}', "[[1, 2, 3]]", "not json",
+                 '{"points": ' + "[" * 5000 + "]" * 5000 + "}", '{"points": [[1e400, 2, "#ff0000"]]}'):
+        with pytest.raises(UploadError, match="hints: expected") as e:
+            service.hints(text, None)
+        assert e.value.status == 400
+    with pytest.raises(UploadError, match="outside the photo") as e:
+        service.colorize(_png(_grey()), "a.png", hints=service.hints('{"points": [[500, 2, "#ff0000"]]}', None))
+    assert e.value.status == 400
+    with pytest.raises(UploadError, match="no transparency"):
+        service.hints(None, _png(_grey()))
+
+
 # ---------------------------------------------------------------- the page, in a real browser
 
 @pytest.fixture(scope="module")
@@ -191,7 +237,7 @@ def test_page_takes_a_dropped_photo(page):
     }""")
     _wait_done(page)
     assert page.inner_text("#photo-name") == "dropped.jpg"
-    assert page.get_attribute("#download", "download") == "dropped_color.png"
+    assert page.get_attribute("#download", "download") == "dropped_color.jpg"     # a JPEG comes back as one
 
 
 def test_colorize_web_command_serves_the_page(tiny_weights):
@@ -234,3 +280,40 @@ def test_page_drop_zones_work_from_the_keyboard(page):
         page.keyboard.press(key)
     page.wait_for_function("() => window.clicked.length === 2")
     assert page.evaluate("window.clicked") == ["photo-input", "reference-input"]
+
+
+def test_page_colour_hints_recolour_a_region_and_stop_at_an_edge(page, tmp_path):
+    """A click with a red hint turns its region red and leaves the region across a strong edge as it was;
+    a brush stroke recolours too; undo and clear take hints back."""
+    (tmp_path / "photo.png").write_bytes(_png(_two_regions(120, 160)))
+    page.set_input_files("#photo-input", str(tmp_path / "photo.png"))
+    _wait_done(page, "160x120")
+    plain = _download(page, tmp_path, "plain.png")
+    page.eval_on_selector("#hint-color", "el => { el.value = '#c02828'; }")
+    box = page.locator("#overlay").bounding_box()
+    page.click("#overlay", position={"x": box["width"] * 0.25, "y": box["height"] * 0.5})
+    _wait_done(page, "1 colour hint")
+    red = _download(page, tmp_path, "red.png").astype(int)
+    assert abs(_hue(red[10, 10]) - _hue((192, 40, 40))) < 10 and red[10, 10, 0] > red[10, 10, 2] + 40
+    assert np.abs(red[:, 84:] - plain[:, 84:]).max() <= 1, "across the edge: as it was"
+
+    page.click("#tool-brush")
+    page.eval_on_selector("#hint-color", "el => { el.value = '#2040d0'; }")
+    x0, y = box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.3
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    for step in range(1, 6):
+        page.mouse.move(x0 + step * box["width"] * 0.05, y)
+    page.mouse.up()
+    _wait_done(page, "2 colour hints")
+    both = _download(page, tmp_path, "both.png").astype(int)
+    assert both[100, 150, 2] > both[100, 150, 0] + 20, "the stroke's region turned blue"
+    assert np.abs(both[:, :70] - red[:, :70]).max() <= 2
+
+    page.click("#hint-undo")
+    _wait_done(page, "1 colour hint")
+    assert np.abs(_download(page, tmp_path, "undone.png").astype(int) - red).max() <= 1
+    page.click("#hint-clear")
+    page.wait_for_function("() => !document.getElementById('status').textContent.includes('hint')")
+    _wait_done(page, "160x120")
+    assert np.array_equal(_download(page, tmp_path, "cleared.png"), plain)
