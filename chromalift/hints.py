@@ -4,14 +4,17 @@ Levin, Lischinski & Weiss, "Colorization using Optimization" (SIGGRAPH 2004): ne
 similar luminance should have similar chrominance. At the processing size, with the luminance-weighted
 graph Laplacian G (w_ij = exp(-(L_i - L_j)^2 / 2 sigma^2) over 4-neighbours), M = mu at hinted pixels and
 a weak pull lam towards 0, one sparse symmetric positive definite system A = G + lam I + M is solved for
-three right-hand sides: M 1 gives each pixel's share of the hints (alpha, 1 at a hint, falling off with
-distance and at edges), and M hint_a, M hint_b the hints' colours spread by the same shares. The colours:
+three right-hand sides: M 1 gives each pixel's share of the hints (alpha: about 1 at a hint, falling off
+with distance and sharply at edges), and M hint_a, M hint_b the hints' colours spread by the same shares
+(divided by alpha: the colour of the hints that reach a pixel). Then
 
-    ab = (1 - alpha) * network + (spread hint colours)
+    ab = (1 - s) * network + s * hint colour,   s = min(1, alpha / FULL_SHARE)
 
-so (1) a hinted pixel takes its hint's colour, (2) a hint fills its object evenly (Levin's propagation),
-and stops at strong edges, and (3) where no hint reaches (alpha ~ 0) the network's colours stay as they
-were; the weak pull `lam` bounds how far a hint reaches through weak edges. SciPy's sparse LU solves it
+so (1) a hinted pixel takes its hint's colour, (2) a hint fills its object (Levin's propagation; on a
+textured object such as a strawberry with its seeds alpha stays well below 1 inside, hence the
+normalisation by FULL_SHARE) and stops at its outline, and (3) where no hint reaches, the network's
+colours stay exactly as they were. The pull `lam` bounds how far a hint reaches through weak edges.
+SciPy's sparse LU solves it
 (a photo at the default processing size: about 49,000 unknowns).
 """
 from __future__ import annotations
@@ -21,14 +24,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from PIL import Image
 
 from .color import rgb_to_lab, uint8_to_float
 
 HINT_WEIGHT = 1000.0         # mu: a hinted pixel is held to its colour (against neighbour weights of at most 1)
-PULL = 1e-5                  # lam: the weak pull towards the network's colours
+PULL = 1e-4                  # lam: the weak pull towards the network's colours (bounds a hint's reach)
+FULL_SHARE = 0.25            # where a hint's share (alpha) reaches this, its colour replaces the network's
 EDGE_SIGMA = 3.0             # sigma, in L units (0-100): a step of 10 L between neighbours passes ~0.4% as much
-POINT_RADIUS = 0.012         # a point hint is a disc of this fraction of the processing size's longer side
+POINT_RADIUS = 0.03         # a point hint is a disc of this fraction of the processing size's longer side
 
 
 class HintError(ValueError):
@@ -87,18 +91,15 @@ def _ab_of(rgb: np.ndarray) -> np.ndarray:
 
 def targets(hints: Hints, photo: tuple[int, int], small: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Where the hints are at the processing size (ph, pw) of a photo (h, w), and their a*b* there:
-    (mask (ph, pw) bool, ab (2, ph, pw) float32). Strokes are area-averaged down, points drawn as discs."""
+    (mask (ph, pw) bool, ab (2, ph, pw) float32). Strokes are box-filtered down (a pixel is a hint where
+    they cover at least half of it), points drawn as discs."""
     (h, w), (ph, pw) = photo, small
     mask, ab = np.zeros((ph, pw), bool), np.zeros((2, ph, pw), np.float32)
-    if hints.strokes is not None:
-        rgba = torch.from_numpy(np.ascontiguousarray(hints.strokes)).permute(2, 0, 1)[None].float()
-        alpha = rgba[:, 3:] / 255.0
-        down = lambda t: F.interpolate(t, size=(ph, pw), mode="area") if (ph, pw) != (h, w) else t
-        cover, colour = down(alpha)[0, 0], down(rgba[:, :3] * alpha)[0]
-        mask = (cover >= 0.5).numpy()
+    if hints.strokes is not None:   # Pillow's box filter weights colour by alpha (premultiplied), in uint8
+        small_rgba = np.asarray(Image.fromarray(hints.strokes, "RGBA").resize((pw, ph), Image.Resampling.BOX))
+        mask = small_rgba[..., 3] >= 128
         if mask.any():
-            mean = (colour[:, mask] / cover[mask]).round().clamp(0, 255).to(torch.uint8).T.numpy()
-            ab[:, mask] = _ab_of(mean).T
+            ab[:, mask] = _ab_of(small_rgba[mask][:, :3]).T
     yy, xx = np.mgrid[0:ph, 0:pw]
     radius = max(1.0, POINT_RADIUS * max(ph, pw))
     for x, y, rgb in hints.points:
@@ -132,4 +133,6 @@ def propagate(l_small: np.ndarray, ab_net: np.ndarray, mask: np.ndarray, ab_hint
     rhs = hinted[:, None] * np.concatenate([np.ones((n, 1)), ab_hint.reshape(2, n).T.astype(np.float64)], axis=1)
     spread = splu(system).solve(rhs)                                    # (n, 3): alpha, alpha-weighted a*b*
     alpha = spread[:, 0].reshape(ph, pw)
-    return ((1.0 - alpha) * ab_net + spread[:, 1:].T.reshape(2, ph, pw)).astype(ab_net.dtype)
+    colour = spread[:, 1:].T.reshape(2, ph, pw) / np.maximum(alpha, 1e-12)   # the hints' colours where they reach
+    share = np.clip(alpha / FULL_SHARE, 0.0, 1.0)
+    return ((1.0 - share) * ab_net + share * colour).astype(ab_net.dtype)

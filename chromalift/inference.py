@@ -42,6 +42,7 @@ class Analysis:
     l: torch.Tensor
     ab_small: torch.Tensor
     logits: torch.Tensor | None
+    l_small: torch.Tensor     # L at the processing size (1, 1, ph, pw), as the local path saw it
 
 
 @dataclass
@@ -127,8 +128,7 @@ class Colorizer:
         h, w = l.shape[-2:]
         prior = prior.expand(l.shape[0], -1)
         ph, pw = process_shape(h, w, process_size)
-        l_small = l if (ph, pw) == (h, w) else F.interpolate(l, size=(ph, pw), mode="bilinear",
-                                                             antialias=ph * pw < h * w, align_corners=False)
+        l_small = small_l(l, (ph, pw))
         ab = self._local_pass(l_small, prior)
         c = self.model.config
         coarse = coarse_shape(ph, pw, c.global_size) if c.coarse_blend else None
@@ -181,12 +181,12 @@ class Colorizer:
         l = self._l(rgb)
         own_prior, logits = self._prior_from_l(l)
         ab_small = self.predict_ab_small(l, own_prior if prior is None else prior, process_size=process_size)
-        return Analysis(l, ab_small, logits)
+        return Analysis(l, ab_small, logits, small_l(l, ab_small.shape[-2:]))
 
     @torch.no_grad()
     def render(self, analysis: Analysis, *, hints: Hints | None = None, bits: int = 8) -> np.ndarray:
         """An analysed photo's colours (as colorize), with `hints` if given."""
-        ab_small = with_hints(analysis.l, analysis.ab_small, hints) if hints else analysis.ab_small
+        ab_small = with_hints(analysis.l, analysis.ab_small, hints, analysis.l_small) if hints else analysis.ab_small
         return finish(analysis.l, ab_small, bits=bits)
 
     def _colorize_l(self, l: torch.Tensor, prior: torch.Tensor, process_size: int | None, bits: int,
@@ -206,13 +206,18 @@ class Colorizer:
         return lab_to_uint8_keep_l(l, ab).cpu().numpy()
 
 
-def with_hints(l: torch.Tensor, ab_small: torch.Tensor, hints: Hints) -> torch.Tensor:
+def small_l(l: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """L (1, 1, H, W) at the processing size, as predict_ab_small makes it for the local path."""
+    return l if tuple(size) == tuple(l.shape[-2:]) else F.interpolate(
+        l, size=tuple(size), mode="bilinear", antialias=size[0] * size[1] < l.shape[-2] * l.shape[-1], align_corners=False)
+
+
+def with_hints(l: torch.Tensor, ab_small: torch.Tensor, hints: Hints, l_small: torch.Tensor | None = None) -> torch.Tensor:
     """The network's a*b* at the processing size (1, 2, ph, pw), corrected by colour hints given in the
     pixels of the full-size L (1, 1, H, W); HintError for hints that do not fit the photo."""
     (h, w), (ph, pw) = l.shape[-2:], ab_small.shape[-2:]
     hints.check(w, h)
-    l_small = l if (ph, pw) == (h, w) else F.interpolate(l, size=(ph, pw), mode="bilinear",
-                                                         antialias=True, align_corners=False)
+    l_small = small_l(l, (ph, pw)) if l_small is None else l_small
     mask, ab_hint = hint_targets(hints, (h, w), (ph, pw))
     ab = propagate(l_small[0, 0].float().cpu().numpy(), ab_small[0].float().cpu().numpy(), mask, ab_hint)
     return torch.from_numpy(ab)[None].to(ab_small)
