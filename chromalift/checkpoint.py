@@ -43,10 +43,20 @@ def save_weights(path: str | os.PathLike, model: ColorizationNet, *, classes: li
                  half: bool = False, info: dict | None = None) -> None:
     """Weights as safetensors; the config, class names and `info` (e.g. how they were trained) as metadata."""
     state = clean_state_dict(model.state_dict())
+    check_finite(state, path)
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in state.items()}
+    check_finite(state, path)            # float16 overflows to inf above 65504
     meta = {"format": WEIGHTS_FORMAT, "config": json.dumps(model.config.to_dict()),
             "classes": json.dumps(classes or []), "info": json.dumps(info or {})}
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+
+
+def check_finite(state: dict[str, torch.Tensor], path) -> None:
+    """CheckpointError naming the first tensor with a NaN or an infinity (what a diverged run leaves)."""
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad:
+        raise CheckpointError(f"{path}: the weights hold NaN or infinite values (in {bad}): a diverged run's; "
+                              "use an earlier checkpoint")
 
 
 def read_weights_metadata(path: str | os.PathLike) -> dict:
@@ -101,6 +111,7 @@ def load_weights(path: str | os.PathLike) -> tuple[ColorizationNet, list[str], d
             raise CheckpointError(f"{path}: weights do not match their config: tensor {k} is {dtype} {list(shape)}, expected "
                                   f"{str(t.dtype).removeprefix('torch.')} {list(t.shape)}")
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    check_finite(state, path)
     with torch.device("meta"):   # no random initialisation to throw away: the file's tensors are used as they are
         model = ColorizationNet(config)
     model.load_state_dict(state, assign=True)
@@ -137,6 +148,7 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[ColorizationNet, lis
     state = load_checkpoint(path, require=("model_config", "model", "step"))
     model = ColorizationNet(config_from(state["model_config"], path))
     try:
+        check_finite(clean_state_dict(state["model"]), path)
         model.load_state_dict(clean_state_dict(state["model"]))
     except (RuntimeError, AttributeError, TypeError) as e:
         raise CheckpointError(f"{path}: its weights do not match its config ({str(e).splitlines()[0][:160]})") from None

@@ -24,6 +24,25 @@ from .files import already_exists
 SUBCOMMANDS = ("prepare", "train", "evaluate", "export", "weights", "web", "pack", "join", "study")
 
 
+def number(kind=float, lo: float | None = None, hi: float | None = None, *, below: float | None = None):
+    """An argparse type: a finite number of `kind` in [lo, hi] (and < below): nan, inf and out-of-range
+    values are refused in argparse's one error line instead of failing later."""
+    g = lambda v: f"{v:g}" if kind is float else str(v)
+    span = f"{'' if lo is None else g(lo)}{' to ' if lo is not None and (hi, below) != (None, None) else ''}" \
+           f"{g(hi) if hi is not None else f'below {g(below)}' if below is not None else ''}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
+        if not (value == value and abs(value) != float("inf")) or (lo is not None and value < lo) or \
+                (hi is not None and value > hi) or (below is not None and value >= below):
+            raise argparse.ArgumentTypeError(f"{text}: choose a number {'from ' + span if span else ''}".rstrip())
+        return value
+    return parse
+
+
 def _fail(message: str, code: int = 1, prog: str = "colorize") -> int:
     print(f"{prog}: error: {message}", file=sys.stderr)
     return code
@@ -216,12 +235,12 @@ def cmd_web(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="colorize web", description="A local web page to colorize photos, with "
                                 "before/after comparison, download, reference photos and examples.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=number(int, 0, 65535), default=7860)
     p.add_argument("--model", help="weights (.safetensors); default: the shipped model")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB, help="largest photo file accepted")
-    p.add_argument("--max-pixels", type=float, default=MAX_PIXELS, help="largest photo accepted, in pixels")
-    p.add_argument("--process-size", type=int, default=DEFAULT_PROCESS_SIZE, help="as for colorize")
+    p.add_argument("--max-upload-mb", type=number(float, 0.001, 4096), default=MAX_UPLOAD_MB, help="largest photo file accepted")
+    p.add_argument("--max-pixels", type=number(float, 1, 1e10), default=MAX_PIXELS, help="largest photo accepted, in pixels")
+    p.add_argument("--process-size", type=number(int, 0, 16384), default=DEFAULT_PROCESS_SIZE, help="as for colorize")
     args = p.parse_args(argv)
     if message := _missing_extra("colorize web", "web", "fastapi", "multipart", "uvicorn"):
         return _fail(message)

@@ -7,11 +7,12 @@ the end, Ctrl-C: the summary so far and exit 130.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cli import SUBCOMMANDS, _fail
+from .cli import SUBCOMMANDS, _fail, number
 
 
 def _colorize_parser() -> argparse.ArgumentParser:
@@ -25,12 +26,12 @@ def _colorize_parser() -> argparse.ArgumentParser:
                                           "beside each photo, FOLDER_color/ for a folder")
     p.add_argument("--model", help="weights (.safetensors) to use instead of the shipped model")
     p.add_argument("--reference", help="take the global features (the colour mood) from this photo: the paper's style transfer")
-    p.add_argument("--process-size", type=int, default=DEFAULT_PROCESS_SIZE,
+    p.add_argument("--process-size", type=number(int, 0, 16384), default=DEFAULT_PROCESS_SIZE,
                    help="longer side the local path sees at most (0 = the photo's own size); colour is "
                         "added back at full resolution")
     p.add_argument("--format", help="output extension for folders and multiple photos; keep (the default) = "
                                     "each input's own")
-    p.add_argument("--quality", type=int, default=95, help="JPEG and WebP quality, 1-100 (default 95)")
+    p.add_argument("--quality", type=number(int, 1, 100), default=95, help="JPEG and WebP quality, 1-100 (default 95)")
     p.add_argument("--hint", action="append", default=[], metavar="X,Y,#RRGGBB",
                    help="a colour hint for one photo: this colour at pixel X,Y (from the top left of the photo as "
                         "shown), spread over its region along the photo's edges; repeat for more")
@@ -46,7 +47,7 @@ def _colorize_parser() -> argparse.ArgumentParser:
                    "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; --json FILE becomes FILE.shard-I-of-N.json. "
                    "Under torchrun the ranks share the work by themselves")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
-    p.add_argument("--max-pixels", type=float, default=120e6, help="refuse photos larger than this many pixels")
+    p.add_argument("--max-pixels", type=number(float, 1, 1e10), default=120e6, help="refuse photos larger than this many pixels")
     p.add_argument("--backend", default="auto", choices=["auto", "numpy", "onnx", "torch"],
                    help="inference engine: auto = NumPy for one photo on the CPU with the shipped model and a "
                         "process size up to 1024 (no torch import: the fastest start), else fused PyTorch (the "
@@ -55,12 +56,12 @@ def _colorize_parser() -> argparse.ArgumentParser:
     v.add_argument("--prior", choices=["shot", "frame"], default="shot",
                    help="shot: one global prior per shot, the mean of its frames' (steady colours); "
                         "frame: each frame its own, as for photos (flickers more)")
-    v.add_argument("--cut-threshold", type=float, default=CUT_THRESHOLD,
+    v.add_argument("--cut-threshold", type=number(float, 0, 100), default=CUT_THRESHOLD,
                    help="mean change of L (0-100) between frames that counts as a shot cut")
-    v.add_argument("--steady", type=float, default=None,
+    v.add_argument("--steady", type=number(float, 0, 1), default=None,
                    help=f"0-1: where luminance did not change since the last frame, lean on its colour this much "
                         f"(calms colour noise in still areas; default {STEADY} with --prior shot, 0 with frame)")
-    v.add_argument("--batch", type=int, default=8, help="frames colorized together")
+    v.add_argument("--batch", type=number(int, 1, 1024), default=8, help="frames colorized together")
     return p
 
 
@@ -157,6 +158,8 @@ def _colorize_photos(colorizer, photos: list, args, prior, records: list, failur
             records.append(record)
             counted.append(job)
             return
+        if isinstance(error, RuntimeError) and _out_of_memory(error):
+            error = MemoryError(str(error))          # torch reports it as a RuntimeError: this photo's failure
         if not isinstance(error, (ImageError, MemoryError, HintError)):
             raise error
         message = str(error) if isinstance(error, ImageError) else f"{job.src}: {error}" \
@@ -170,6 +173,11 @@ def _colorize_photos(colorizer, photos: list, args, prior, records: list, failur
         overlapped(photos, stages.read, stages.work, stages.write, finished)
     finally:
         bar.close()
+
+
+def _out_of_memory(error: RuntimeError) -> bool:
+    text = str(error).lower()
+    return "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text
 
 
 def _record(src, dst=None, *, error: str | None = None, classes: list | None = None,
@@ -229,11 +237,12 @@ def cmd_colorize(argv: list[str]) -> int:
         tally.skipped = len(mine) - len(todo)    # not tally.count: that holds the plan's refusals too
         tally.count += tally.skipped
         tallies = [tally] if tally.interrupted else shard.gather(tally)
+        reported = True
         if not shard.launched or shard.index == 0 or tally.interrupted:
-            _report(tallies, args.json and shard.json_path(args.json), shard)
+            reported = _report(tallies, args.json and shard.json_path(args.json), shard)
     finally:
         shard.stop()
-    failed = any(t.failures for t in tallies)
+    failed = any(t.failures for t in tallies) or not reported
     return 130 if tally.interrupted else 1 if failed else 0
 
 
@@ -303,6 +312,7 @@ def _run(colorizer, jobs: list, args, reference, plan) -> _Tally:
     videos = [job for job in jobs if is_video(job.src)]
     photos = [job for job in jobs if not is_video(job.src)]
     tally.videos, tally.photos, counted = len(videos), len(photos), []   # counted: photos written, kept on Ctrl-C
+    previous = _sigterm_as_interrupt()
     try:
         for job in videos:
             from .video import VideoError
@@ -318,19 +328,39 @@ def _run(colorizer, jobs: list, args, reference, plan) -> _Tally:
     except KeyboardInterrupt:
         tally.interrupted = True
         print("\ncolorize: interrupted; what was written is complete (films resume when run again)", file=sys.stderr)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     tally.done += len(counted)
     if len(jobs) == 1 and tally.done == 1:
         tally.last = str(jobs[0].dst)
     return tally
 
 
-def _report(tallies: list[_Tally], json_path: str | None, shard) -> None:
-    """The one summary (and --json file) of a run, from every process's tally."""
+def _sigterm_as_interrupt():
+    """SIGTERM (what schedulers and `kill` send) ends a run as Ctrl-C does: the summary so far, the --json
+    report, exit 130. Returns the handler it replaced (None off the main thread, where none can be set)."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _report(tallies: list[_Tally], json_path: str | None, shard) -> bool:
+    """The one summary (and --json file) of a run, from every process's tally; False if the report could
+    not be written."""
     t = _Tally(**{k: sum(getattr(x, k) for x in tallies) for k in ("done", "count", "skipped", "videos", "photos")},
                failures=[f for x in tallies for f in x.failures], records=[r for x in tallies for r in x.records],
                interrupted=any(x.interrupted for x in tallies))
+    json_error = None
     if json_path:
-        _write_json(json_path, t.records)
+        try:
+            _write_json(json_path, t.records)
+        except OSError as e:   # a full disk or an unwritable folder: the summary still comes, the file is named
+            json_error = f"{json_path}: cannot write the --json report ({e.strerror or e})"
     if t.count == 1 and t.done == 1 and not t.interrupted and len(tallies) == 1:
         print(tallies[0].last)
     elif t.count > 1 or t.interrupted or t.skipped:
@@ -341,5 +371,8 @@ def _report(tallies: list[_Tally], json_path: str | None, shard) -> None:
               + (f"; {len(t.failures)} failed:" if t.failures else ""))
         for f in t.failures:
             print(f"  {f}")
+    if json_error:
+        print(f"colorize: error: {json_error}", file=sys.stderr)
+    return json_error is None
 
 

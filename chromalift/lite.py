@@ -221,6 +221,10 @@ class LiteColorizer:
                 if meta.get("format") != WEIGHTS_FORMAT:
                     raise LiteError(f"{path}: not chromalift weights (format {meta.get('format')!r})")
                 state = {k: f.get_tensor(k).astype(np.float32) for k in f.keys()}  # noqa: SIM118 (not iterable)
+            bad = next((k for k, v in state.items() if not np.isfinite(v).all()), None)
+            if bad:
+                raise LiteError(f"{path}: the weights hold NaN or infinite values (in {bad}): a diverged run's; "
+                                "use an earlier checkpoint")
             config, classes = json.loads(meta["config"]), json.loads(meta.get("classes", "[]"))
             _check_settings(config, path)
             net = LiteNet.from_state(config, state)

@@ -19,6 +19,7 @@ import io
 import json
 import os
 import random
+import secrets
 import shutil
 import tempfile
 import threading
@@ -167,7 +168,8 @@ def prepare_study(photos: list[Path], out: str | Path, sources: list[tuple[str, 
 
 
 def _item_id(rng: random.Random, used: set[str]) -> str:
-    while (item_id := f"{rng.getrandbits(48):012x}") in used:
+    """An opaque image id: random from the operating system, so that no seed tells which source it is."""
+    while (item_id := secrets.token_hex(6)) in used:
         pass
     used.add(item_id)
     return item_id
@@ -214,7 +216,7 @@ class VoteLog:
 
     def append(self, row: dict) -> None:
         buf = io.StringIO()
-        csv.DictWriter(buf, VOTE_FIELDS).writerow(row)
+        csv.DictWriter(buf, VOTE_FIELDS).writerow({k: _inert(v) for k, v in row.items()})
         self._append(buf.getvalue())
 
     def _append(self, line: str) -> None:
@@ -225,6 +227,12 @@ class VoteLog:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+def _inert(value):
+    """A cell a spreadsheet will not run: text starting with = + - @ or a tab/CR gets a leading apostrophe
+    (OWASP's advice against CSV injection; a photo named '=HYPERLINK(...).jpg' stays a name)."""
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _drop_torn_line(path: Path) -> None:

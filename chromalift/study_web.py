@@ -1,10 +1,12 @@
 """`colorize study --serve`: the study's page, one image at a time, "natural" or "not natural".
 
     GET  /                  the page (keyboard: left arrow = natural, right arrow = not natural)
-    GET  /api/next          ?participant=ID -> the participant's next image {participant, image, url, done,
-                            total}, or {participant, finished: true}; without an ID a new anonymous one is made
-    POST /api/vote          {participant, image, vote: natural|not_natural, response_ms} -> {ok: true}, written
-                            to votes.csv before the answer; 409 if the participant already judged that photo
+    GET  /api/next          ?participant=ID -> the participant's next image {participant, image, url, token,
+                            done, total}, or {participant, finished: true}; without an ID a new anonymous one
+                            is made (ids are signed by the server: a made-up one gets 403)
+    POST /api/vote          {participant, image, token, vote: natural|not_natural, response_ms} (JSON only)
+                            -> {ok: true}, written to votes.csv before the answer; 403 for an image that was
+                            not served to that participant (its token), 409 if they already judged the photo
     GET  /images/ID.jpg     an image of the study (the only files served)
 
 Several participants may vote at once. Each sees every photo once, in their own order, and for each photo
@@ -12,6 +14,10 @@ the version (real, grey, a model) with the fewest votes so far, so the sources s
 seen is rebuilt from votes.csv when the server starts again.
 """
 
+import hashlib
+import hmac
+import json
+import os
 import random
 import re
 import secrets
@@ -46,6 +52,7 @@ class Ballot:
         self.by_source: dict[str, Counter] = defaultdict(Counter)   # participant -> votes per source
         self.count: Counter = Counter()                              # image -> votes and open assignments
         self.pending: dict[str, str] = {}                            # participant -> image shown, not yet judged
+        self.secret = _secret(study.folder)                          # signs participant ids and served images
         self._lock = threading.Lock()
         for row in self.log.rows():
             if row["image"] in self.items:
@@ -56,11 +63,25 @@ class Ballot:
         self.by_source[participant][item.source] += 1
         self.count[item.id] += 1
 
+    def _mac(self, text: str, n: int) -> str:
+        return hmac.new(self.secret, text.encode(), hashlib.sha256).hexdigest()[:n]
+
     def new_participant(self) -> str:
-        return secrets.token_hex(8)
+        """A participant id this server can recognise later (after a restart too): random half, signed half."""
+        head = secrets.token_hex(4)
+        return head + self._mac("participant:" + head, 8)
+
+    def _check_issued(self, participant: str) -> None:
+        _check_participant(participant)
+        if not hmac.compare_digest(participant[8:], self._mac("participant:" + participant[:8], 8)):
+            raise VoteRefused("unknown participant: this server did not issue that id (reload the page)", 403)
+
+    def token(self, participant: str, image: str) -> str:
+        """What /api/next hands out with an image: a vote must bring it back (the image was served to them)."""
+        return self._mac(f"shown:{participant}:{image}", 16)
 
     def next(self, participant: str) -> dict:
-        _check_participant(participant)
+        self._check_issued(participant)
         with self._lock:
             done, total = len(self.seen[participant]), len(self.versions)
             item_id = self.pending.get(participant)
@@ -76,11 +97,12 @@ class Ballot:
                 self.pending[participant] = item_id
                 self.count[item_id] += 1
         return {"participant": participant, "image": item_id, "url": f"/images/{item_id}.jpg",
-                "done": done, "total": total}
+                "token": self.token(participant, item_id), "done": done, "total": total}
 
-    def vote(self, participant: str, image: str, vote: str, response_ms) -> dict:
-        """Record one judgement; written to votes.csv (fsync'ed) before this returns."""
-        _check_participant(participant)
+    def vote(self, participant: str, image: str, vote: str, response_ms, token) -> dict:
+        """Record one judgement of the image this participant was shown; written to votes.csv (fsync'ed)
+        before this returns."""
+        self._check_issued(participant)
         if vote not in VOTES:
             raise VoteRefused(f"vote must be one of {', '.join(VOTES)}, not {vote!r}")
         if image not in self.items:
@@ -91,15 +113,30 @@ class Ballot:
         with self._lock:
             if item.photo in self.seen[participant]:
                 raise VoteRefused("this participant has already judged that photo", 409)
+            if not isinstance(token, str) or not hmac.compare_digest(token, self.token(participant, image)):
+                raise VoteRefused("that image was not shown to this participant", 403)
             self.log.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "participant": participant,
                              "image": image, "photo": item.photo, "source": item.source, "vote": vote,
                              "response_ms": int(response_ms)})
             self._record(participant, item)
-            shown = self.pending.get(participant)
-            if shown is not None and self.items[shown].photo == item.photo:
+            if self.pending.get(participant) == image:   # (a page from before a restart has none)
                 del self.pending[participant]
-                self.count[shown] -= 1   # the assignment becomes the vote (or, from a stale page, lapses)
+                self.count[image] -= 1   # the assignment becomes the vote
         return {"ok": True}
+
+
+def _secret(folder: Path) -> bytes:
+    """The study's signing key, made once (0600) beside its votes, so ids and tokens outlive a restart."""
+    path = folder / ".ballot-key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_bytes(32))
+        f.flush()
+        os.fsync(f.fileno())
+    return path.read_bytes()
 
 
 def _check_participant(participant: str) -> None:
@@ -107,15 +144,17 @@ def _check_participant(participant: str) -> None:
         raise VoteRefused("participant must be the 16-hex-digit id that /api/next gave")
 
 
-def create_app(ballot: Ballot):
+def create_app(ballot: Ballot, host: str = "127.0.0.1"):
     from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-    from .web import SECURITY_HEADERS, content_security_policy
+    from .web import SECURITY_HEADERS, content_security_policy, guard_origin
 
     app = FastAPI(title="colorize study", docs_url=None, redoc_url=None, openapi_url=None)
     page = PAGE.read_text()
     csp = content_security_policy(page)
+
+    guard_origin(app, host)
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
@@ -136,14 +175,20 @@ def create_app(ballot: Ballot):
 
     @app.post("/api/vote")
     async def vote(request: Request):
+        if not request.headers.get("content-type", "").lower().startswith("application/json"):
+            return JSONResponse({"error": "send the vote as JSON (Content-Type: application/json)"}, status_code=415)
+        raw = await request.body()
+        if len(raw) > 4096:
+            return JSONResponse({"error": "a vote is a few short fields"}, status_code=413)
         try:
-            body = await request.json()
-        except ValueError:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
             return JSONResponse({"error": "send the vote as JSON"}, status_code=400)
         if not isinstance(body, dict):
             return JSONResponse({"error": "send the vote as a JSON object"}, status_code=400)
         try:
-            return ballot.vote(body.get("participant"), body.get("image"), body.get("vote"), body.get("response_ms"))
+            return ballot.vote(body.get("participant"), body.get("image"), body.get("vote"), body.get("response_ms"),
+                               body.get("token"))
         except VoteRefused as e:
             return JSONResponse({"error": str(e)}, status_code=e.status)
 
@@ -165,4 +210,5 @@ def serve(study: Study, host: str = "127.0.0.1", port: int = 7861) -> None:
     print(f"colorize study: {len(ballot.versions)} photos, sources {', '.join(study.sources)}; {votes} votes so far "
           f"in {study.votes_path}", flush=True)
     print(f"colorize study: open http://{host}:{port}/ in a browser, one per participant (Ctrl+C stops)", flush=True)
-    uvicorn.run(create_app(ballot), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(ballot, host), host=host, port=port, log_level="warning", timeout_keep_alive=5,
+                h11_max_incomplete_event_size=64 * 1024)

@@ -36,6 +36,17 @@ class Stop(Exception):
     pass
 
 
+class Diverged(ValueError):
+    """The loss went NaN or infinite; str() says at which step, in one line."""
+
+
+def _saved_step(out: Path) -> str:
+    try:
+        return str(ckpt.load_checkpoint(out / "last.pt")["step"])
+    except ckpt.CheckpointError:
+        return "none saved"
+
+
 def autocast_for(cfg: TrainConfig, device: torch.device):
     """bf16 autocast where the hardware has it: CUDA, or a CPU with native bf16 (else it runs far slower)."""
     enabled = cfg.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()))
@@ -240,6 +251,10 @@ def _after_step(run: _Run, loop: _Loop, cfg: TrainConfig, losses, epoch: int, t_
         dist.all_reduce(shared, op=dist.ReduceOp.MAX)
     run.seconds = float(shared[1])
     finished = progress(cfg, run.step, run.seconds) >= 1.0
+    checked = run.step % cfg.log_every == 0 or run.step % cfg.ckpt_every == 0 or finished
+    if checked and not math.isfinite(float(losses[0].detach())):     # before a log line or a checkpoint holds it
+        raise Diverged(f"step {run.step}: the loss is {float(losses[0].detach())}: training diverged; "
+                       f"last.pt keeps the last finite state (step {_saved_step(loop.out)}): resume with a lower --lr")
     if run.step % cfg.log_every == 0 or finished:
         rec = _record(run, losses, epoch, loop.images, loop.wait, loop.busy, loop.flops_per_image, loop.peak)
         loop.log(run.step, rec)

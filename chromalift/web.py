@@ -153,7 +153,7 @@ def parse_points_json(text: str) -> tuple:
                           "points, in the photo's pixels", 400) from None
 
 
-def create_app(service: Service):
+def create_app(service: Service, host: str = "127.0.0.1"):
     from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
@@ -180,6 +180,8 @@ def create_app(service: Service):
         if name not in known:
             return error(f"{name}: no such example", 404)
         return FileResponse(EXAMPLES / name)
+
+    guard_origin(app, host)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
@@ -241,6 +243,35 @@ async def _read_upload(request, service: Service) -> _Upload:
                    (reference.filename if ref else None) or "reference", hints, stroke_bytes, fmt)
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _hostname(netloc: str) -> str:
+    """'127.0.0.1:7860' -> '127.0.0.1', '[::1]:7860' -> '::1'."""
+    if netloc.startswith("["):
+        return netloc[1:].split("]", 1)[0]
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+def guard_origin(app, host: str) -> None:
+    """Refuse what another web site could make a visitor's browser send: a request whose Host is not this
+    server's name (DNS rebinding: evil.example resolving to 127.0.0.1) unless it listens on every address,
+    and a POST from another origin (a cross-site form or fetch). 403 with one line."""
+    from fastapi.responses import JSONResponse
+    names = None if host in ("0.0.0.0", "::", "") else LOOPBACK | {host.strip("[]").lower()}
+
+    @app.middleware("http")
+    async def same_origin(request, call_next):
+        netloc = request.headers.get("host")
+        if names is not None and netloc is not None and _hostname(netloc.lower()) not in names:
+            return JSONResponse({"error": f"host {netloc[:80]!r} is not this server's name; refused"}, status_code=403)
+        origin = request.headers.get("origin")
+        foreign = origin is not None and (netloc is None or origin.lower().split("://", 1)[-1] != netloc.lower())
+        if request.method == "POST" and foreign:
+            return JSONResponse({"error": "a request from another web site; refused"}, status_code=403)
+        return await call_next(request)
+
+
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
                     "Referrer-Policy": "no-referrer", "Cross-Origin-Opener-Policy": "same-origin"}
 
@@ -297,4 +328,5 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 7860) -> None:
     import uvicorn
 
     print(f"colorize web: open http://{host}:{port}/ in a browser (Ctrl+C stops)", flush=True)
-    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(service, host), host=host, port=port, log_level="warning", timeout_keep_alive=5,
+                h11_max_incomplete_event_size=64 * 1024)

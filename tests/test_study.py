@@ -56,9 +56,10 @@ def _files(folder: Path) -> dict[str, bytes]:
 def test_preparation_is_deterministic_and_hides_the_source(photos, sources, tmp_path):
     a = prepare_study(photos, tmp_path / "a", sources, seed=3, size=64)
     b = prepare_study(photos, tmp_path / "b", sources, seed=3, size=64)
-    assert a.items == b.items
-    assert (tmp_path / "a" / "study.json").read_bytes() == (tmp_path / "b" / "study.json").read_bytes()
-    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert [(i.photo, i.source) for i in a.items] == [(i.photo, i.source) for i in b.items], "the seed sets the order"
+    assert not {i.id for i in a.items} & {i.id for i in b.items}, "ids are unpredictable: no seed gives them away"
+    image = lambda study, i: study.image_path(i.id).read_bytes()
+    assert [image(a, i) for i in a.items] == [image(b, i) for i in b.items], "the same images"
     assert len(a.items) == 4 * 3 and a.sources == ["real", "tiny", "grey"] and len(a.photos) == 4
     assert all(len(i.id) == 12 and "real" not in i.id and "grey" not in i.id for i in a.items)
     c = prepare_study(photos, tmp_path / "c", sources, seed=4, size=64)
@@ -114,7 +115,7 @@ def _vote_all(ballot: Ballot, participant: str, choice=lambda item: "natural") -
     shown = []
     while not (j := ballot.next(participant)).get("finished"):
         shown.append(j["image"])
-        ballot.vote(participant, j["image"], choice(ballot.items[j["image"]]), 700)
+        ballot.vote(participant, j["image"], choice(ballot.items[j["image"]]), 700, j["token"])
     return shown
 
 
@@ -127,7 +128,7 @@ def test_participants_see_every_photo_once_and_the_sources_stay_balanced(study):
         for p, j in nexts.items():
             assert ballot.next(p)["image"] == j["image"], "a reload shows the same image until it is judged"
             shown[p].append(j["image"])
-            ballot.vote(p, j["image"], "natural", 500)
+            ballot.vote(p, j["image"], "natural", 500, j["token"])
     for p in people:
         assert sorted(ballot.items[i].photo for i in shown[p]) == sorted(study.photos)
         assert ballot.next(p)["finished"]
@@ -140,24 +141,33 @@ def test_participants_see_every_photo_once_and_the_sources_stay_balanced(study):
 def test_votes_are_checked(study):
     ballot = Ballot(study)
     p = ballot.new_participant()
-    image = ballot.next(p)["image"]
-    for args, status in [((p, image, "maybe", 10), 400), ((p, "ffffffffffff", "natural", 10), 404),
-                         ((p, image, "natural", -5), 400), ((p, image, "natural", "fast"), 400),
-                         (("../etc", image, "natural", 10), 400)]:
+    j = ballot.next(p)
+    image, token = j["image"], j["token"]
+    other = next(i.id for i in study.items if i.id != image and i.photo != ballot.items[image].photo)
+    for args, status in [((p, image, "maybe", 10, token), 400), ((p, "ffffffffffff", "natural", 10, token), 404),
+                         ((p, image, "natural", -5, token), 400), ((p, image, "natural", "fast", token), 400),
+                         (("../etc", image, "natural", 10, token), 400),
+                         (("0123456789abcdef", image, "natural", 10, token), 403),     # a participant never issued
+                         ((p, other, "natural", 10, token), 403),                      # an image not shown to p
+                         ((p, image, "natural", 10, None), 403)]:
         with pytest.raises(VoteRefused) as e:
             ballot.vote(*args)
         assert e.value.status == status
-    ballot.vote(p, image, "natural", 10)
+    with pytest.raises(VoteRefused) as e:
+        ballot.next("0123456789abcdef")
+    assert e.value.status == 403
+    ballot.vote(p, image, "natural", 10, token)
     with pytest.raises(VoteRefused, match="already judged") as e:
-        ballot.vote(p, image, "not_natural", 10)
+        ballot.vote(p, image, "not_natural", 10, token)
     assert e.value.status == 409 and len(read_votes(study.votes_path)) == 1
 
 
 def test_a_restarted_ballot_remembers_and_drops_a_torn_line(study):
     ballot = Ballot(study)
     p = ballot.new_participant()
-    first = [ballot.next(p)["image"]]
-    ballot.vote(p, first[0], "natural", 10)
+    j = ballot.next(p)
+    first = [j["image"]]
+    ballot.vote(p, first[0], "natural", 10, j["token"])
     with open(study.votes_path, "a") as f:   # a crash in the middle of writing the next vote
         f.write("2026-01-01T00:00:00,{p},abc")
     again = Ballot(study)
@@ -187,7 +197,7 @@ def _start(folder: Path, port: int) -> subprocess.Popen:
     deadline = time.time() + 60
     while True:
         try:
-            _call(f"http://127.0.0.1:{port}/api/next?participant={'0' * 16}")
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).close()
             return proc
         except OSError:
             assert proc.poll() is None and time.time() < deadline, proc.stdout.read() if proc.poll() else "timeout"
@@ -204,21 +214,25 @@ def test_votes_survive_a_kill_of_the_server(study):
         for _ in range(2):
             j = _call(f"{base}/api/next?participant={p}")
             assert _call(base + "/api/vote", {"participant": p, "image": j["image"], "vote": "not_natural",
-                                              "response_ms": 900}) == {"ok": True}
+                                              "response_ms": 900, "token": j["token"]}) == {"ok": True}
             judged.append(j["image"])
-        shown = _call(f"{base}/api/next?participant={p}")["image"]   # on screen when the server dies
+        on_screen = _call(f"{base}/api/next?participant={p}")       # on screen when the server dies
+        shown = on_screen["image"]
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     assert [r["image"] for r in read_votes(study.votes_path)] == judged, "every acknowledged vote is on disk"
     proc = _start(study.folder, port)
     try:
-        assert _call(base + "/api/vote", {"participant": p, "image": shown, "vote": "natural", "response_ms": 1})["ok"]
+        assert _call(base + "/api/vote", {"participant": p, "image": shown, "vote": "natural", "response_ms": 1,
+                                          "token": on_screen["token"]})["ok"]
         with pytest.raises(urllib.error.HTTPError) as e:   # no second judgement of a photo, restart or not
-            _call(base + "/api/vote", {"participant": p, "image": judged[0], "vote": "natural", "response_ms": 1})
+            _call(base + "/api/vote", {"participant": p, "image": judged[0], "vote": "natural", "response_ms": 1,
+                                       "token": "0" * 16})
         assert e.value.code == 409
         while not (j := _call(f"{base}/api/next?participant={p}")).get("finished"):
-            _call(base + "/api/vote", {"participant": p, "image": j["image"], "vote": "natural", "response_ms": 1})
+            _call(base + "/api/vote", {"participant": p, "image": j["image"], "vote": "natural", "response_ms": 1,
+                                       "token": j["token"]})
         assert j["done"] == j["total"] == len(study.photos)
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(base + "/images/..%2Fstudy.json", timeout=10)

@@ -1,0 +1,236 @@
+"""Hostile input, round 2: diverged weights, out-of-range options, signals, full disks, out of memory,
+forged study votes, CSV injection and cross-site requests. Each test reproduces the attack from outside."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import gradient_rgb
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from chromalift.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _photo(path: Path, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(gradient_rgb(24, 32, seed)).save(path)
+    return path
+
+
+def _poisoned(weights: Path, out: Path, everywhere: bool) -> Path:
+    """The weights with a NaN in one tensor, or NaN everywhere (what a diverged run exports)."""
+    with safe_open(str(weights), "pt") as f:
+        meta = f.metadata()
+    state = load_file(str(weights))
+    for i, (k, v) in enumerate(sorted(state.items())):
+        if v.is_floating_point() and (everywhere or i == 3):
+            state[k] = torch.full_like(v, float("nan"))
+    save_file(state, str(out), metadata=meta)
+    return out
+
+
+@pytest.mark.parametrize("everywhere", [False, True])
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_weights_with_nan_are_refused_in_one_line(tmp_path, tiny_weights, capsys, everywhere, backend):
+    bad = _poisoned(tiny_weights, tmp_path / "diverged.safetensors", everywhere)
+    src = _photo(tmp_path / "a.png")
+    assert main([str(src), "--model", str(bad), "--backend", backend, "-o", str(tmp_path / "out.png")]) == 1
+    err = capsys.readouterr().err
+    assert "NaN or infinite" in err and "diverged.safetensors" in err and "Traceback" not in err
+    assert not (tmp_path / "out.png").exists()
+    assert main(["weights", str(bad), str(tmp_path / "copy.safetensors")]) == 1
+    assert "NaN or infinite" in capsys.readouterr().err and not (tmp_path / "copy.safetensors").exists()
+
+
+def test_a_diverged_training_run_stops_with_one_line(tmp_path, monkeypatch, capsys):
+    from helpers import make_photo_folder
+
+    import chromalift.train as train_module
+    from chromalift.data import prepare
+    prepare(make_photo_folder(tmp_path / "photos", per_class=4), tmp_path / "cache", size=40, progress=False, workers=1)
+    real = train_module.compute_loss
+    calls = []
+
+    def nan_after_two(*a, **k):
+        out = real(*a, **k)
+        calls.append(1)
+        return (out[0] * float("nan"), *out[1:]) if len(calls) > 2 else out
+    monkeypatch.setattr(train_module, "compute_loss", nan_after_two)
+    rc = main(["train", "--data", str(tmp_path / "cache"), "--out", str(tmp_path / "run"), "--width", "0.125",
+               "--crop", "32", "--batch-size", "8", "--steps", "8", "--ckpt-every", "2", "--log-every", "2",
+               "--workers", "0", "--threads", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "diverged" in err and "step 4" in err and "Traceback" not in err
+    from chromalift.checkpoint import load_checkpoint
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["step"] == 2 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--steady", "5"], "--steady: 5: choose a number from 0 to 1"), (["--steady", "-1"], "--steady"),
+    (["--steady", "nan"], "--steady: nan"), (["--steady", "inf"], "--steady: inf"),
+    (["--max-pixels", "nan"], "--max-pixels: nan"), (["--cut-threshold", "-3"], "--cut-threshold"),
+    (["--process-size", "-8"], "--process-size"), (["--batch", "0"], "--batch"), (["--quality", "101"], "--quality"),
+])
+def test_numeric_options_are_range_checked(tmp_path, args, says):
+    src = _photo(tmp_path / "a.png")
+    proc = subprocess.run([sys.executable, "-m", "chromalift", str(src), *args], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "a_color.png").exists()
+
+
+@pytest.mark.parametrize("args, says", [(["--port", "99999"], "--port: 99999"), (["--max-upload-mb", "-1"], "--max-upload-mb"),
+                                        (["--max-pixels", "nan"], "--max-pixels")])
+def test_web_options_are_range_checked(args, says):
+    proc = subprocess.run([sys.executable, "-m", "chromalift", "web", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+    assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sigterm_in_a_folder_run_writes_the_summary_and_the_report(tmp_path, tiny_weights):
+    for i in range(40):
+        _photo(tmp_path / "in" / f"{i:02d}.png", i)
+    report = tmp_path / "report.json"
+    proc = subprocess.Popen([sys.executable, "-m", "chromalift", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                             "--model", str(tiny_weights), "--json", str(report), "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.time() + 120
+    while not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir()):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert "before the interruption" in out
+    records = json.loads(report.read_text())
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert sorted(Path(r["output"]).name for r in records if r.get("output")) == written
+
+
+def test_a_report_that_cannot_be_written_keeps_the_summary(tmp_path, tiny_weights, capsys, monkeypatch):
+    import chromalift.cli_colorize as cc
+
+    def full(path, records):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(cc, "_write_json", full)
+    for i in range(2):
+        _photo(tmp_path / "in" / f"{i}.png", i)
+    rc = main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(tiny_weights), "--json", str(tmp_path / "r.json")])
+    captured = capsys.readouterr()
+    assert rc == 1 and "colorized 2 of 2 photos" in captured.out
+    assert "r.json: cannot write the --json report (No space left on device)" in captured.err and "Traceback" not in captured.err
+
+
+def test_out_of_memory_on_one_photo_is_that_photos_failure(tmp_path, tiny_weights, capsys, monkeypatch):
+    from chromalift.inference import Colorizer
+    real = Colorizer.colorize
+
+    def colorize(self, rgb, **k):
+        if rgb.shape[1] == 33:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                               "you tried to allocate 96000000000 bytes")
+        return real(self, rgb, **k)
+    monkeypatch.setattr(Colorizer, "colorize", colorize)
+    _photo(tmp_path / "in" / "a.png")
+    Image.fromarray(gradient_rgb(24, 33, 1)).save(tmp_path / "in" / "b.png")
+    _photo(tmp_path / "in" / "c.png", 2)
+    rc = main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(tiny_weights)])
+    captured = capsys.readouterr()
+    assert rc == 1 and "colorized 2 of 3 photos; 1 failed:" in captured.out
+    assert "b.png: out of memory" in captured.err and "Traceback" not in captured.err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+
+
+def test_photo_names_cannot_inject_formulas_into_votes_csv(tmp_path):
+    from chromalift.study import VoteLog, read_votes
+    log = VoteLog(tmp_path / "votes.csv")
+    for name in ("=HYPERLINK(\"http://evil\",\"x\").jpg", "+cmd.jpg", "-2+3.jpg", "@SUM(A1).jpg", "plain.jpg"):
+        log.append({"time": "t", "participant": "p", "image": "i", "photo": name, "source": "s", "vote": "natural",
+                    "response_ms": 1})
+    cells = [r["photo"] for r in read_votes(tmp_path / "votes.csv")]
+    assert all(not c.startswith(("=", "+", "-", "@")) for c in cells)
+    assert cells[0] == "'=HYPERLINK(\"http://evil\",\"x\").jpg" and cells[-1] == "plain.jpg"
+
+
+def _asgi(app, method: str, path: str, headers: dict, body: bytes = b"") -> tuple[int, bytes]:
+    import asyncio
+    sent = {"status": None, "body": b""}
+    done = [False]
+
+    async def receive():
+        if done[0]:
+            return {"type": "http.disconnect"}
+        done[0] = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            sent["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            sent["body"] += message.get("body", b"")
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()], "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 7860)}
+    asyncio.run(app(scope, receive, send))
+    return sent["status"], sent["body"]
+
+
+def test_web_refuses_other_sites_and_rebound_names(tiny_weights):
+    pytest.importorskip("fastapi")
+    from chromalift.inference import Colorizer
+    from chromalift.web import Service, create_app
+    app = create_app(Service(Colorizer.load(tiny_weights, device="cpu")))
+    status, body = _asgi(app, "GET", "/api/info", {"host": "evil.example:7860"})   # DNS rebinding
+    assert status == 403 and b"not this server's name" in body
+    status, body = _asgi(app, "POST", "/api/colorize", {"host": "127.0.0.1:7860", "origin": "http://evil.example",
+                                                         "content-type": "multipart/form-data; boundary=b"})
+    assert status == 403 and b"another web site" in body
+    assert _asgi(app, "GET", "/api/info", {"host": "localhost:7860"})[0] == 200
+    assert _asgi(app, "GET", "/api/info", {"host": "[::1]:7860"})[0] == 200
+    status, _ = _asgi(app, "POST", "/api/colorize", {"host": "127.0.0.1:7860", "origin": "http://127.0.0.1:7860",
+                                                     "content-type": "multipart/form-data; boundary=b"}, b"--b--\r\n")
+    assert status == 400                                  # same origin: reaches the form (which has no photo)
+    anywhere = create_app(Service(Colorizer.load(tiny_weights, device="cpu")), host="0.0.0.0")
+    assert _asgi(anywhere, "GET", "/api/info", {"host": "my-laptop.local:7860"})[0] == 200
+
+
+def test_study_refuses_cross_site_and_text_plain_votes(tmp_path, tiny_weights):
+    pytest.importorskip("fastapi")
+    from chromalift.inference import Colorizer
+    from chromalift.study import prepare_study
+    from chromalift.study_web import Ballot, create_app
+    photos = [_photo(tmp_path / "p" / f"{i}.png", i) for i in range(2)]
+    study = prepare_study(photos, tmp_path / "study", [("real", None), ("tiny", Colorizer.load(tiny_weights, device="cpu"))],
+                          size=32)
+    ballot = Ballot(study)
+    app = create_app(ballot)
+    p = ballot.new_participant()
+    j = ballot.next(p)
+    vote = json.dumps({"participant": p, "image": j["image"], "token": j["token"], "vote": "natural", "response_ms": 5}).encode()
+    status, _ = _asgi(app, "POST", "/api/vote", {"host": "127.0.0.1:7861", "content-type": "text/plain"}, vote)
+    assert status == 415                                  # what a cross-site form can send without a preflight
+    status, _ = _asgi(app, "POST", "/api/vote", {"host": "127.0.0.1:7861", "origin": "http://evil.example",
+                                                 "content-type": "application/json"}, vote)
+    assert status == 403
+    status, _ = _asgi(app, "POST", "/api/vote", {"host": "127.0.0.1:7861", "content-type": "application/json"},
+                      b"[" * 100_000 + b"]" * 100_000)
+    assert status == 413
+    status, body = _asgi(app, "POST", "/api/vote", {"host": "127.0.0.1:7861", "content-type": "application/json"}, vote)
+    assert status == 200 and json.loads(body) == {"ok": True}
+    ids = {i.id for i in study.items}
+    again = prepare_study(photos, tmp_path / "study2", [("real", None), ("tiny", Colorizer.load(tiny_weights, device="cpu"))],
+                          size=32)
+    assert not ids & {i.id for i in again.items}, "ids are not a function of the seed"
