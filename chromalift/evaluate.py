@@ -36,9 +36,12 @@ class Scores:
         self.auc.append(ab_error_auc(ab_out, ab_truth))
         self.hue = add_counts(self.hue, hue_counts(ab_out, ab_truth))
 
-    def summary(self, cf_truth: float) -> dict:
+    def summary(self, cf_truth: float, coloured: list[bool]) -> dict:
+        """`coloured`: the photos whose truth has colour; PSNR is averaged over them (a grey truth is
+        matched exactly by the grey baseline: an infinite PSNR that would swamp every mean)."""
         cf = float(np.mean(self.cf))
-        return {"psnr": float(np.mean(self.psnr)), "ssim": float(np.mean(self.ssim)), "colorfulness": cf,
+        psnr = [p for p, c in zip(self.psnr, coloured) if c]
+        return {"psnr": float(np.mean(psnr)) if psnr else float("nan"), "ssim": float(np.mean(self.ssim)), "colorfulness": cf,
                 "delta_colorfulness": cf - cf_truth, "auc": float(np.mean(self.auc)), **hue_scores(self.hue)}
 
 
@@ -91,7 +94,9 @@ def evaluate(colorizer: Colorizer, folder: str | Path, *, limit: int | None = No
         raise FileNotFoundError(f"{folder}: none of the {len(photos)} images could be read")
     cft = float(np.mean(cf_truth))
     result = {"folder": str(folder), "photos": len(cf_truth), "failed": failed, "process_size": process_size,
-              "colorfulness_truth": cft, "ours": ours.summary(cft), "grey": grey.summary(cft), "per_photo": per_photo}
+              "colorfulness_truth": cft, "per_photo": per_photo}
+    coloured = [bool(np.isfinite(p)) for p in grey.psnr]
+    result |= {"ours": ours.summary(cft, coloured), "grey": grey.summary(cft, coloured), "psnr_photos": sum(coloured)}
     if labelled:
         result["ours"] |= {"top1": top1 / labelled, "top5": top5 / labelled}
     if grid:

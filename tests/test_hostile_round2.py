@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import gradient_rgb
@@ -234,3 +235,14 @@ def test_study_refuses_cross_site_and_text_plain_votes(tmp_path, tiny_weights):
     again = prepare_study(photos, tmp_path / "study2", [("real", None), ("tiny", Colorizer.load(tiny_weights, device="cpu"))],
                           size=32)
     assert not ids & {i.id for i in again.items}, "ids are not a function of the seed"
+
+
+def test_a_grey_photo_does_not_make_the_evaluation_psnr_infinite(tmp_path, tiny_weights):
+    from chromalift.evaluate import evaluate
+    from chromalift.inference import Colorizer
+    for i in range(2):
+        _photo(tmp_path / "set" / f"{i}.png", i)
+    Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(tmp_path / "set" / "grey.png")
+    result = evaluate(Colorizer.load(tiny_weights, device="cpu"), tmp_path / "set", progress=False)
+    assert result["photos"] == 3 and result["psnr_photos"] == 2
+    assert np.isfinite(result["ours"]["psnr"]) and np.isfinite(result["grey"]["psnr"])
