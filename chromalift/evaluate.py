@@ -137,7 +137,7 @@ def markdown_table(results: list[dict]) -> str:
             m = r[method]
             top = (f"{m['top1']:.1%} | {m['top5']:.1%}" if "top1" in m else "- | -")
             label = "ours" if method == "ours" else "grey baseline"
-            lines.append(f"| {name} ({r['photos']}) | {label} | {m['psnr']:.2f} | {m['ssim']:.4f} | "
+            lines.append(f"| {name} ({r['photos']}) | {label} | {_pct(m['psnr'], '.2f')} | {m['ssim']:.4f} | "
                          f"{m['colorfulness']:.1f} | {m['delta_colorfulness']:+.1f} | {m['auc']:.2%} | {top} |")
         lines.append(f"| {name} | truth | | | {r['colorfulness_truth']:.1f} | | | | |")
     return "\n".join(lines) + "\n\n" + hue_table(results)
