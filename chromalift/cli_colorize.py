@@ -144,8 +144,8 @@ def _colorize_photos(colorizer, photos: list, args, prior, records: list, failur
     if len(photos) < 2 or args.show_class:
         bar = _NoBar()          # and no tqdm import: one photo starts sooner
     else:
-        from tqdm import tqdm
-        bar = tqdm(total=len(photos), desc="colorize", unit="photo")
+        from .progress import bar as progress_bar
+        bar = progress_bar(total=len(photos), desc="colorize", unit="photo")
 
     def finished(job, record, error):
         bar.update()

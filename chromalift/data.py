@@ -160,7 +160,7 @@ def _install(tmp: Path, dst: Path) -> None:
 
 def _build(src: Path, dst: Path, tmp: Path, files: list[Path], labels: list[int], classes: list[str],
            size: int, min_color_std: float, workers: int | None, progress: bool) -> None:
-    from tqdm import tqdm
+    from .progress import bar as progress_bar
 
     images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
     kept_labels, colorfulness, kept_files = [], [], []
@@ -171,7 +171,7 @@ def _build(src: Path, dst: Path, tmp: Path, files: list[Path], labels: list[int]
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), initializer=torch.set_num_threads,
                              initargs=(1,)) as pool:
         results = pool.map(_load_one, jobs, chunksize=64)
-        for f, label, (pixels, cf, h, status) in tqdm(zip(files, labels, results), total=len(files),
+        for f, label, (pixels, cf, h, status) in progress_bar(zip(files, labels, results), total=len(files),
                                                      desc=f"prepare {src.name}", disable=not progress, unit="img"):
             if pixels is None:
                 skipped["grey" if status == "grey" else "unreadable"] += 1

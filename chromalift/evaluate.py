@@ -55,6 +55,8 @@ def evaluate(colorizer: Colorizer, folder: str | Path, *, limit: int | None = No
     """Metrics of `colorizer` and of the grey baseline over the photos under `folder`."""
     from tqdm import tqdm
 
+    from .progress import bar as progress_bar
+
     folder = Path(folder)
     photos = find_images(folder)
     if not photos:
@@ -65,7 +67,7 @@ def evaluate(colorizer: Colorizer, folder: str | Path, *, limit: int | None = No
     cf_truth, top1, top5, labelled = [], 0, 0, 0
     samples = set(np.linspace(0, len(photos) - 1, min(grid_count, len(photos))).round().astype(int).tolist())
     rows, failed, per_photo = [], [], []
-    for i, path in enumerate(tqdm(photos, desc=f"evaluate {folder.name}", unit="photo", disable=not progress)):
+    for i, path in enumerate(progress_bar(photos, desc=f"evaluate {folder.name}", unit="photo", disable=not progress)):
         try:
             truth = read_photo(path).u8                                          # 8-bit truth, as stored
         except ImageError as e:       # one bad photo costs its own row, not the whole evaluation

@@ -79,7 +79,7 @@ def build_pack(src: str | os.PathLike, dst: str | os.PathLike, *, max_mib: float
                quality: int = 85, codec: str = "jpeg", min_color_std: float = 3.0,
                classes: list[str] | None = None, workers: int | None = None, progress: bool = True) -> dict:
     """Pack as many photos of `src` as fit in `max_mib` MiB into `dst` (.npz); returns its summary."""
-    from tqdm import tqdm
+    from .progress import bar as progress_bar
 
     src, dst = Path(src), Path(dst)
     if codec not in CODECS:
@@ -98,7 +98,7 @@ def build_pack(src: str | os.PathLike, dst: str | os.PathLike, *, max_mib: float
     jobs = [(str(files[i]), size, min_color_std, quality, codec) for i in order]
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), initializer=torch.set_num_threads,
                              initargs=(1,)) as pool:
-        bar = tqdm(total=len(jobs), desc=f"pack {src.name}", unit="img", disable=not progress)
+        bar = progress_bar(total=len(jobs), desc=f"pack {src.name}", unit="img", disable=not progress)
         for i, (blob, cf, h, psnr, status) in zip(order, pool.map(_encode_one, jobs, chunksize=32)):
             bar.update()
             if blob is None:

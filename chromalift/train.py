@@ -185,6 +185,7 @@ def _validate(run: _Run, cfg: TrainConfig, device: torch.device, log: TrainLog, 
               best_path: Path) -> None:
     from tqdm import tqdm
 
+
     if main:
         run.last_val = validate(run.model, run.val_cache, crop=cfg.crop, device=device)
         log(run.step, run.last_val)
@@ -293,6 +294,8 @@ def train(cfg: TrainConfig) -> dict:
     """Run (or resume) training as configured; returns the last validation metrics."""
     from tqdm import tqdm
 
+    from .progress import bar as progress_bar
+
     rank, world, device, out = _setup(cfg)
     main = rank == 0
     torch.manual_seed(cfg.seed)
@@ -304,7 +307,7 @@ def train(cfg: TrainConfig) -> dict:
         net=_wrap(run.model, cfg, world, device), autocast=autocast_for(cfg, device),
         resident=resident_batches(cfg, run.train_cache, device), device=device, world=world, main=main, out=out,
         log=TrainLog(out, cfg, main), stop_signal=stop_signal, started=time.perf_counter() - run.seconds,
-        bar=tqdm(total=cfg.steps, initial=run.step, disable=not (main and cfg.progress), unit="step",
+        bar=progress_bar(total=cfg.steps, initial=run.step, disable=not (main and cfg.progress), unit="step",
                  dynamic_ncols=True),
         flops_per_image=6 * count_macs(ColorizationNet(run.model_config), cfg.crop, cfg.crop),  # forward + backward
         peak=bf16_peak_flops(device))

@@ -29,7 +29,6 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .backends import weights_key
 from .color import l_from_uint8, normalize_l
@@ -50,6 +49,7 @@ from .film_io import (  # noqa: F401 -- VideoError, VideoInfo, Shot, probe and r
 from .inference import Colorizer
 from .media import VIDEO_EXTENSIONS, find_videos, is_video  # noqa: F401 -- this module's names too
 from .metrics import frame_flicker  # noqa: F401 -- this module's name too
+from .progress import bar as progress_bar
 
 THUMB = 32             # side of the greyscale thumbnail the cut score is computed on
 BATCH_PIXELS = 8 * 1920 * 1080   # frames per batch are capped so that a batch holds at most this many pixels
@@ -131,7 +131,7 @@ def scan(colorizer: Colorizer, path: str | os.PathLike, *, batch: int = 32, prog
         priors.append(colorizer.engine.global_prior(normalize_l(l), scores=False)[0].float().cpu())
         pending.clear()
 
-    bar = tqdm(total=total, desc="scan shots", unit="frame", disable=not progress, leave=False)
+    bar = progress_bar(total=total, desc="scan shots", unit="frame", disable=not progress, leave=False)
     for frame in decode_frames(path):
         rgb = frame.reformat(width=g, height=g, format="rgb24", interpolation="AREA").to_ndarray()
         rgb = np.ascontiguousarray(np.rot90(rgb, quarter_turns))
@@ -299,7 +299,7 @@ def _colorize_shots(colorizer: Colorizer, job: _ShotWork) -> int:
     """Pass 2: colorize the frames of the unfinished shots, one segment file per shot; -> frames coloured."""
     shots, info = job.shots, job.info
     owner = np.repeat(np.arange(len(shots)), [len(s) for s in shots])    # frame -> its shot
-    bar = tqdm(total=int(sum(len(shots[i]) for i in job.todo)), desc="colorize", unit="frame",
+    bar = progress_bar(total=int(sum(len(shots[i]) for i in job.todo)), desc="colorize", unit="frame",
                disable=not job.progress, dynamic_ncols=True)
     bar.set_postfix_str(f"{len(shots)} shots" + (f", {job.resumed} done before" if job.resumed else ""))
     done, first, segment = 0, 0, None

@@ -246,3 +246,15 @@ def test_a_grey_photo_does_not_make_the_evaluation_psnr_infinite(tmp_path, tiny_
     result = evaluate(Colorizer.load(tiny_weights, device="cpu"), tmp_path / "set", progress=False)
     assert result["photos"] == 3 and result["psnr_photos"] == 2
     assert np.isfinite(result["ours"]["psnr"]) and np.isfinite(result["grey"]["psnr"])
+
+
+def test_progress_into_a_log_file_is_lines_not_carriage_returns(tmp_path):
+    """`colorize prepare ... > log 2>&1` wrote thousands of carriage-return updates into one line."""
+    from helpers import make_photo_folder
+    photos = make_photo_folder(tmp_path / "photos", per_class=30)
+    with open(tmp_path / "log", "w") as log:
+        proc = subprocess.run([sys.executable, "-m", "chromalift", "prepare", str(photos), str(tmp_path / "cache"),
+                               "--size", "32", "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    text = (tmp_path / "log").read_text()
+    assert proc.returncode == 0 and "\r" not in text
+    assert any("prepare" in line and "60/60" in line for line in text.splitlines())
