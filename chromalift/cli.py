@@ -96,7 +96,8 @@ def _train_parser() -> argparse.ArgumentParser:
                    "sigma 5)",
         "global_features": "the global prior (--no-global-features: the paper's ablation without it)",
         "resident": "keep the photos on the device and make batches there: auto (on CUDA), on, off",
-        "init": "start from these weights (.safetensors; same architecture and classes), e.g. the shipped model",
+        "init": "start from these weights (.safetensors; same architecture; shared classes and ab bins keep "
+                "their rows), e.g. the shipped model",
         "optimizer": "adadelta (paper) or adam",
         "lr": "learning rate (default 1.0 for adadelta, 1e-3 for adam)",
         "alpha": "weight of the scene classification loss (paper: 1/300)",
