@@ -31,7 +31,7 @@ def _colorize_parser() -> argparse.ArgumentParser:
                         "added back at full resolution")
     p.add_argument("--format", help="output extension for folders and multiple photos; keep (the default) = "
                                     "each input's own")
-    p.add_argument("--quality", type=number(int, 1, 100), default=95, help="JPEG and WebP quality, 1-100 (default 95)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG and WebP quality, 1-100 (default 95)")
     p.add_argument("--hint", action="append", default=[], metavar="X,Y,#RRGGBB",
                    help="a colour hint for one photo: this colour at pixel X,Y (from the top left of the photo as "
                         "shown), spread over its region along the photo's edges; repeat for more")

@@ -23,10 +23,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image
-
-from .color import rgb_to_lab, uint8_to_float
 
 HINT_WEIGHT = 1000.0         # mu: a hinted pixel is held to its colour (against neighbour weights of at most 1)
 PULL = 1e-4                  # lam: the weak pull towards the network's colours (bounds a hint's reach)
@@ -84,6 +81,9 @@ def parse_point(text: str) -> tuple[float, float, tuple[int, int, int]]:
 
 def _ab_of(rgb: np.ndarray) -> np.ndarray:
     """(..., 3) uint8 sRGB -> (..., 2) a*b*."""
+    import torch  # here, not at the top: the CLI names HintError without importing torch (the NumPy path)
+
+    from .color import rgb_to_lab, uint8_to_float
     flat = torch.from_numpy(np.ascontiguousarray(rgb.reshape(-1, 1, 3)))
     lab = rgb_to_lab(uint8_to_float(flat))                             # (3, N, 1)
     return lab[1:, :, 0].T.numpy().reshape(*rgb.shape[:-1], 2)

@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import make_photo_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_ablation_trains_each_variant_at_equal_image_steps_and_keeps_finished_runs(tmp_path):
     photos = make_photo_folder(tmp_path / "photos", per_class=6, size=40)
     out = tmp_path / "ablation"

@@ -86,6 +86,7 @@ def test_tiny_and_odd_sizes(tmp_path, tiny_weights, size):
     assert Image.open(tmp_path / "o.png").size == (w, h)
 
 
+@pytest.mark.slow
 def test_large_photo_within_memory(tmp_path, tiny_weights):
     import resource
     src = tmp_path / "big.jpg"

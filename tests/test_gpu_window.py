@@ -72,6 +72,7 @@ def test_a_webp_pack_holds_more_photos_in_the_same_bytes_and_reports_what_it_cos
     assert not (tmp_path / "bad.npz").exists()
 
 
+@pytest.mark.slow
 def test_the_window_end_to_end_on_the_cpu(packs, tmp_path, colour_jpeg):
     train_pack, val_pack = packs
     out = tmp_path / "OUT"

@@ -89,6 +89,7 @@ def test_with_no_hints_the_output_is_bit_identical():
     assert np.array_equal(c.colorize(colour_photo, hints=Hints(strokes=empty)), plain)
 
 
+@pytest.mark.slow
 def test_the_solve_runs_at_the_processing_size_whatever_the_photo(monkeypatch):
     import chromalift.inference as inference
     from chromalift.inference import Colorizer

@@ -204,6 +204,7 @@ def _start(folder: Path, port: int) -> subprocess.Popen:
             time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_votes_survive_a_kill_of_the_server(study):
     port = _port()
     base = f"http://127.0.0.1:{port}"
@@ -328,6 +329,7 @@ def test_the_report_counts_a_hand_made_votes_file(study, tmp_path):
     assert "| grey | 50.0% |" in out and (study.folder / "report.png").exists()
 
 
+@pytest.mark.slow
 def test_the_command_prepares_and_refuses_in_one_line(photos, tiny_weights, tmp_path):
     run = lambda *a: subprocess.run([sys.executable, "-m", "chromalift", "study", *map(str, a)], capture_output=True,
                                     text=True)

@@ -95,6 +95,7 @@ def test_flat_folder_trains_without_labels(tmp_path):
     assert state["model_config"]["num_classes"] == 0 and state["step"] == 2
 
 
+@pytest.mark.slow
 def test_resume_after_sigint_sigterm_and_kill_matches_uninterrupted_run(caches, tmp_path):
     train_dir, _ = caches
     steps = 40
@@ -207,6 +208,7 @@ def test_time_budget_keys_the_schedule_to_the_clock():
     assert lr_at(cfg, 1.0, progress(cfg, 10, 60.0)) == pytest.approx(0.51)
 
 
+@pytest.mark.slow
 def test_minutes_stops_the_run_cleanly_and_resume_keeps_the_spent_budget(caches, tmp_path):
     train_dir, _ = caches
     cfg = tiny(tmp_path / "run", train_dir, steps=10**6, minutes=0.05, schedule="cosine", eval_every=10**6)

@@ -240,6 +240,7 @@ def test_page_takes_a_dropped_photo(page):
     assert page.get_attribute("#download", "download") == "dropped_color.jpg"     # a JPEG comes back as one
 
 
+@pytest.mark.slow
 def test_colorize_web_command_serves_the_page(tiny_weights):
     import subprocess
     import sys
