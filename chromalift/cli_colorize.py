@@ -256,6 +256,9 @@ def _read_hints(args, plan):
         raise ValueError("--hint and --hints are in one photo's pixels: give exactly one photo")
     if args.backend == "numpy":
         raise ValueError("colour hints run on the PyTorch backend: leave out --backend numpy")
+    from .cli import _missing_extra
+    if message := _missing_extra("colorize --hint", "hints", "scipy"):
+        raise ValueError(message)
     strokes = None
     if args.hints:
         from .images import ImageError, read_photo
