@@ -178,13 +178,18 @@ def cmd_evaluate(argv: list[str]) -> int:
     from .evaluate import evaluate, markdown_table, save_json
     from .images import ImageError
     from .inference import Colorizer
+    out = Path(args.out)
+    for folder in args.folders:       # results inside an evaluated folder would be read back as photos next time
+        if out.resolve().is_relative_to(Path(folder).resolve()):
+            return _fail(f"--out {out} lies inside the evaluated folder {folder}: choose a folder outside it")
     try:
         colorizer = Colorizer.load(args.model, device=args.device)
-        out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        results = []
+        results, names = [], []
         for folder in args.folders:
-            grid = out / f"grid-{Path(folder).resolve().name}.png"
+            name = Path(folder).resolve().name
+            names.append(name if name not in names else f"{name}-{len(names) + 1}")   # A/set and B/set: two grids
+            grid = out / f"grid-{names[-1]}.png"
             results.append(evaluate(colorizer, folder, limit=args.limit, process_size=args.process_size or None,
                                     grid=grid))
     except (CheckpointError, ImageError, FileNotFoundError, ValueError, OSError) as e:

@@ -73,6 +73,8 @@ def _open(path: Path):
         raise VideoError(f"{path}: no such file")
     if path.is_dir():
         raise VideoError(f"{path}: is a folder, not a video")
+    if not path.is_file():   # a FIFO named .mp4 would block the decoder until Ctrl-C
+        raise VideoError(f"{path}: not a regular file (a pipe or a device), not a video")
     try:
         container = av.open(str(path))
     except av.error.EOFError:

@@ -69,6 +69,8 @@ def read_photo(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Phot
         raise ImageError(f"{path}: no such file")
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not an image")
+    if not path.is_file():   # a FIFO, a device (/dev/urandom): reading could block or never end
+        raise ImageError(f"{path}: not a regular file (a pipe or a device), not an image")
     if path.stat().st_size == 0:
         raise EmptyFile(f"{path}: empty file")
     return decode_photo(path, name=str(path), max_pixels=max_pixels)

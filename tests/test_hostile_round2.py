@@ -262,3 +262,29 @@ def test_progress_into_a_log_file_is_lines_not_carriage_returns(tmp_path):
     text = (tmp_path / "log").read_text()
     assert proc.returncode == 0 and "\r" not in text
     assert any("prepare" in line and "60/60" in line for line in text.splitlines())
+
+
+def test_evaluate_keeps_both_grids_of_two_sets_with_one_name_and_refuses_out_inside(tmp_path, tiny_weights, capsys):
+    pytest.importorskip("skimage")
+    for parent in ("A", "B"):
+        for i in range(2):
+            _photo(tmp_path / parent / "set" / f"{i}.png", i)
+    out = tmp_path / "ev"
+    assert main(["evaluate", str(tmp_path / "A" / "set"), str(tmp_path / "B" / "set"), "--model", str(tiny_weights),
+                 "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("grid-*.png")) == ["grid-set-2.png", "grid-set.png"]
+    capsys.readouterr()
+    inside = tmp_path / "A" / "set" / "results"
+    assert main(["evaluate", str(tmp_path / "A" / "set"), "--model", str(tiny_weights), "--out", str(inside)]) == 1
+    assert "inside the evaluated folder" in capsys.readouterr().err and not inside.exists()
+
+
+@pytest.mark.parametrize("name", ["pipe.mp4", "pipe.jpg"])
+def test_a_fifo_or_a_device_is_refused_not_read(tmp_path, tiny_weights, capsys, name):
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    t0 = time.time()
+    assert main([str(fifo), "--model", str(tiny_weights), "-o", str(tmp_path / "out" / name)]) == 1
+    assert "not a regular file" in capsys.readouterr().err and time.time() - t0 < 30
+    assert main(["/dev/urandom", "--model", str(tiny_weights), "-o", str(tmp_path / "u.png")]) == 1
+    assert "not a regular file" in capsys.readouterr().err
