@@ -1,6 +1,7 @@
 """Writing files so that a crash or a full disk never leaves half a file in place."""
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from collections.abc import Callable
@@ -19,10 +20,21 @@ def temp_prefix(path: Path) -> str:
 
 
 def remove_stale_temps(path: Path) -> None:
-    """Remove temporary files that a killed write of `path` left beside it (our own naming only)."""
+    """Remove temporary files that a killed write of `path` left beside it (our own naming only). A live
+    one, which another process is writing right now, holds a lock and is left alone."""
     for stale in path.parent.glob(temp_prefix(path) + "*"):
-        if stale.is_file() and len(stale.name) - len(temp_prefix(path)) - len(path.suffix) == 8:
-            stale.unlink(missing_ok=True)
+        if stale.is_file() and not stale.is_symlink() and len(stale.name) - len(temp_prefix(path)) - len(path.suffix) == 8:
+            try:
+                fd = os.open(stale, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                stale.unlink(missing_ok=True)
+            except BlockingIOError:
+                pass                                  # another run's write in progress
+            finally:
+                os.close(fd)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
@@ -34,7 +46,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    fcntl.flock(fd, fcntl.LOCK_EX)      # held until the end: marks the temp file as live for other runs
     try:
         write(tmp)
         mask = os.umask(0)
@@ -44,3 +56,4 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        os.close(fd)

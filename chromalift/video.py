@@ -20,7 +20,6 @@ import hashlib
 import itertools
 import json
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import film_work
 from .backends import weights_key
 from .color import l_from_uint8, normalize_l
 from .defaults import CUT_RATIO, CUT_THRESHOLD, DEFAULT_PROCESS_SIZE, STEADY
@@ -180,7 +180,19 @@ def colorize_video(colorizer: Colorizer, src: str | os.PathLike, dst: str | os.P
     if dst.suffix.lower() not in VIDEO_EXTENSIONS or muxer_for(dst.suffix) is None:
         raise VideoError(f"{dst}: unknown video format {dst.suffix!r}; use .mp4, .mkv, .mov, .webm or .avi")
     info = probe(src)
-    work = dst.with_name(f".{dst.name}.parts")
+    work = film_work.work_folder(dst)
+    lock = film_work.claim(work, dst)
+    try:
+        return _colorize_claimed(colorizer, src, dst, info, work, lock, reference=reference, prior_mode=prior_mode,
+                                 process_size=process_size, batch=batch, cut_threshold=cut_threshold, steady=steady,
+                                 overwrite=overwrite, progress=progress, on_shot=on_shot)
+    finally:
+        film_work.release(work, lock)
+
+
+def _colorize_claimed(colorizer, src: Path, dst: Path, info: VideoInfo, work: Path, lock, *, reference, prior_mode,
+                      process_size, batch, cut_threshold, steady, overwrite, progress, on_shot) -> VideoResult:
+    """colorize_video once the work folder is ours and locked."""
     settings = {"source": _source_id(src), "model": weights_key(colorizer.model), "prior_mode": prior_mode,
                 "process_size": process_size, "cut_threshold": cut_threshold, "steady": steady,
                 "output": dst.suffix.lower(),
@@ -196,7 +208,7 @@ def colorize_video(colorizer: Colorizer, src: str | os.PathLike, dst: str | os.P
     job.resumed = len(shots) - len(job.todo)
     colorized = _colorize_shots(colorizer, job) if job.todo else 0
     join_segments(src, [job.segment(i) for i in range(len(shots))], shots, info, dst, overwrite)
-    shutil.rmtree(work, ignore_errors=True)
+    film_work.remove(work, lock)
     return VideoResult(dst, frames_total, shots, colorized, job.resumed)
 
 
@@ -217,9 +229,7 @@ def _plan_shots(colorizer: Colorizer, src: Path, info: VideoInfo, work: Path, se
     if prior_mode == "shot":   # one prior per shot: the mean of its frames' priors
         for s in shots:
             frame_priors[s.start:s.end] = frame_priors[s.start:s.end].mean(0, keepdims=True)
-    if work.exists():
-        shutil.rmtree(work)    # left by a run with other settings or another source: start afresh
-    work.mkdir(parents=True)
+    film_work.clear(work)    # left by a run with other settings or another source: start afresh
     np.save(work / "priors.npy", frame_priors)
     (work / "plan.json").write_text(json.dumps({"settings": settings, "frames": len(scores),
                                                 "shots": [asdict(s) for s in shots]}, indent=1))

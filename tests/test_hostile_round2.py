@@ -288,3 +288,53 @@ def test_a_fifo_or_a_device_is_refused_not_read(tmp_path, tiny_weights, capsys, 
     assert "not a regular file" in capsys.readouterr().err and time.time() - t0 < 30
     assert main(["/dev/urandom", "--model", str(tiny_weights), "-o", str(tmp_path / "u.png")]) == 1
     assert "not a regular file" in capsys.readouterr().err
+
+
+def test_a_film_run_deletes_only_the_work_folder_it_made(tmp_path, tiny_weights, capsys):
+    """A folder named like the film's work folder that colorize did not make is never deleted (or used);
+    a symbolic link there is one line; a second run on the same output while one runs is refused."""
+    from chromalift import film_work
+    from chromalift.synthetic import write_clip
+    film = tmp_path / "film.mkv"
+    write_clip(film, [np.full((32, 48, 3), 5 * i, np.uint8) for i in range(12)])
+    out = tmp_path / "out.mkv"
+    theirs = tmp_path / ".out.mkv.parts"
+    theirs.mkdir()
+    (theirs / "thesis.txt").write_text("years of work")
+    assert main([str(film), "-o", str(out), "--model", str(tiny_weights)]) == 1
+    assert "colorize did not make" in capsys.readouterr().err
+    assert (theirs / "thesis.txt").read_text() == "years of work" and not out.exists()
+    (theirs / "thesis.txt").unlink()
+    theirs.rmdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("mine")
+    theirs.symlink_to(elsewhere)
+    assert main([str(film), "-o", str(out), "--model", str(tiny_weights)]) == 1
+    err = capsys.readouterr().err
+    assert "was not made by colorize" in err and "Traceback" not in err and (elsewhere / "keep.txt").exists()
+    theirs.unlink()
+    lock = film_work.claim(film_work.work_folder(out), out)          # another run holds the film
+    try:
+        assert main([str(film), "-o", str(out), "--model", str(tiny_weights)]) == 1
+        assert "another colorize run is writing this film" in capsys.readouterr().err
+    finally:
+        lock.close()
+    assert main([str(film), "-o", str(out), "--model", str(tiny_weights)]) == 0
+    assert out.exists() and not theirs.exists(), "its own work folder is gone once the film is done"
+
+
+def test_a_second_runs_cleanup_leaves_a_live_temp_file_alone(tmp_path):
+    """Two runs writing one output: the second's stale-temp cleanup deleted the first's live temp file."""
+    from chromalift.files import atomic_write
+    target = tmp_path / "report.json"
+    seen = []
+
+    def first(tmp):
+        Path(tmp).write_text("first, still writing")
+        atomic_write(target, lambda tmp2: Path(tmp2).write_text("second"))   # another run, meanwhile
+        seen.append(Path(tmp).exists())
+        Path(tmp).write_text("first")
+    atomic_write(target, first)
+    assert seen == [True] and target.read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
