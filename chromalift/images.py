@@ -105,7 +105,7 @@ def decode_photo(source: str | os.PathLike | bytes, *, name: str, max_pixels: in
                     img, more = to_srgb(img, name)
                     photo = _to_photo(img, name)
                     notes += more
-                photo.meta, photo.warnings = meta, notes + photo.warnings
+                photo.meta, photo.warnings = meta, notes + [f"{name}: {w}" for w in meta.warnings] + photo.warnings
                 return photo
     except ImageError:
         raise

@@ -38,6 +38,11 @@ class Metadata:
     text: dict[str, str] = field(default_factory=dict)   # PNG text chunks
     comment: bytes | None = None           # the input's own JPEG comment
     software: str | None = None            # the input's TIFF Software tag, if any
+    warnings: list[str] = field(default_factory=list)   # what was left behind, one line each
+
+
+MAX_EXIF = 65_000        # a JPEG's EXIF segment holds at most 65,533 bytes: more made every JPEG output fail
+MAX_TEXT = 256 * 1024    # text chunks carried from a PNG, in all: 60 chunks of 1 MB (64 KB zipped) are an attack
 
 
 def read_metadata(img: Image.Image) -> Metadata:
@@ -55,6 +60,9 @@ def read_metadata(img: Image.Image) -> Metadata:
         if ORIENTATION in exif:
             exif[ORIENTATION] = 1
         meta.exif = exif.tobytes()
+        if len(meta.exif) > MAX_EXIF:
+            meta.warnings.append(f"its EXIF ({len(meta.exif) // 1024} KB) is more than a JPEG can hold: written without it")
+            meta.exif = None
     xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
     meta.xmp = xmp.encode() if isinstance(xmp, str) else xmp
     photoshop = img.info.get("photoshop")
@@ -66,7 +74,14 @@ def read_metadata(img: Image.Image) -> Metadata:
     dpi = img.info.get("dpi")
     if dpi and all(float(d) > 0 for d in dpi):
         meta.dpi = (float(dpi[0]), float(dpi[1]))
-    meta.text = {k: v for k, v in getattr(img, "text", {}).items() if isinstance(v, str) and k not in SKIP_TEXT}
+    meta.text, size = {}, 0
+    for k, v in getattr(img, "text", {}).items():
+        if isinstance(v, str) and k not in SKIP_TEXT:
+            size += len(k) + len(v.encode())
+            if size > MAX_TEXT:
+                meta.warnings.append(f"its text chunks pass {MAX_TEXT // 1024} KB: '{k[:40]}' and any after it are not carried")
+                break
+            meta.text[k] = v
     comment = img.info.get("comment")
     meta.comment = comment if isinstance(comment, bytes) else None
     return meta
@@ -81,7 +96,8 @@ def save_options(meta: Metadata | None, fmt: str, note: str) -> dict:
     if fmt == "PNG":
         info = PngImagePlugin.PngInfo()
         for key, value in meta.text.items():
-            info.add_itxt(key, value) if not value.isascii() else info.add_text(key, value)
+            big = len(value) > 1024           # kept compressed, as such chunks usually came
+            info.add_itxt(key, value, zip=big) if not value.isascii() else info.add_text(key, value, zip=big)
         if meta.xmp:
             info.add_itxt("XML:com.adobe.xmp", meta.xmp.decode("utf-8", "replace"))
         info.add_text("Comment" if "Comment" not in meta.text else "Colorized", note)

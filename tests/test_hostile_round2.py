@@ -338,3 +338,23 @@ def test_a_second_runs_cleanup_leaves_a_live_temp_file_alone(tmp_path):
     atomic_write(target, first)
     assert seen == [True] and target.read_text() == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_oversized_metadata_is_left_behind_with_a_warning(tmp_path, tiny_weights, capsys):
+    """EXIF over 64 KB made every JPEG output fail; 60 zTXt chunks of 1 MB (a 64 KB PNG) became a 63 MB output."""
+    from PIL import PngImagePlugin
+    src = tmp_path / "big_exif.png"                      # a PNG can carry it; a JPEG output cannot
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70_000                           # ImageDescription
+    Image.fromarray(gradient_rgb(24, 32, 0)).save(src, exif=exif)
+    assert main([str(src), "--model", str(tiny_weights), "-o", str(tmp_path / "out.jpg")]) == 0
+    assert "more than a JPEG can hold" in capsys.readouterr().err and (tmp_path / "out.jpg").exists()
+    info = PngImagePlugin.PngInfo()
+    for i in range(60):
+        info.add_text(f"k{i}", "a" * 2**20, zip=True)
+    bomb = tmp_path / "ztxt.png"
+    Image.fromarray(gradient_rgb(24, 32, 0)).save(bomb, pnginfo=info)
+    assert bomb.stat().st_size < 200_000
+    assert main([str(bomb), "--model", str(tiny_weights), "-o", str(tmp_path / "out.png")]) == 0
+    assert "text chunks pass 256 KB" in capsys.readouterr().err
+    assert (tmp_path / "out.png").stat().st_size < 100_000
