@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import statistics
-import time
 
 import numpy as np
 from PIL import Image
+from speed import median_time  # benchmarks/ is the script's folder, on sys.path
 
 from chromalift.inference import Colorizer
 from chromalift.web import Service
@@ -36,15 +35,6 @@ def _stroke_png(w: int, h: int) -> bytes:
     return buf.getvalue()
 
 
-def _median(fn, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--photo", default="../shared/data/kodak24/kodim05.png")
@@ -60,13 +50,13 @@ def main() -> None:
         base.resize((w, h), Image.Resampling.BICUBIC).save(buf, format="JPEG", quality=90)
         data = buf.getvalue()
         service._last = None
-        first = _median(lambda d=data: (setattr(service, "_last", None), service.colorize(d, "p.jpg", fmt="jpeg")), 1)
-        plain = _median(lambda d=data: service.colorize(d, "p.jpg", fmt="jpeg"), args.rounds)
+        first = median_time(lambda d=data: (setattr(service, "_last", None), service.colorize(d, "p.jpg", fmt="jpeg")), 1, warmup=0)
+        plain = median_time(lambda d=data: service.colorize(d, "p.jpg", fmt="jpeg"), args.rounds, warmup=0)
         pts, png = _points(w, h), _stroke_png(w, h)   # what the page sends; parsing and decoding them is timed
-        points = _median(lambda d=data: service.colorize(d, "p.jpg", hints=service.hints(pts, None), fmt="jpeg"),
-                         args.rounds)
-        both = _median(lambda d=data: service.colorize(d, "p.jpg", hints=service.hints(pts, png), fmt="jpeg"),
-                       args.rounds)
+        points = median_time(lambda d=data: service.colorize(d, "p.jpg", hints=service.hints(pts, None), fmt="jpeg"),
+                             args.rounds, warmup=0)
+        both = median_time(lambda d=data: service.colorize(d, "p.jpg", hints=service.hints(pts, png), fmt="jpeg"),
+                           args.rounds, warmup=0)
         print(f"| {mp} MP ({w}x{h}) | {first:.2f} s | {plain:.2f} s | {points:.2f} s | {both:.2f} s | "
               f"{points / plain:.2f} / {both / plain:.2f} |", flush=True)
 

@@ -43,9 +43,8 @@ def save_weights(path: str | os.PathLike, model: ColorizationNet, *, classes: li
                  half: bool = False, info: dict | None = None) -> None:
     """Weights as safetensors; the config, class names and `info` (e.g. how they were trained) as metadata."""
     state = clean_state_dict(model.state_dict())
-    check_finite(state, path)
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in state.items()}
-    check_finite(state, path)            # float16 overflows to inf above 65504
+    check_finite(state, path)            # as written: float16 overflows to inf above 65504
     meta = {"format": WEIGHTS_FORMAT, "config": json.dumps(model.config.to_dict()),
             "classes": json.dumps(classes or []), "info": json.dumps(info or {})}
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
@@ -148,8 +147,9 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[ColorizationNet, lis
     state = load_checkpoint(path, require=("model_config", "model", "step"))
     model = ColorizationNet(config_from(state["model_config"], path))
     try:
-        check_finite(clean_state_dict(state["model"]), path)
-        model.load_state_dict(clean_state_dict(state["model"]))
+        weights = clean_state_dict(state["model"])
+        check_finite(weights, path)
+        model.load_state_dict(weights)
     except (RuntimeError, AttributeError, TypeError) as e:
         raise CheckpointError(f"{path}: its weights do not match its config ({str(e).splitlines()[0][:160]})") from None
     info = {"step": state["step"], "train_args": state.get("args", {})}

@@ -24,21 +24,18 @@ from .files import already_exists
 SUBCOMMANDS = ("prepare", "train", "evaluate", "export", "weights", "web", "pack", "join", "study")
 
 
-def number(kind=float, lo: float | None = None, hi: float | None = None, *, below: float | None = None):
-    """An argparse type: a finite number of `kind` in [lo, hi] (and < below): nan, inf and out-of-range
-    values are refused in argparse's one error line instead of failing later."""
+def number(kind, lo: float, hi: float):
+    """An argparse type: a finite number of `kind` in [lo, hi]: nan, inf and out-of-range values are refused
+    in argparse's one error line instead of failing later."""
     g = lambda v: f"{v:g}" if kind is float else str(v)
-    span = f"{'' if lo is None else g(lo)}{' to ' if lo is not None and (hi, below) != (None, None) else ''}" \
-           f"{g(hi) if hi is not None else f'below {g(below)}' if below is not None else ''}"
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
-        if not (value == value and abs(value) != float("inf")) or (lo is not None and value < lo) or \
-                (hi is not None and value > hi) or (below is not None and value >= below):
-            raise argparse.ArgumentTypeError(f"{text}: choose a number {'from ' + span if span else ''}".rstrip())
+        if not lo <= value <= hi:          # nan fails every comparison; inf is beyond any bound
+            raise argparse.ArgumentTypeError(f"{text}: choose a number from {g(lo)} to {g(hi)}")
         return value
     return parse
 

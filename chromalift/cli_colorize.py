@@ -162,8 +162,12 @@ def _colorize_photos(colorizer, photos: list, args, prior, records: list, failur
             error = MemoryError(str(error))          # torch reports it as a RuntimeError: this photo's failure
         if not isinstance(error, (ImageError, MemoryError, HintError)):
             raise error
-        message = str(error) if isinstance(error, ImageError) else f"{job.src}: {error}" \
-            if isinstance(error, HintError) else f"{job.src}: out of memory; try a smaller --process-size or --max-pixels"
+        if isinstance(error, ImageError):
+            message = str(error)                     # names the file already
+        elif isinstance(error, HintError):
+            message = f"{job.src}: {error}"
+        else:
+            message = f"{job.src}: out of memory; try a smaller --process-size or --max-pixels"
         failures.append(message)
         records.append(_record(job.src, error=message))
         bar.write(f"colorize: error: {message}", file=sys.stderr)

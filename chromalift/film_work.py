@@ -45,20 +45,10 @@ def clear(work: Path) -> None:
             entry.unlink()
 
 
-def remove(work: Path, lock) -> None:
-    """At the end of a run: our files, the marker, then the folder if nothing else is in it."""
-    clear(work)
-    (work / MARKER).unlink(missing_ok=True)
-    lock.close()
-    try:
-        work.rmdir()
-    except OSError:
-        pass    # something that is not ours was put there: left as it is
-
-
 def release(work: Path, lock) -> None:
-    """However a run ends: the lock goes, and a work folder that holds nothing but the marker (a run that
-    failed before its plan was written) goes with it; one with work in it stays for the next run."""
+    """However a run ends: the lock goes, and a work folder that holds nothing but the marker (a finished
+    run's, cleared; or one that failed before its plan was written) goes with it; one with work in it stays
+    for the next run, and one with anything that is not ours stays as it is."""
     lock.close()
     try:
         if work.is_dir() and not work.is_symlink() and [e.name for e in work.iterdir()] == [MARKER]:

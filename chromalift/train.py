@@ -253,8 +253,8 @@ def _after_step(run: _Run, loop: _Loop, cfg: TrainConfig, losses, epoch: int, t_
     run.seconds = float(shared[1])
     finished = progress(cfg, run.step, run.seconds) >= 1.0
     checked = run.step % cfg.log_every == 0 or run.step % cfg.ckpt_every == 0 or finished
-    if checked and not math.isfinite(float(losses[0].detach())):     # before a log line or a checkpoint holds it
-        raise Diverged(f"step {run.step}: the loss is {float(losses[0].detach())}: training diverged; "
+    if checked and not math.isfinite(loss := float(losses[0].detach())):   # before a log line or a checkpoint holds it
+        raise Diverged(f"step {run.step}: the loss is {loss}: training diverged; "
                        f"last.pt keeps the last finite state (step {_saved_step(loop.out)}): resume with a lower --lr")
     if run.step % cfg.log_every == 0 or finished:
         rec = _record(run, losses, epoch, loop.images, loop.wait, loop.busy, loop.flops_per_image, loop.peak)

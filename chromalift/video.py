@@ -183,14 +183,14 @@ def colorize_video(colorizer: Colorizer, src: str | os.PathLike, dst: str | os.P
     work = film_work.work_folder(dst)
     lock = film_work.claim(work, dst)
     try:
-        return _colorize_claimed(colorizer, src, dst, info, work, lock, reference=reference, prior_mode=prior_mode,
+        return _colorize_claimed(colorizer, src, dst, info, work, reference=reference, prior_mode=prior_mode,
                                  process_size=process_size, batch=batch, cut_threshold=cut_threshold, steady=steady,
                                  overwrite=overwrite, progress=progress, on_shot=on_shot)
     finally:
         film_work.release(work, lock)
 
 
-def _colorize_claimed(colorizer, src: Path, dst: Path, info: VideoInfo, work: Path, lock, *, reference, prior_mode,
+def _colorize_claimed(colorizer, src: Path, dst: Path, info: VideoInfo, work: Path, *, reference, prior_mode,
                       process_size, batch, cut_threshold, steady, overwrite, progress, on_shot) -> VideoResult:
     """colorize_video once the work folder is ours and locked."""
     settings = {"source": _source_id(src), "model": weights_key(colorizer.model), "prior_mode": prior_mode,
@@ -208,7 +208,7 @@ def _colorize_claimed(colorizer, src: Path, dst: Path, info: VideoInfo, work: Pa
     job.resumed = len(shots) - len(job.todo)
     colorized = _colorize_shots(colorizer, job) if job.todo else 0
     join_segments(src, [job.segment(i) for i in range(len(shots))], shots, info, dst, overwrite)
-    film_work.remove(work, lock)
+    film_work.clear(work)    # the film is in place; release() then removes the emptied folder
     return VideoResult(dst, frames_total, shots, colorized, job.resumed)
 
 
