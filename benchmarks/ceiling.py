@@ -54,6 +54,24 @@ def flop_per_cycle(flags: set[str], fields: dict[str, str]) -> tuple[int, str]:
     return 8, "SSE: 4 lanes, separate add and multiply"
 
 
+def bf16_flop_per_cycle(flags: set[str], fields: dict[str, str]) -> tuple[int, str] | None:
+    """bf16 FLOP per cycle per core where the CPU has bf16 units; None where bf16 runs on fp32 units."""
+    if "amx_bf16" in flags:
+        return 1024, "AMX tiles: 512 bf16 FMA per cycle"
+    if "avx512_bf16" in flags:
+        fp32, basis = flop_per_cycle(flags, fields)
+        return 2 * fp32, f"AVX512-BF16: two bf16 products per fp32 lane of {basis}"
+    return None
+
+
+def peak_gflops(cores: int, *, bf16: bool) -> tuple[float, str]:
+    """The nominal peak of `cores` cores in the precision a step runs in, and what it assumes."""
+    _, flags, fields = cpu_flags()
+    per_cycle, basis = (bf16 and bf16_flop_per_cycle(flags, fields)) or flop_per_cycle(flags, fields)
+    ghz, source = clock_ghz(cores)
+    return cores * per_cycle * ghz, f"{cores} cores x {per_cycle} FLOP/cycle ({basis}) x {ghz:.2f} GHz ({source})"
+
+
 CLOCK_C = r"""
 #include <stdio.h>
 #include <time.h>

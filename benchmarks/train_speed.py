@@ -1,46 +1,196 @@
-"""Training throughput and how much of each step waits for data, on a prepared cache.
+"""How fast `colorize train` trains against what the machine can do, in one run, for the MSE and the bin recipe.
 
-    python benchmarks/train_speed.py --data CACHE [--width 0.5 --crop 128 --batch-size 32 --steps 30]
+    python benchmarks/train_speed.py --data CACHE [--width 0.5 --crop 128 --batch-size 32 --steps 24]
+                                     [--before DIR]
 
-Runs the real trainer for a few steps in a temporary folder and reports images/s and the fraction of
-wall time spent waiting for the data loader (the trainer logs both; this reads them back), for
---workers 0 (data in the training process) and the given --workers, then fp32 against bf16 autocast
-(where the CPU computes bf16 natively, or on CUDA) with batches made in the training process or on the
-device (--resident), all in one run so that the ratios compare.
+For each recipe (MSE: --loss mse; bins: --loss classify --ab-prune --ab-soft 5; both --zoom 2.5 --alpha 3):
+- capacity: one 1-thread trainer per core (--threads 1 --workers 0) side by side, images/s summed;
+- bare step: the same, with random batches and targets instead of the trainer (the network, its loss and
+  Adam alone);
+- trainer: `colorize train` as a user runs it (default workers and threads); with --before DIR, also the
+  trainer of another checkout (e.g. `git worktree add /tmp/before OLD`), so before/after compare in one run;
+- the ratio trainer / capacity, the training MFU (FLOP per image-step x images/s over the CPU's nominal
+  peak for the precision the step runs in, from its flags and measured clock: ceiling.peak_gflops), and where a default
+  step's time goes (timers around batch, forward, loss, backward and optimiser).
+Each measurement runs in its own process; images/s leave out the first steps (start-up and warm-up).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
-from chromalift.train import TrainConfig, train
+RECIPES = {"mse": {"loss": "mse"}, "bins": {"loss": "classify", "ab_prune": True, "ab_soft": 5.0}}
+WARM = 4   # steps left out of every images/s
+
+
+def _config(args, recipe: str, out: str, **over):
+    from chromalift.train_config import TrainConfig
+    return TrainConfig(data=args.data, out=out, width=args.width, crop=args.crop, batch_size=args.batch_size,
+                       steps=args.steps, zoom=2.5, alpha=3.0, optimizer="adam", lr=1e-4, log_every=WARM,
+                       ckpt_every=10 ** 9, progress=False, **RECIPES[recipe], **over)
+
+
+def child_trainer(args, recipe: str, over: dict) -> dict:
+    from chromalift.train import train
+    with tempfile.TemporaryDirectory() as out:
+        train(_config(args, recipe, out, **over))
+        if os.environ.get("RANK", "0") != "0":     # under torchrun: rank 0 logs
+            return {}
+        log = [json.loads(line) for line in (Path(out) / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in log if "seconds" in r]
+    first, last = steps[0], steps[-1]
+    return {"images_per_s": (last["step"] - first["step"]) * args.batch_size / (last["seconds"] - first["seconds"])}
+
+
+def child_bare(args, recipe: str, over: dict) -> dict:
+    """The network, its loss and Adam on random batches: what a step costs with no data to make."""
+    import torch
+
+    from chromalift.train import _prepare_run, autocast_for
+    with tempfile.TemporaryDirectory() as out:
+        cfg = _config(args, recipe, out, **over)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        run = _prepare_run(cfg, Path(out), 0, 1, torch.device("cpu"), resuming=False)
+    b, c = args.batch_size, args.crop
+    l = torch.rand(b, 1, c, c).to(memory_format=torch.channels_last)
+    ab, labels = torch.rand(b, 2, c // 2, c // 2) * 160 - 80, torch.randint(0, len(run.train_cache.classes), (b,))
+    timer = _Phases()
+    for i in range(args.steps):
+        _timed_step(run, cfg, (l, ab, labels), timer if i >= WARM else _Phases(), autocast_for(cfg, torch.device("cpu")))
+    from chromalift.model import ColorizationNet, count_macs
+    flops = 6 * count_macs(ColorizationNet(run.model_config), c, c, training=True)   # forward + backward
+    return {"images_per_s": (args.steps - WARM) * b / timer.total(), "flops": flops}
+
+
+class _Phases(dict):
+    def add(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        self[name] = self.get(name, 0.0) + now - since
+        return now
+
+    def total(self) -> float:
+        return sum(self.values())
+
+
+def _timed_step(run, cfg, batch, timer: _Phases, autocast) -> None:
+    import torch
+
+    from chromalift.losses import compute_loss
+    t = time.perf_counter()
+    l, ab, labels = batch
+    l = l.contiguous(memory_format=torch.channels_last)
+    with autocast:
+        outputs = run.model(l)
+        t = timer.add("forward", t)
+        loss = compute_loss(lambda _: outputs, l, ab, labels, alpha=cfg.alpha, ab_weights=None,
+                            ab_bins=run.model_config.ab_bins, ab_lookup=run.ab_lookup, ab_soft=run.ab_soft)[0]
+        t = timer.add("loss", t)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    t = timer.add("backward", t)
+    run.optimizer.step()
+    timer.add("optimiser", t)
+
+
+def child_profile(args, recipe: str, over: dict) -> dict:
+    """A default step's time by phase, with the trainer's own batches."""
+    import torch
+
+    from chromalift.train import _prepare_run, autocast_for
+    from chromalift.train_data import epoch_batches, start_workers
+    with tempfile.TemporaryDirectory() as out:
+        cfg = _config(args, recipe, out, **over)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        run = _prepare_run(cfg, Path(out), 0, 1, torch.device("cpu"), resuming=False)
+    run.sampler.set_epoch(0)
+    batches = start_workers(epoch_batches(cfg, run.train_cache, None, list(run.sampler), run.per_rank, 0, 0,
+                                          torch.device("cpu")))
+    timer = _Phases()
+    for i in range(args.steps):
+        phases = timer if i >= WARM else _Phases()
+        t = time.perf_counter()
+        batch = next(batches)
+        phases.add("batch", t)
+        _timed_step(run, cfg, batch, phases, autocast_for(cfg, torch.device("cpu")))
+    return {k: v / (args.steps - WARM) for k, v in timer.items()}
+
+
+def _spawn(args, kind: str, recipe: str, over: dict, copies: int = 1, pythonpath: str | None = None,
+           torchrun: int = 0) -> list[dict]:
+    """`copies` child processes side by side (or one torchrun of `torchrun` processes), each measuring `kind`;
+    -> their results."""
+    env = dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else None
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}"] \
+        if torchrun else [sys.executable]
+    cmd = [*launch, __file__, "--child", kind, "--recipe", recipe, "--over", json.dumps(over),
+           "--data", args.data, "--width", str(args.width), "--crop", str(args.crop),
+           "--batch-size", str(args.batch_size), "--steps", str(args.steps)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True) for _ in range(copies)]
+    results = []
+    for p in procs:
+        out, _ = p.communicate()
+        if p.returncode:
+            raise SystemExit(f"{kind} {recipe} {over}: child failed ({p.returncode})")
+        results += [r for r in map(json.loads, (x for x in out.splitlines() if x.startswith("{"))) if r]
+    return results
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="prepared cache (colorize prepare)")
+    p.add_argument("--data", required=True, help="prepared cache (colorize prepare) or pack")
     p.add_argument("--width", type=float, default=0.5)
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--steps", type=int, default=24)
+    p.add_argument("--recipes", default="mse,bins")
+    p.add_argument("--before", help="a checkout of an earlier chromalift whose trainer to time alongside")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--recipe", help=argparse.SUPPRESS)
+    p.add_argument("--over", default="{}", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.child:
+        kinds = {"trainer": child_trainer, "bare": child_bare, "profile": child_profile}
+        print(json.dumps(kinds[args.child](args, args.recipe, json.loads(args.over))))
+        return
+    report(args)
+
+
+def report(args) -> None:
+    from ceiling import peak_gflops
+
     from chromalift.device import cpu_has_fast_bf16
-    print(f"native bf16 on this CPU: {cpu_has_fast_bf16()}\n")
-    print("| workers | precision | batches | images/s | data-wait fraction |\n|---|---|---|---|---|")
-    runs = [(w, False, "off") for w in sorted({0, args.workers})] + [(args.workers, True, "off"), (0, True, "on")]
-    for workers, amp, resident in runs:
-        with tempfile.TemporaryDirectory() as out:
-            train(TrainConfig(data=args.data, out=out, width=args.width, crop=args.crop, batch_size=args.batch_size,
-                              steps=args.steps, log_every=args.steps, ckpt_every=10 ** 9, workers=workers,
-                              device=args.device, progress=False, optimizer="adam", amp=amp, resident=resident))
-            last = [json.loads(l) for l in (Path(out) / "log.jsonl").read_text().splitlines()][-1]
-        bf16 = amp and (cpu_has_fast_bf16() or args.device.startswith("cuda"))
-        print(f"| {workers} | {'bf16 autocast' if bf16 else 'fp32'} | {'on the device' if resident == 'on' else 'loader'} "
-              f"| {last['images_per_s']:.1f} | {last['data_wait_fraction']:.1%} |")
+    cores = len(os.sched_getaffinity(0))
+    bf16 = cpu_has_fast_bf16()
+    peak, assumed = peak_gflops(cores, bf16=bf16)
+    peak *= 1e9
+    print(f"{cores} cores, {'bf16 autocast' if bf16 else 'fp32'}; nominal peak {peak / 1e9:.0f} GFLOP/s ({assumed})\n")
+    one = {"threads": 1, "workers": 0}
+    for recipe in args.recipes.split(","):
+        capacity = sum(r["images_per_s"] for r in _spawn(args, "trainer", recipe, one, cores))
+        bares = _spawn(args, "bare", recipe, one, cores)
+        bare, flops = sum(r["images_per_s"] for r in bares), bares[0]["flops"]
+        rows = [("capacity: 1-thread trainers, one per core", capacity), ("bare step, one per core", bare)]
+        if args.before:
+            rows.append(("trainer before (--before)", _spawn(args, "trainer", recipe, {}, 1, args.before)[0]["images_per_s"]))
+        trainer = _spawn(args, "trainer", recipe, {})[0]["images_per_s"]
+        rows.append(("trainer (colorize train defaults)", trainer))
+        ddp = _spawn(args, "trainer", recipe, one, torchrun=cores)[0]["images_per_s"]
+        rows.append(("torchrun: one 1-thread trainer per core, one batch", ddp))
+        print(f"{recipe}: {flops / 1e9:.2f} GFLOP per image-step (forward + backward)\n")
+        print(f"| {recipe} | images/s | of capacity | MFU |\n|---|---|---|---|")
+        for name, rate in rows:
+            print(f"| {name} | {rate:.1f} | {rate / capacity:.2f} | {rate * flops / peak:.1%} |")
+        phases = _spawn(args, "profile", recipe, {})[0]
+        total = sum(phases.values())
+        print(f"\ntrainer's step, {total:.3f} s: " + ", ".join(f"{k} {v / total:.0%}" for k, v in phases.items()) + "\n")
 
 
 if __name__ == "__main__":

@@ -105,7 +105,9 @@ def _train_parser() -> argparse.ArgumentParser:
                          "e.g. 'fl_*=2') are drawn W times as often (a source's share of the mix)",
         "seed": "random seed (data order, crops, flips, init)", "eval_every": "validate every N steps",
         "ckpt_every": "save last.pt every N steps", "log_every": "log every N steps",
-        "workers": "data-loading processes per training process", "threads": "CPU threads for torch",
+        "workers": "data-loading processes per training process (default: none on a CPU, where the batches "
+                   "are made between steps: a loader process would take the cores the step runs on; 1 elsewhere)",
+        "threads": "CPU threads for torch",
         "device": "auto, cpu, cuda, cuda:N or mps", "compile": "torch.compile the model",
         "channels_last": "channels-last memory format", "amp": "bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX)",
         "resume": "continue the run in --out from last.pt", "progress": "show a progress bar",

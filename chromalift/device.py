@@ -44,3 +44,4 @@ def bf16_peak_flops(device: torch.device) -> float | None:
         return None
     name = torch.cuda.get_device_name(device)
     return next((peak for key, peak in BF16_PEAKS if key in name), None)
+

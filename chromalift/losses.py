@@ -4,11 +4,13 @@ which a head can be cut (`ModelConfig.ab_keep`); and what rebalancing weighted e
 `checkpoint.logit_adjusted` takes back at inference."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import normalize_ab, rgb_to_lab
+from .color import AB_RANGE, normalize_ab, rgb_to_lab
 from .data import ab_bin_index, rebalance_weights
 
 
@@ -75,30 +77,67 @@ def ab_bin_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Te
 
 
 SOFT_NEIGHBOURS = 5   # Zhang et al.: each colour's target spreads over its 5 nearest bins
+_CELL = 2.0           # Lab units: the side of the ab cells that SoftBins lists candidate bins for
 
 
-def ab_bin_soft_cross_entropy(logits: torch.Tensor, ab: torch.Tensor, centres: torch.Tensor,
-                              sigma: float) -> torch.Tensor:
-    """(B, Q, h, w) bin logits, (B, 2, h, w) ab in Lab units, (Q, 2) the head's bin centres in Lab units ->
-    (B, 1, h, w) cross-entropy against soft targets: each colour's SOFT_NEIGHBOURS nearest bins, weighted by
-    exp(-d^2 / 2 sigma^2) and normalised (Zhang et al. 2016's soft-encoding)."""
+class SoftBins:
+    """Zhang et al. 2016's soft-encoding of colours over a head's bins: each colour's SOFT_NEIGHBOURS nearest
+    bins, weighted by exp(-d^2 / 2 sigma^2) and normalised.
+
+    Measuring every colour against every bin (131k pixels x 193 bins a batch) cost a quarter of a training
+    step; instead each 2-unit cell of the ab plane lists the bins that can be among the nearest of any colour
+    in it (those within its centre's 5th-nearest distance plus the cell's diagonal, by the triangle
+    inequality), and a colour is measured against its cell's few: the same bins and weights, exactly."""
+
+    def __init__(self, centres: torch.Tensor, sigma: float, *, ab_range: float = AB_RANGE):
+        """centres: (Q, 2) the head's bin centres in Lab units."""
+        centres = centres.float().cpu()
+        self.sigma, self.ab_range, self.k = float(sigma), ab_range, min(SOFT_NEIGHBOURS, len(centres))
+        side = math.ceil(2 * ab_range / _CELL)
+        mids = (torch.arange(side, dtype=torch.float32) + 0.5) * _CELL - ab_range
+        cells = torch.stack(torch.meshgrid(mids, mids, indexing="ij"), -1).reshape(-1, 2)
+        d = torch.cdist(cells.double(), centres.double())                                  # (cells, Q)
+        reach = d.kthvalue(self.k, dim=1).values + _CELL * math.sqrt(2.0)
+        near = d <= reach[:, None]
+        width = int(near.sum(1).max())
+        # each cell's candidates first, padded with a far-away dummy bin (index Q) that is never among the nearest
+        order = torch.where(near, d, torch.full_like(d, math.inf)).argsort(dim=1)[:, :width]
+        self.candidates = torch.where(near.gather(1, order), order, torch.full_like(order, len(centres)))
+        self.points = torch.cat([centres, torch.full((1, 2), 1e6)])                        # (Q + 1, 2)
+        self.side = side
+
+    def to(self, device: torch.device) -> SoftBins:
+        self.candidates, self.points = self.candidates.to(device), self.points.to(device)
+        return self
+
+    def encode(self, colours: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 2) colours in Lab units -> ((N, k) indices of their nearest bins, (N, k) float32 weights)."""
+        colours = colours.float()
+        cell = ((colours + self.ab_range) / _CELL).long().clamp_(0, self.side - 1)   # beyond sRGB: the edge cells
+        cands = self.candidates[cell[:, 0] * self.side + cell[:, 1]]                       # (N, width)
+        d2 = (self.points[cands] - colours[:, None]).square().sum(-1)
+        d2, pick = d2.topk(self.k, dim=1, largest=False)
+        return cands.gather(1, pick), torch.softmax(-d2 / (2.0 * self.sigma * self.sigma), dim=1)
+
+
+def ab_bin_soft_cross_entropy(logits: torch.Tensor, ab: torch.Tensor, soft: SoftBins) -> torch.Tensor:
+    """(B, Q, h, w) bin logits, (B, 2, h, w) ab in Lab units -> (B, 1, h, w) cross-entropy (float32) against
+    the soft targets of `soft`. The weights sum to one, so -sum w log p = logsumexp(logits) - sum w logits."""
     b, q, h, w = logits.shape
-    colours = ab.permute(0, 2, 3, 1).reshape(-1, 2).float()
     with torch.autocast(ab.device.type, enabled=False):   # targets in float32 whatever the step runs in
-        d, nearest = torch.cdist(colours, centres).topk(min(SOFT_NEIGHBOURS, q), dim=1, largest=False)
-        weights = torch.softmax(-d.square() / (2.0 * sigma * sigma), dim=1)
-    log_p = torch.log_softmax(logits.permute(0, 2, 3, 1).reshape(-1, q).float(), dim=1)
-    return -(log_p.gather(1, nearest) * weights).sum(dim=1).view(b, 1, h, w)
+        nearest, weights = soft.encode(ab.permute(0, 2, 3, 1).reshape(-1, 2))
+    flat = logits.permute(0, 2, 3, 1).reshape(-1, q).float()
+    return (torch.logsumexp(flat, dim=1) - (flat.gather(1, nearest) * weights).sum(dim=1)).view(b, 1, h, w)
 
 
 def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor | None, ab_bins: int = 0,
-                 ab_lookup: torch.Tensor | None = None, ab_soft: tuple[torch.Tensor, float] | None = None):
+                 ab_lookup: torch.Tensor | None = None, ab_soft: SoftBins | None = None):
     """-> (total loss, colour loss (MSE, or cross-entropy over ab bins), classification CE or None, logits).
     A head over some of the grid's bins takes their `head_bin_lookup` as ab_lookup; soft targets take
-    ab_soft = (the head's bin centres in Lab units, sigma)."""
+    ab_soft = their SoftBins."""
     pred, logits = model(l)
     if ab_bins and ab_soft is not None:
-        se = ab_bin_soft_cross_entropy(pred, ab, *ab_soft)
+        se = ab_bin_soft_cross_entropy(pred, ab, ab_soft)
     elif ab_bins:
         target = ab_bin_targets(ab, ab_bins)
         se = ab_bin_cross_entropy(pred, target if ab_lookup is None else ab_lookup[target])

@@ -200,8 +200,9 @@ class ColorizationNet(nn.Module):
         return ab, logits
 
 
-def count_macs(model: ColorizationNet, height: int, width: int) -> int:
-    """Multiply-accumulates of one inference (local path at HxW, global path at GxG), by layer shapes."""
+def count_macs(model: ColorizationNet, height: int, width: int, *, training: bool = False) -> int:
+    """Multiply-accumulates of one inference (local path at HxW, global path at GxG), by layer shapes; with
+    training=True, of one training forward() on a GxG crop, whose two paths share the low-level features."""
     macs = 0
 
     def hook(module, inputs, output):
@@ -218,8 +219,11 @@ def count_macs(model: ColorizationNet, height: int, width: int) -> int:
     try:
         with torch.no_grad():
             g = model.config.global_size
-            prior, _ = model.global_prior(torch.zeros(1, 1, g, g))
-            model.local_ab(torch.zeros(1, 1, height, width), prior)
+            if training:
+                model(torch.zeros(1, 1, g, g))
+            else:
+                prior, _ = model.global_prior(torch.zeros(1, 1, g, g))
+                model.local_ab(torch.zeros(1, 1, height, width), prior)
     finally:
         for h in handles:
             h.remove()

@@ -23,7 +23,7 @@ from .color import unnormalize_ab
 from .data import Cache, DataError, EpochSampler, rebalance_weights, sampling_weights
 from .device import bf16_peak_flops, cpu_has_fast_bf16, pick_device
 from .device_batches import DeviceBatches
-from .losses import compute_loss, head_bin_lookup, used_ab_bins
+from .losses import SoftBins, compute_loss, head_bin_lookup, used_ab_bins
 from .model import ColorizationNet, ModelConfig, ab_bin_centres, count_macs
 from .schedule import lr_at, progress
 from .train_config import TrainConfig
@@ -68,7 +68,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     lr: float
     ab_lookup: torch.Tensor | None   # a head over some ab bins: every grid bin's output index (losses.head_bin_lookup)
-    ab_soft: tuple[torch.Tensor, float] | None = None   # soft bin targets: (the head's bin centres in Lab units, sigma)
+    ab_soft: SoftBins | None = None   # soft bin targets over the head's bins
     step: int = 0
     best_val: float = math.inf
     last_val: dict = field(default_factory=dict)
@@ -112,7 +112,7 @@ def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: tor
     run = _Run(train_cache, val_cache, sampler, per_rank, steps_per_epoch, ab_weights, model, model_config,
                optimizers[cfg.optimizer](model.parameters(), lr=lr), lr, None if lookup is None else lookup.to(device))
     if cfg.ab_soft:
-        run.ab_soft = (unnormalize_ab(ab_bin_centres(model_config)).T.contiguous().to(device), float(cfg.ab_soft))
+        run.ab_soft = SoftBins(unnormalize_ab(ab_bin_centres(model_config)).T, cfg.ab_soft).to(device)
     if resuming:
         _restore(run, Path(cfg.out) / "last.pt")
     return run
@@ -309,7 +309,7 @@ def train(cfg: TrainConfig) -> dict:
         log=TrainLog(out, cfg, main), stop_signal=stop_signal, started=time.perf_counter() - run.seconds,
         bar=progress_bar(total=cfg.steps, initial=run.step, disable=not (main and cfg.progress), unit="step",
                  dynamic_ncols=True),
-        flops_per_image=6 * count_macs(ColorizationNet(run.model_config), cfg.crop, cfg.crop),  # forward + backward
+        flops_per_image=6 * count_macs(ColorizationNet(run.model_config), cfg.crop, cfg.crop, training=True),  # fwd + bwd
         peak=bf16_peak_flops(device))
     loop.net.train()
     try:

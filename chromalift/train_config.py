@@ -39,7 +39,7 @@ class TrainConfig:
     eval_every: int = 500
     ckpt_every: int = 100
     log_every: int = 10
-    workers: int = 1                 # data-loader processes per training process
+    workers: int | None = None       # data-loader processes per training process; None: 0 on a CPU, else 1
     threads: int | None = None       # torch intra-op threads on CPU
     device: str = "auto"
     compile: bool = False            # torch.compile the model (pays a cold start; helps long GPU runs)

@@ -43,10 +43,19 @@ def epoch_batches(cfg: TrainConfig, cache: Cache, resident: DeviceBatches | None
         return resident.epoch(order, per_rank, epoch, first)
     batches = TrainBatches(cache, order, per_rank, crop=cfg.crop, flip=cfg.flip, seed=cfg.seed, epoch=epoch,
                            zoom=cfg.zoom)
-    return DataLoader(Subset(batches, range(first, len(batches))), batch_size=None, num_workers=cfg.workers,
+    workers = loader_workers(cfg, device)
+    return DataLoader(Subset(batches, range(first, len(batches))), batch_size=None, num_workers=workers,
                       pin_memory=device.type == "cuda", persistent_workers=False,
-                      prefetch_factor=4 if cfg.workers else None,
-                      worker_init_fn=leave_signals_to_the_trainer if cfg.workers else None)
+                      prefetch_factor=4 if workers else None,
+                      worker_init_fn=leave_signals_to_the_trainer if workers else None)
+
+
+def loader_workers(cfg: TrainConfig, device: torch.device) -> int:
+    """--workers, or by default none on a CPU: making a batch costs a few percent of a step there, and a
+    loader process takes a core from the step's threads (docs/speed.md); one elsewhere."""
+    if cfg.workers is not None:
+        return cfg.workers
+    return 0 if device.type == "cpu" else 1
 
 
 def resident_batches(cfg: TrainConfig, cache: Cache, device: torch.device) -> DeviceBatches | None:

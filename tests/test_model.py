@@ -147,3 +147,16 @@ def test_global_flip_averages_the_photo_and_its_mirror_image():
             assert no_scores is None, "no single-view scores passed off as the weights' own"
     with pytest.raises(ValueError, match="global_flip"):
         ModelConfig(global_flip="yes")
+
+
+
+def test_a_training_step_counts_the_shared_low_level_features_once():
+    """forward() runs the low-level network once for both paths; an inference runs it for each."""
+    model = ColorizationNet(ModelConfig(num_classes=10, width=0.5, global_size=128))
+    inference, training = count_macs(model, 128, 128), count_macs(model, 128, 128, training=True)
+    low, x = 0, torch.zeros(1, 1, 128, 128)
+    for layer in model.low.modules():
+        if isinstance(layer, torch.nn.Conv2d):
+            x = layer(x)
+            low += x[0].numel() * layer.kernel_size[0] * layer.kernel_size[1] * layer.in_channels
+    assert inference - training == low > 0

@@ -10,7 +10,7 @@ from helpers import make_photo_folder
 
 from chromalift.color import unnormalize_ab
 from chromalift.data import prepare
-from chromalift.losses import ab_bin_cross_entropy, ab_bin_soft_cross_entropy, ab_bin_targets
+from chromalift.losses import SoftBins, ab_bin_cross_entropy, ab_bin_soft_cross_entropy, ab_bin_targets
 from chromalift.model import ModelConfig, ab_bin_centres
 from chromalift.train import TrainConfig, train
 
@@ -26,7 +26,7 @@ def test_a_small_sigma_gives_the_hard_targets():
     ab = torch.randn(2, 2, 6, 5) * 40
     logits = torch.randn(2, 64, 6, 5)
     hard = ab_bin_cross_entropy(logits, ab_bin_targets(ab, 8))
-    soft = ab_bin_soft_cross_entropy(logits, ab, _centres(GRID), sigma=1e-3)
+    soft = ab_bin_soft_cross_entropy(logits, ab, SoftBins(_centres(GRID), 1e-3))
     assert torch.allclose(soft, hard, atol=1e-4)
 
 
@@ -44,10 +44,30 @@ def test_a_colour_spreads_over_its_five_nearest_bins_by_distance():
     target_logits[nearest] = torch.log(w)
     one_hot = torch.full((q,), -30.0)
     one_hot[mid] = 0.0
-    at_target = ab_bin_soft_cross_entropy(target_logits.reshape(1, q, 1, 1), ab, centres, 5.0).item()
-    at_bin = ab_bin_soft_cross_entropy(one_hot.reshape(1, q, 1, 1), ab, centres, 5.0).item()
+    at_target = ab_bin_soft_cross_entropy(target_logits.reshape(1, q, 1, 1), ab, SoftBins(centres, 5.0)).item()
+    at_bin = ab_bin_soft_cross_entropy(one_hot.reshape(1, q, 1, 1), ab, SoftBins(centres, 5.0)).item()
     entropy = -float((w * torch.log(w)).sum())
     assert at_target == pytest.approx(entropy, abs=1e-4) and at_bin > at_target + 1.0
+
+
+def _every_bin_soft_cross_entropy(logits, ab, centres, sigma):
+    """The plain form: each colour measured against every bin."""
+    b, q, h, w = logits.shape
+    d, nearest = torch.cdist(ab.permute(0, 2, 3, 1).reshape(-1, 2).double(), centres.double()).topk(5, largest=False)
+    weights = torch.softmax(-d.square() / (2 * sigma * sigma), dim=1)
+    log_p = torch.log_softmax(logits.permute(0, 2, 3, 1).reshape(-1, q).double(), dim=1)
+    return -(log_p.gather(1, nearest) * weights).sum(1).view(b, 1, h, w)
+
+
+@pytest.mark.parametrize("bins,keep", [(22, ()), (22, tuple(range(40, 400, 2))), (8, (3, 9, 20, 41, 50))])
+def test_the_cell_candidates_give_the_same_targets_as_measuring_every_bin(bins, keep):
+    """The candidate table is exact: any colour of the ab plane (sRGB's and beyond), any cut head."""
+    torch.manual_seed(1)
+    centres = _centres(ModelConfig(num_classes=2, width=0.125, global_size=32, ab_bins=bins, ab_keep=keep))
+    ab = torch.cat([torch.rand(1, 2, 64, 64) * 240 - 120, torch.rand(1, 2, 64, 64) * 20 - 10])   # a grey-heavy batch too
+    logits = torch.randn(2, len(centres), 64, 64)
+    fast = ab_bin_soft_cross_entropy(logits, ab, SoftBins(centres, 5.0))
+    assert torch.allclose(fast.double(), _every_bin_soft_cross_entropy(logits, ab, centres, 5.0), atol=1e-4)
 
 
 def test_training_with_soft_targets_runs_and_is_refused_without_bins(tmp_path):
