@@ -70,9 +70,9 @@ def train_all(args: argparse.Namespace, names: list[str]) -> None:
 def measure(args: argparse.Namespace, name: str) -> dict:
     import torch
 
-    from chromalift.checkpoint import model_from_checkpoint
-    from chromalift.evaluate import evaluate
-    from chromalift.inference import Colorizer
+    from chromalift.evaluation.evaluate import evaluate
+    from chromalift.inference.colorizer import Colorizer
+    from chromalift.model.weights import model_from_checkpoint
 
     run = run_dir(args, name)
     model, classes, info = model_from_checkpoint(run / "last.pt")

@@ -126,7 +126,7 @@ def best_gemm_gflops(repeats: int = 5) -> tuple[float, str]:
 
 def convolution_algorithms(weights: str | None) -> list[str]:
     """The distinct oneDNN convolution implementations and algorithms of one colorize() call."""
-    code = ("import numpy as np\nfrom chromalift.inference import Colorizer\n"
+    code = ("import numpy as np\nfrom chromalift.inference.colorizer import Colorizer\n"
             f"c = Colorizer.load({weights!r}, device='cpu')\n"
             "c.colorize(np.random.default_rng(0).random((512, 512, 3), dtype=np.float32), process_size=512)\n")
     env = dict(os.environ, ONEDNN_VERBOSE="1", DNNL_VERBOSE="1")

@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from chromalift.checkpoint import recalibrated
-from chromalift.defaults import DEFAULT_PROCESS_SIZE, GLOBAL_FLIPS
-from chromalift.evaluate import evaluate
-from chromalift.inference import Colorizer
+from chromalift.evaluation.evaluate import evaluate
+from chromalift.inference.colorizer import Colorizer
+from chromalift.inference.geometry import DEFAULT_PROCESS_SIZE, GLOBAL_FLIPS
+from chromalift.model.weights import recalibrated
 
 
 def _pct(x: float | None) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from chromalift.files import atomic_write
-from chromalift.images import find_images
+from chromalift.io.atomic import atomic_write
+from chromalift.io.photos import find_images
 
 
 def main() -> None:

@@ -21,10 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from chromalift import Colorizer, read_photo
-from chromalift.color import rgb_to_lab
-from chromalift.metrics import psnr_u8
-from chromalift.synthetic import film_look, pan_zoom, to_grey, write_clip
-from chromalift.video import colorize_video, frame_flicker, read_frames
+from chromalift.color.lab import rgb_to_lab
+from chromalift.evaluation.metrics import psnr_u8
+from chromalift.film.run import colorize_video, frame_flicker, read_frames
+from chromalift.film.synthetic import film_look, pan_zoom, to_grey, write_clip
 
 DEFAULT_PHOTOS = [Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak24" / f"kodim{i:02d}.png"
                   for i in (3, 5, 14, 23)]

@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image
 from speed import median_time  # benchmarks/ is the script's folder, on sys.path
 
-from chromalift.inference import Colorizer
-from chromalift.web import Service
+from chromalift.apps.web import Service
+from chromalift.inference.colorizer import Colorizer
 
 
 def _points(w: int, h: int) -> str:

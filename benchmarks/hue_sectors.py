@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chromalift.color import grey_baseline, rgb_to_lab
-from chromalift.evaluate import _ab
-from chromalift.images import find_images, read_photo
-from chromalift.inference import Colorizer
-from chromalift.metrics import COLOURED_CHROMA, HUE_TOLERANCE, STRONG_CHROMA, _hue_chroma, _hue_distance
+from chromalift.color.lab import grey_baseline, rgb_to_lab
+from chromalift.evaluation.evaluate import _ab
+from chromalift.evaluation.metrics import COLOURED_CHROMA, HUE_TOLERANCE, STRONG_CHROMA, _hue_chroma, _hue_distance
+from chromalift.inference.colorizer import Colorizer
+from chromalift.io.photos import find_images, read_photo
 
 SECTORS = 12
 

@@ -17,9 +17,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from chromalift.device import cpu_has_fast_bf16
-from chromalift.losses import ab_bin_cross_entropy, ab_bin_targets, compute_loss
-from chromalift.model import ColorizationNet, ModelConfig
+from chromalift.inference.device import cpu_has_fast_bf16
+from chromalift.model.network import ColorizationNet, ModelConfig
+from chromalift.train.losses import ab_bin_cross_entropy, ab_bin_targets, compute_loss
 
 
 def best_of(fn, repeats: int) -> float:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from chromalift.images import find_images
-from chromalift.inference import Colorizer
-from chromalift.lite import LiteColorizer
+from chromalift.inference.colorizer import Colorizer
+from chromalift.inference.numpy_engine import LiteColorizer
+from chromalift.io.photos import find_images
 
 
 def main() -> None:

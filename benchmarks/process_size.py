@@ -14,9 +14,9 @@ import time
 import numpy as np
 from PIL import Image
 
-from chromalift.images import find_images
-from chromalift.inference import Colorizer
-from chromalift.metrics import colorfulness, psnr_u8
+from chromalift.evaluation.metrics import colorfulness, psnr_u8
+from chromalift.inference.colorizer import Colorizer
+from chromalift.io.photos import find_images
 
 
 def main() -> None:

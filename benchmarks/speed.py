@@ -31,11 +31,11 @@ import numpy as np
 import torch
 from ceiling import ceiling
 
-from chromalift.backends import OnnxEngine, TorchEngine
-from chromalift.checkpoint import load_weights
-from chromalift.inference import DEFAULT_WEIGHTS
-from chromalift.lite import LiteColorizer, LiteNet
-from chromalift.model import ColorizationNet, ModelConfig, count_macs
+from chromalift.inference.colorizer import DEFAULT_WEIGHTS
+from chromalift.inference.engines import OnnxEngine, TorchEngine
+from chromalift.inference.numpy_engine import LiteColorizer, LiteNet
+from chromalift.model.network import ColorizationNet, ModelConfig, count_macs
+from chromalift.model.weights import load_weights
 
 SIZES = [(224, 224), (512, 512), (768, 1024)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,8 +68,8 @@ class Bf16(TorchEngine):
 
 def bf16_levels(model) -> dict:
     """How far bf16 moves the colours of a real photo from fp32's: max and 99.9th percentile, 8-bit levels."""
-    from chromalift.images import read_photo
-    from chromalift.inference import Colorizer
+    from chromalift.inference.colorizer import Colorizer
+    from chromalift.io.photos import read_photo
     photos = sorted((ROOT.parent / "shared" / "data" / "kodak24").glob("*.png"))[:4]
     rgbs = [read_photo(p).pixels for p in photos] or [np.random.default_rng(0).integers(0, 255, (512, 768, 3), np.uint8)]
     diffs = []
@@ -121,7 +121,7 @@ def peak_memory_mib(weights: str | None, h: int, w: int, backend: str) -> float:
     # VmHWM is the process's own peak; ru_maxrss would carry this (forking) benchmark's own over exec
     code = f"""
 import re, numpy as np
-from chromalift.inference import Colorizer
+from chromalift.inference.colorizer import Colorizer
 c = Colorizer.load({weights!r}, backend={backend!r})
 rgb = np.random.default_rng(0).random(({h}, {w}, 3), dtype=np.float32)
 c.colorize(rgb)
@@ -188,7 +188,7 @@ def _batch_throughput(model, engines: dict, b: int, repeats: int) -> dict:
 
 def _end_to_end(model, engines: dict, sizes: dict, weights: str | None, repeats: int) -> dict:
     """The whole colorize() call (Lab at full size, both paths, upsampling, gamut fit) and peak memory."""
-    from chromalift.inference import Colorizer
+    from chromalift.inference.colorizer import Colorizer
     col = Colorizer(model, torch.device("cpu"))
     lite = LiteColorizer(engines["numpy"].net, name="numpy")
     times = {}

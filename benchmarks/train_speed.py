@@ -30,14 +30,14 @@ WARM = 4   # steps left out of every images/s
 
 
 def _config(args, recipe: str, out: str, **over):
-    from chromalift.train_config import TrainConfig
+    from chromalift.train.config import TrainConfig
     return TrainConfig(data=args.data, out=out, width=args.width, crop=args.crop, batch_size=args.batch_size,
                        steps=args.steps, zoom=2.5, alpha=3.0, optimizer="adam", lr=1e-4, log_every=WARM,
                        ckpt_every=10 ** 9, progress=False, **RECIPES[recipe], **over)
 
 
 def child_trainer(args, recipe: str, over: dict) -> dict:
-    from chromalift.train import train
+    from chromalift.train.loop import train
     with tempfile.TemporaryDirectory() as out:
         train(_config(args, recipe, out, **over))
         if os.environ.get("RANK", "0") != "0":     # under torchrun: rank 0 logs
@@ -52,7 +52,7 @@ def child_bare(args, recipe: str, over: dict) -> dict:
     """The network, its loss and Adam on random batches: what a step costs with no data to make."""
     import torch
 
-    from chromalift.train import _prepare_run, autocast_for
+    from chromalift.train.loop import _prepare_run, autocast_for
     with tempfile.TemporaryDirectory() as out:
         cfg = _config(args, recipe, out, **over)
         if cfg.threads:
@@ -64,7 +64,7 @@ def child_bare(args, recipe: str, over: dict) -> dict:
     timer = _Phases()
     for i in range(args.steps):
         _timed_step(run, cfg, (l, ab, labels), timer if i >= WARM else _Phases(), autocast_for(cfg, torch.device("cpu")))
-    from chromalift.model import ColorizationNet, count_macs
+    from chromalift.model.network import ColorizationNet, count_macs
     flops = 6 * count_macs(ColorizationNet(run.model_config), c, c, training=True)   # forward + backward
     return {"images_per_s": (args.steps - WARM) * b / timer.total(), "flops": flops}
 
@@ -82,7 +82,7 @@ class _Phases(dict):
 def _timed_step(run, cfg, batch, timer: _Phases, autocast) -> None:
     import torch
 
-    from chromalift.losses import compute_loss
+    from chromalift.train.losses import compute_loss
     t = time.perf_counter()
     l, ab, labels = batch
     l = l.contiguous(memory_format=torch.channels_last)
@@ -103,8 +103,8 @@ def child_profile(args, recipe: str, over: dict) -> dict:
     """A default step's time by phase, with the trainer's own batches."""
     import torch
 
-    from chromalift.train import _prepare_run, autocast_for
-    from chromalift.train_data import epoch_batches, start_workers
+    from chromalift.train.data.loader import epoch_batches, start_workers
+    from chromalift.train.loop import _prepare_run, autocast_for
     with tempfile.TemporaryDirectory() as out:
         cfg = _config(args, recipe, out, **over)
         if cfg.threads:
@@ -166,7 +166,7 @@ def main() -> None:
 def report(args) -> None:
     from ceiling import peak_gflops
 
-    from chromalift.device import cpu_has_fast_bf16
+    from chromalift.inference.device import cpu_has_fast_bf16
     cores = len(os.sched_getaffinity(0))
     bf16 = cpu_has_fast_bf16()
     peak, assumed = peak_gflops(cores, bf16=bf16)

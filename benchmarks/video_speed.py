@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from speed import median_time
 
 from chromalift import Colorizer, read_photo
-from chromalift.color import float_to_uint8, lab_to_rgb, rgb_to_lab
-from chromalift.synthetic import film_look, pan_zoom, to_grey, write_clip
-from chromalift.video import colorize_video
+from chromalift.color.lab import float_to_uint8, lab_to_rgb, rgb_to_lab
+from chromalift.film.run import colorize_video
+from chromalift.film.synthetic import film_look, pan_zoom, to_grey, write_clip
 
 PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak24" / "kodim05.png"
 

@@ -3,9 +3,9 @@
 The names below load on first use, so that `colorize --help` and `--version` answer without torch."""
 from importlib import import_module
 
-_EXPORTS = {"Colorizer": "inference", "ColorizationNet": "model", "ModelConfig": "model", "ImageError": "images",
-            "LiteColorizer": "lite", "load_weights": "checkpoint", "read_photo": "images", "save_weights": "checkpoint",
-            "write_photo": "images"}
+_EXPORTS = {"Colorizer": "inference.colorizer", "ColorizationNet": "model.network", "ModelConfig": "model.config",
+            "ImageError": "io.photos", "LiteColorizer": "inference.numpy_engine", "load_weights": "model.weights",
+            "read_photo": "io.photos", "save_weights": "model.weights", "write_photo": "io.photos"}
 __all__ = ["ColorizationNet", "Colorizer", "ImageError", "LiteColorizer", "ModelConfig", "load_weights", "read_photo",
            "save_weights", "write_photo"]
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chromalift.color import grey_baseline, rgb_to_lab
-from chromalift.evaluate import comparison_grid
-from chromalift.images import read_photo
-from chromalift.inference import Colorizer
+from chromalift.color.lab import grey_baseline, rgb_to_lab
+from chromalift.evaluation.evaluate import comparison_grid
+from chromalift.inference.colorizer import Colorizer
+from chromalift.io.photos import read_photo
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ import torch
 from helpers import gradient_rgb
 from PIL import Image
 
-from chromalift.checkpoint import save_weights
-from chromalift.model import ColorizationNet, ModelConfig
+from chromalift.model.network import ColorizationNet, ModelConfig
+from chromalift.model.weights import save_weights
 
 TINY = ModelConfig(num_classes=3, width=0.125, global_size=32)
 

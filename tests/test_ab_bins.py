@@ -12,7 +12,9 @@ import pytest
 import torch
 from helpers import make_photo_folder
 
-from chromalift.checkpoint import (
+from chromalift.color.lab import rgb_to_lab
+from chromalift.model.network import ColorizationNet, ModelConfig, ab_bin_centres
+from chromalift.model.weights import (
     HEAD,
     CheckpointError,
     config_from,
@@ -23,11 +25,9 @@ from chromalift.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from chromalift.color import rgb_to_lab
-from chromalift.data import ab_bin_index, load_cache, prepare, rebalance_weights
-from chromalift.losses import ab_bin_targets, compute_loss, head_bin_lookup, head_bin_weights, used_ab_bins
-from chromalift.model import ColorizationNet, ModelConfig, ab_bin_centres
-from chromalift.train import TrainConfig, train
+from chromalift.train.data.cache import ab_bin_index, load_cache, prepare, rebalance_weights
+from chromalift.train.loop import TrainConfig, train
+from chromalift.train.losses import ab_bin_targets, compute_loss, head_bin_lookup, head_bin_weights, used_ab_bins
 
 BINS = ModelConfig(num_classes=2, width=0.125, global_size=32, ab_bins=8)
 KEEP = (9, 10, 17, 18, 27, 36, 45, 54)
@@ -77,7 +77,7 @@ def test_a_colour_outside_the_kept_bins_learns_the_nearest_kept_one():
 
 
 def test_cutting_trained_weights_keeps_their_colours_and_every_engine_reads_them(tmp_path):
-    from chromalift.lite import LiteColorizer
+    from chromalift.inference.numpy_engine import LiteColorizer
     torch.manual_seed(0)
     full = ColorizationNet(BINS).eval()
     with torch.no_grad():   # trained weights put next to no probability on bins photos never show
@@ -102,7 +102,7 @@ def test_cutting_trained_weights_keeps_their_colours_and_every_engine_reads_them
 
 
 def test_weights_cli_cuts_the_head_to_the_training_photos_bins(cache, tmp_path, capsys):
-    from chromalift.cli import main
+    from chromalift.cli.main import main
     for name, config in (("bins", BINS), ("mse", replace(BINS, ab_bins=0))):
         save_checkpoint(tmp_path / f"{name}.pt", {"model_config": config.to_dict(),
                         "model": ColorizationNet(config).state_dict(), "step": 3, "classes": ["a", "b"]})
@@ -180,7 +180,7 @@ def test_a_head_bins_weight_is_the_mean_loss_weight_of_the_pixels_that_target_it
 
 
 def test_weights_cli_takes_back_the_rebalancing_the_checkpoint_records(cache, tmp_path, capsys):
-    from chromalift.cli import main
+    from chromalift.cli.main import main
     classes = load_cache(cache).classes
     torch.manual_seed(1)
     model = ColorizationNet(replace(BINS, num_classes=len(classes)))

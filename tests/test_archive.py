@@ -13,8 +13,8 @@ import pytest
 from helpers import ADOBE_RGB, IPTC, XMP, check_exif, exif_sample, gradient_rgb, icc_profile
 from PIL import Image, ImageOps, PngImagePlugin
 
-from chromalift.cli import main
-from chromalift.metadata import PHOTOSHOP_IPTC, TIFF_IPTC
+from chromalift.cli.main import main
+from chromalift.io.metadata import PHOTOSHOP_IPTC, TIFF_IPTC
 
 
 def _source(path: Path, fmt: str) -> Path:
@@ -23,7 +23,7 @@ def _source(path: Path, fmt: str) -> Path:
     if fmt == "JPEG":
         buf = io.BytesIO()
         img.save(buf, "JPEG", xmp=XMP, comment=b"scanned by the county archive", quality=95, **options)
-        from chromalift.metadata import with_iptc
+        from chromalift.io.metadata import with_iptc
         path.write_bytes(with_iptc(buf.getvalue(), IPTC))
     elif fmt == "PNG":
         info = PngImagePlugin.PngInfo()
@@ -124,7 +124,7 @@ def _patches() -> np.ndarray:
 
 
 def test_an_adobe_rgb_photo_is_converted_before_l_is_taken(tmp_path, tiny_weights, capsys):
-    from chromalift.images import read_photo
+    from chromalift.io.photos import read_photo
     rgb = _patches()
     Image.fromarray(rgb).save(tmp_path / "adobe.png", icc_profile=icc_profile("RGB ", 2.19921875, ADOBE_RGB))
     Image.fromarray(rgb).save(tmp_path / "untagged.png")
@@ -133,7 +133,7 @@ def test_an_adobe_rgb_photo_is_converted_before_l_is_taken(tmp_path, tiny_weight
     reference = _lab_l(y)
     import torch
 
-    from chromalift.color import l_from_rgb
+    from chromalift.color.lab import l_from_rgb
     L = lambda photo: l_from_rgb(torch.from_numpy(photo.rgb).permute(2, 0, 1)[None])[0, 0].numpy()
     ours, naive = L(read_photo(tmp_path / "adobe.png")), L(read_photo(tmp_path / "untagged.png"))
     assert np.abs(ours - reference).mean() < 0.6 and np.abs(ours - reference).max() < 2.0
@@ -146,13 +146,13 @@ def test_an_adobe_rgb_photo_is_converted_before_l_is_taken(tmp_path, tiny_weight
 
 
 def test_a_grey_scan_with_a_gamma_profile_and_an_unreadable_profile(tmp_path, tiny_weights, capsys):
-    from chromalift.images import read_photo
+    from chromalift.io.photos import read_photo
     grey = np.linspace(20, 235, 16 * 12).reshape(12, 16).astype(np.uint8)
     Image.fromarray(grey, "L").save(tmp_path / "g.png", icc_profile=icc_profile("GRAY", 1.0))   # linear grey
     photo = read_photo(tmp_path / "g.png")
     import torch
 
-    from chromalift.color import l_from_rgb
+    from chromalift.color.lab import l_from_rgb
     ours = l_from_rgb(torch.from_numpy(photo.rgb).permute(2, 0, 1)[None])[0, 0].numpy()
     assert np.abs(ours - _lab_l(grey / 255.0)).mean() < 0.8              # L of a linear grey, not of sRGB
     Image.fromarray(grey, "L").save(tmp_path / "g22.png", icc_profile=icc_profile("GRAY", 2.2))
@@ -186,7 +186,7 @@ def _read_png16(path: Path) -> tuple[np.ndarray, dict]:
 def test_a_16_bit_scan_keeps_16_bits_and_its_luminance(tmp_path, tiny_weights):
     import torch
 
-    from chromalift.color import rgb_to_lab
+    from chromalift.color.lab import rgb_to_lab
     y, x = np.mgrid[0:40, 0:56]
     grey = (1000 + 60000 * (x / 55) * (0.3 + 0.7 * y / 39)).astype(np.uint16)     # fine steps, 16 bits
     src = tmp_path / "scan16.png"

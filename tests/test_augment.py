@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from helpers import make_photo_folder
 
-from chromalift.augment import draw_boxes, sample_boxes
-from chromalift.checkpoint import load_checkpoint
-from chromalift.data import TrainBatches, prepare
-from chromalift.device_batches import DeviceBatches
-from chromalift.train import TrainConfig, train
+from chromalift.model.weights import load_checkpoint
+from chromalift.train.data.augment import draw_boxes, sample_boxes
+from chromalift.train.data.cache import TrainBatches, prepare
+from chromalift.train.data.device_batches import DeviceBatches
+from chromalift.train.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,10 +4,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from chromalift.backends import OnnxEngine, TorchEngine, fuse_batchnorm
-from chromalift.checkpoint import load_weights, recalibrated
-from chromalift.cli import main
-from chromalift.model import ColorizationNet, ModelConfig
+from chromalift.cli.main import main
+from chromalift.inference.engines import OnnxEngine, TorchEngine, fuse_batchnorm
+from chromalift.model.network import ColorizationNet, ModelConfig
+from chromalift.model.weights import load_weights, recalibrated
 
 
 def test_fused_batchnorm_matches_the_model(tiny_weights):

@@ -4,7 +4,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from chromalift.checkpoint import (
+from chromalift.model.network import ColorizationNet, ModelConfig
+from chromalift.model.weights import (
     CheckpointError,
     clean_state_dict,
     load_checkpoint,
@@ -12,7 +13,6 @@ from chromalift.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from chromalift.model import ColorizationNet, ModelConfig
 
 CONFIG = ModelConfig(num_classes=4, width=0.125, global_size=32)
 
@@ -65,7 +65,7 @@ def _training_checkpoint(path, model: ColorizationNet):
 
 def _weights_via_cli(ckpt, flag: str, values: tuple[str, ...]) -> list[ColorizationNet]:
     """`colorize weights CKPT OUT FLAG V` for each value; the weights it wrote, loaded back."""
-    from chromalift.cli import main
+    from chromalift.cli.main import main
     outs = [ckpt.parent / f"w{v}.safetensors" for v in values]
     for v, out in zip(values, outs):
         assert main(["weights", str(ckpt), str(out), flag, v]) == 0
@@ -73,7 +73,7 @@ def _weights_via_cli(ckpt, flag: str, values: tuple[str, ...]) -> list[Colorizat
 
 
 def test_ab_gain_is_stored_with_the_weights_and_scales_the_colour(tmp_path):
-    from chromalift.cli import main
+    from chromalift.cli.main import main
     torch.manual_seed(0)
     model = ColorizationNet(CONFIG)
     with torch.no_grad():
@@ -90,7 +90,7 @@ def test_ab_gain_is_stored_with_the_weights_and_scales_the_colour(tmp_path):
 def test_ab_temperature_is_stored_with_bin_weights_and_sharpens_their_colour(tmp_path, capsys):
     from dataclasses import replace
 
-    from chromalift.cli import main
+    from chromalift.cli.main import main
     torch.manual_seed(0)
     ckpt = _training_checkpoint(tmp_path / "c.pt", ColorizationNet(replace(CONFIG, ab_bins=4)))
     soft, sharp = _weights_via_cli(ckpt, "--ab-temperature", ("0.38", "0.1"))
@@ -110,8 +110,8 @@ def test_ab_temperature_is_stored_with_bin_weights_and_sharpens_their_colour(tmp
 def test_global_flip_is_stored_with_the_weights_and_read_by_colorize(tmp_path, colour_jpeg, capsys):
     from PIL import Image
 
-    from chromalift.cli import main
-    from chromalift.inference import Colorizer
+    from chromalift.cli.main import main
+    from chromalift.inference.colorizer import Colorizer
     torch.manual_seed(0)
     ckpt = _training_checkpoint(tmp_path / "c.pt", ColorizationNet(CONFIG))
     assert main(["weights", str(ckpt), str(tmp_path / "off.safetensors")]) == 0
@@ -138,8 +138,8 @@ def test_weights_take_other_settings_from_weights_and_never_write_the_source(tmp
 
     from safetensors import safe_open
 
-    from chromalift.cli import main
-    from chromalift.defaults import DEFAULT_WEIGHTS
+    from chromalift.cli.main import main
+    from chromalift.inference.geometry import DEFAULT_WEIGHTS
     torch.manual_seed(0)
     model = ColorizationNet(replace(CONFIG, ab_bins=4, ab_gain=1.2, ab_temperature=0.3, global_flip="scenes"))
     src = tmp_path / "src.safetensors"
@@ -164,8 +164,8 @@ def test_coarse_blend_adds_a_pass_at_the_global_size_for_larger_photos_only(tmp_
 
     import torch.nn.functional as F
 
-    from chromalift.cli import main
-    from chromalift.inference import Colorizer
+    from chromalift.cli.main import main
+    from chromalift.inference.colorizer import Colorizer
     torch.manual_seed(0)
     model = ColorizationNet(replace(CONFIG, global_size=64))
     with torch.no_grad():   # batch-norm statistics that let the local path's colours vary over the photo

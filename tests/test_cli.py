@@ -7,8 +7,8 @@ import torch
 from helpers import KODAK, gradient_rgb
 from PIL import Image
 
-from chromalift.cli import main
-from chromalift.color import rgb_to_lab
+from chromalift.cli.main import main
+from chromalift.color.lab import rgb_to_lab
 
 
 def lab_l(path) -> np.ndarray:
@@ -121,7 +121,7 @@ def test_errors_are_one_line_no_traceback(tmp_path, colour_jpeg, tiny_weights, c
 
 
 def test_shipped_model_colorizes_the_sample_with_no_flags(tmp_path):
-    from chromalift.inference import DEFAULT_WEIGHTS
+    from chromalift.inference.colorizer import DEFAULT_WEIGHTS
     assert DEFAULT_WEIGHTS.exists() and DEFAULT_WEIGHTS.stat().st_size < 50e6
     sample = Path(__file__).resolve().parents[1] / "chromalift" / "assets" / "sample_bw.jpg"
     out = tmp_path / "sample_color.jpg"
@@ -135,7 +135,7 @@ def test_shipped_model_colorizes_the_sample_with_no_flags(tmp_path):
 def test_help_and_version_answer_without_importing_torch():
     import subprocess
     import sys
-    code = ("import sys\nfrom chromalift.cli import main\n"
+    code = ("import sys\nfrom chromalift.cli.main import main\n"
             "for argv in (['--help'], ['evaluate', '--help'], ['prepare', '--help'], ['train', '--help']):\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
             "main(['--version'])\nprint('torch' in sys.modules)")

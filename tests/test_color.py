@@ -3,7 +3,7 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-from chromalift.color import (
+from chromalift.color.lab import (
     AB_RANGE,
     float_to_uint8,
     lab_to_rgb,
@@ -52,7 +52,7 @@ def test_uint8_conversions_round_trip():
 
 
 def test_fast_inference_conversions_match_kornia():
-    from chromalift.color import l_from_rgb, l_from_uint8, lab_to_linear_rgb, linear_rgb_to_rgb, linear_to_uint8
+    from chromalift.color.lab import l_from_rgb, l_from_uint8, lab_to_linear_rgb, linear_rgb_to_rgb, linear_to_uint8
 
     torch.manual_seed(0)
     u8 = torch.randint(0, 256, (2, 33, 47, 3), dtype=torch.uint8)
@@ -80,5 +80,5 @@ def test_conversions_match_kornia_to_float_precision():
 def test_colour_conversions_import_no_kornia():
     import subprocess
     import sys
-    code = "import sys, chromalift.color, chromalift.train, chromalift.pack; print('kornia' in sys.modules)"
+    code = "import sys, chromalift.color.lab, chromalift.train.loop, chromalift.train.data.pack; print('kornia' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

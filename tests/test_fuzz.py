@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from chromalift.cli import main
-from chromalift.images import ImageError, decode_photo
+from chromalift.cli.main import main
+from chromalift.io.photos import ImageError, decode_photo
 
 FORMATS = ["PNG", "JPEG", "GIF", "TIFF", "BMP", "WEBP"]
 

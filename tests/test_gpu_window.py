@@ -14,8 +14,8 @@ import torch
 from helpers import gradient_rgb
 from PIL import Image
 
-from chromalift.cli import main
-from chromalift.pack import build_pack, load_pack
+from chromalift.cli.main import main
+from chromalift.train.data.pack import build_pack, load_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ def test_the_window_end_to_end_on_the_cpu(packs, tmp_path, colour_jpeg):
                "for name in ('kornia', 'av', 'skimage', 'onnx', 'onnxruntime'):\n"
                "    sys.modules[name] = None   # as if not installed: importing it raises ModuleNotFoundError\n"
                "sys.argv[0] = 'window'\n"
-               "runpy.run_module('chromalift.window', run_name='__main__')\n")
+               "runpy.run_module('chromalift.train.gpu_window', run_name='__main__')\n")
     r = subprocess.run([sys.executable, "-c", blocker, "--train", str(train_pack), "--val", str(val_pack),
                         "--out", str(out), "--steps", "2", "--minutes", "0", "--smoke-seconds", "1", "--device", "cpu",
                         "--width", "0.125", "--crop", "32", "--batch-size", "8", "--part-mib", "0.15", "--zoom", "1.5",
@@ -104,7 +104,7 @@ def test_the_window_end_to_end_on_the_cpu(packs, tmp_path, colour_jpeg):
     assert main(["join", str(out), str(weights)]) == 0
     assert main([str(colour_jpeg), "--model", str(weights), "-o", str(tmp_path / "c.png")]) == 0
     assert Image.open(tmp_path / "c.png").size == Image.open(colour_jpeg).size
-    from chromalift.checkpoint import load_weights
+    from chromalift.model.weights import load_weights
     info = load_weights(weights)[2]
     assert info["trained"]["image_steps"] == 16 and info["trained"]["recipe"]["width"] == 0.125
     assert info["trained"]["recipe"]["zoom"] == 1.5 and info["trained"]["recipe"]["loss"] == "classify"
@@ -113,7 +113,7 @@ def test_the_window_end_to_end_on_the_cpu(packs, tmp_path, colour_jpeg):
 
 
 def test_join_refuses_a_damaged_part_and_writes_nothing(tmp_path, tiny_weights, capsys):
-    from chromalift.window import split_weights
+    from chromalift.train.gpu_window import split_weights
     split_weights(tiny_weights, tmp_path, tiny_weights.stat().st_size // 3 + 1)
     part = sorted(tmp_path.glob("*.part*"))[1]
     data = bytearray(part.read_bytes())
@@ -124,7 +124,7 @@ def test_join_refuses_a_damaged_part_and_writes_nothing(tmp_path, tiny_weights, 
 
 
 def test_the_window_can_return_its_best_validation_instead_of_its_last_step(packs, tmp_path):
-    from chromalift.window import main as window
+    from chromalift.train.gpu_window import main as window
     train_pack, val_pack = packs
     out = tmp_path / "OUT"
     assert window(["--train", str(train_pack), "--val", str(val_pack), "--out", str(out), "--steps", "4",
@@ -140,8 +140,8 @@ def test_the_window_can_return_its_best_validation_instead_of_its_last_step(pack
 
 
 def test_device_batches_resume_exactly(packs, tmp_path):
-    from chromalift.checkpoint import load_checkpoint
-    from chromalift.train import TrainConfig, train
+    from chromalift.model.weights import load_checkpoint
+    from chromalift.train.loop import TrainConfig, train
     train_pack, _ = packs
     base = {"data": str(train_pack), "width": 0.125, "crop": 32, "batch_size": 4, "workers": 0, "threads": 1, "progress": False,
                 "resident": "on", "optimizer": "adam", "lr": 1e-3, "ckpt_every": 1, "log_every": 1, "eval_every": 100}
@@ -155,8 +155,8 @@ def test_device_batches_resume_exactly(packs, tmp_path):
 
 
 def test_device_batches_match_the_loader_contract(packs):
-    from chromalift.data import TrainBatches
-    from chromalift.device_batches import DeviceBatches
+    from chromalift.train.data.cache import TrainBatches
+    from chromalift.train.data.device_batches import DeviceBatches
     cache = load_pack(packs[0])
     l, ab, labels = next(DeviceBatches(cache, torch.device("cpu"), crop=32, flip=True, seed=0).epoch(list(range(8)), 4, 0))
     l2, ab2, labels2 = TrainBatches(cache, list(range(8)), 4, crop=32, flip=True, seed=0, epoch=0)[0]

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from chromalift.cli import main
-from chromalift.color import rgb_to_lab, uint8_to_float
-from chromalift.hints import HintError, Hints, parse_point, propagate, targets
+from chromalift.cli.main import main
+from chromalift.color.lab import rgb_to_lab, uint8_to_float
+from chromalift.inference.hints import HintError, Hints, parse_point, propagate, targets
 
 RED = (200, 30, 30)
 
@@ -79,7 +79,7 @@ def test_strokes_are_hints_where_they_are_opaque():
 def test_with_no_hints_the_output_is_bit_identical():
     from helpers import gradient_rgb
 
-    from chromalift.inference import Colorizer
+    from chromalift.inference.colorizer import Colorizer
     colour_photo = gradient_rgb(90, 130)
     c = Colorizer.load(device="cpu")
     plain = c.colorize(colour_photo)
@@ -91,8 +91,8 @@ def test_with_no_hints_the_output_is_bit_identical():
 
 @pytest.mark.slow
 def test_the_solve_runs_at_the_processing_size_whatever_the_photo(monkeypatch):
-    import chromalift.inference as inference
-    from chromalift.inference import Colorizer
+    import chromalift.inference.colorizer as inference
+    from chromalift.inference.colorizer import Colorizer
     seen = []
     real = inference.propagate
     monkeypatch.setattr(inference, "propagate", lambda l, *a, **k: seen.append(l.shape) or real(l, *a, **k))

@@ -23,11 +23,11 @@ from helpers import gradient_rgb
 from PIL import Image
 from safetensors.torch import save_file
 
-from chromalift.checkpoint import CheckpointError, load_weights, save_checkpoint
-from chromalift.cli import main
-from chromalift.data import DataError, prepare
-from chromalift.files import atomic_write
-from chromalift.images import ImageError, read_photo
+from chromalift.cli.main import main
+from chromalift.io.atomic import atomic_write
+from chromalift.io.photos import ImageError, read_photo
+from chromalift.model.weights import CheckpointError, load_weights, save_checkpoint
+from chromalift.train.data.cache import DataError, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,7 +183,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def test_a_thin_strip_costs_no_more_than_a_photo(tmp_path, tiny_weights):
-    from chromalift.defaults import MIN_PROCESS_SIDE, process_shape
+    from chromalift.inference.geometry import MIN_PROCESS_SIDE, process_shape
     for h, w, size in [(1, 100_000, 256), (100_000, 1, 256), (1, 100_000, None), (3, 50_000, 512)]:
         ph, pw = process_shape(h, w, size)
         assert ph * pw <= max((size or 0) ** 2, h * w, MIN_PROCESS_SIDE ** 2)
@@ -192,7 +192,7 @@ def test_a_thin_strip_costs_no_more_than_a_photo(tmp_path, tiny_weights):
     Image.new("L", (100_000, 1), 128).save(strip)
     # VmHWM is this process's own peak (ru_maxrss would count the forking parent's memory too)
     code = """import re, sys
-from chromalift.cli import main
+from chromalift.cli.main import main
 code = main(sys.argv[1:])
 print(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
 sys.exit(code)"""
@@ -247,7 +247,7 @@ def test_an_incomplete_checkpoint_is_one_line(tmp_path, capsys):
 # ---------------------------------------------------------------- interruption
 
 def test_ctrl_c_in_a_batch_prints_the_summary_so_far_and_exits_130(tmp_path, tiny_weights, capsys, monkeypatch):
-    from chromalift.inference import Colorizer
+    from chromalift.inference.colorizer import Colorizer
     for i in range(3):
         photo(tmp_path / "in" / f"{i}.png", i)
     real, calls = Colorizer.colorize, []
@@ -298,7 +298,7 @@ def test_a_still_image_named_like_a_film_is_refused(tmp_path, tiny_weights, caps
 
 
 def test_a_truncated_film_is_refused_not_half_written(tmp_path, tiny_weights, capsys):
-    from chromalift.synthetic import write_clip
+    from chromalift.film.synthetic import write_clip
     whole = tmp_path / "whole.mkv"
     write_clip(whole, [np.full((32, 48, 3), 5 * i, np.uint8) for i in range(48)])
     cut = tmp_path / "cut.mkv"
@@ -352,8 +352,8 @@ def _asgi_post(app, chunks, headers=(), stall_after: int | None = None):
 @pytest.fixture
 def web_app(tiny_weights):
     pytest.importorskip("fastapi")
-    from chromalift.inference import Colorizer
-    from chromalift.web import Service, create_app
+    from chromalift.apps.web import Service, create_app
+    from chromalift.inference.colorizer import Colorizer
     service = Service(Colorizer.load(tiny_weights, device="cpu"), max_upload_mb=1, max_pixels=2_000_000)
     return service, create_app(service)
 
@@ -367,7 +367,7 @@ def test_web_refuses_a_chunked_upload_as_it_passes_the_limit(web_app):
 
 
 def test_web_cuts_off_a_stalled_upload(web_app, monkeypatch):
-    import chromalift.web as web
+    import chromalift.apps.web as web
     monkeypatch.setattr(web, "BODY_TIMEOUT_S", 0.5)
     _, app = web_app
     t0 = time.perf_counter()
@@ -386,7 +386,7 @@ def test_web_sends_security_headers(web_app):
 
 
 def test_web_decodes_inside_the_one_at_a_time_lock(web_app, monkeypatch):
-    import chromalift.web as web
+    import chromalift.apps.web as web
     service, _ = web_app
     seen = []
     real = web.decode_photo
@@ -407,8 +407,8 @@ def test_a_full_disk_while_writing_a_film_is_one_line_and_leaves_no_partial_segm
                                                                                       capsys, monkeypatch):
     import errno
 
-    import chromalift.video as video
-    from chromalift.synthetic import write_clip
+    import chromalift.film.run as video
+    from chromalift.film.synthetic import write_clip
     film = tmp_path / "film.mkv"
     write_clip(film, [np.full((32, 48, 3), 5 * i, np.uint8) for i in range(24)])
     real_open = video.open_writer

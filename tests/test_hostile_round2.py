@@ -19,7 +19,7 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from chromalift.cli import main
+from chromalift.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,8 +58,8 @@ def test_weights_with_nan_are_refused_in_one_line(tmp_path, tiny_weights, capsys
 def test_a_diverged_training_run_stops_with_one_line(tmp_path, monkeypatch, capsys):
     from helpers import make_photo_folder
 
-    import chromalift.train as train_module
-    from chromalift.data import prepare
+    import chromalift.train.loop as train_module
+    from chromalift.train.data.cache import prepare
     prepare(make_photo_folder(tmp_path / "photos", per_class=4), tmp_path / "cache", size=40, progress=False, workers=1)
     real = train_module.compute_loss
     calls = []
@@ -74,7 +74,7 @@ def test_a_diverged_training_run_stops_with_one_line(tmp_path, monkeypatch, caps
                "--workers", "0", "--threads", "1", "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 1 and "diverged" in err and "step 4" in err and "Traceback" not in err
-    from chromalift.checkpoint import load_checkpoint
+    from chromalift.model.weights import load_checkpoint
     state = load_checkpoint(tmp_path / "run" / "last.pt")
     assert state["step"] == 2 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
@@ -124,7 +124,7 @@ def test_sigterm_in_a_folder_run_writes_the_summary_and_the_report(tmp_path, tin
 
 
 def test_a_report_that_cannot_be_written_keeps_the_summary(tmp_path, tiny_weights, capsys, monkeypatch):
-    import chromalift.cli_colorize as cc
+    import chromalift.cli.colorize as cc
 
     def full(path, records):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -138,7 +138,7 @@ def test_a_report_that_cannot_be_written_keeps_the_summary(tmp_path, tiny_weight
 
 
 def test_out_of_memory_on_one_photo_is_that_photos_failure(tmp_path, tiny_weights, capsys, monkeypatch):
-    from chromalift.inference import Colorizer
+    from chromalift.inference.colorizer import Colorizer
     real = Colorizer.colorize
 
     def colorize(self, rgb, **k):
@@ -158,7 +158,7 @@ def test_out_of_memory_on_one_photo_is_that_photos_failure(tmp_path, tiny_weight
 
 
 def test_photo_names_cannot_inject_formulas_into_votes_csv(tmp_path):
-    from chromalift.study import VoteLog, read_votes
+    from chromalift.apps.study import VoteLog, read_votes
     log = VoteLog(tmp_path / "votes.csv")
     for name in ("=HYPERLINK(\"http://evil\",\"x\").jpg", "+cmd.jpg", "-2+3.jpg", "@SUM(A1).jpg", "plain.jpg"):
         log.append({"time": "t", "participant": "p", "image": "i", "photo": name, "source": "s", "vote": "natural",
@@ -194,8 +194,8 @@ def _asgi(app, method: str, path: str, headers: dict, body: bytes = b"") -> tupl
 
 def test_web_refuses_other_sites_and_rebound_names(tiny_weights):
     pytest.importorskip("fastapi")
-    from chromalift.inference import Colorizer
-    from chromalift.web import Service, create_app
+    from chromalift.apps.web import Service, create_app
+    from chromalift.inference.colorizer import Colorizer
     app = create_app(Service(Colorizer.load(tiny_weights, device="cpu")))
     status, body = _asgi(app, "GET", "/api/info", {"host": "evil.example:7860"})   # DNS rebinding
     assert status == 403 and b"not this server's name" in body
@@ -213,9 +213,9 @@ def test_web_refuses_other_sites_and_rebound_names(tiny_weights):
 
 def test_study_refuses_cross_site_and_text_plain_votes(tmp_path, tiny_weights):
     pytest.importorskip("fastapi")
-    from chromalift.inference import Colorizer
-    from chromalift.study import prepare_study
-    from chromalift.study_web import Ballot, create_app
+    from chromalift.apps.study import prepare_study
+    from chromalift.apps.study_server import Ballot, create_app
+    from chromalift.inference.colorizer import Colorizer
     photos = [_photo(tmp_path / "p" / f"{i}.png", i) for i in range(2)]
     study = prepare_study(photos, tmp_path / "study", [("real", None), ("tiny", Colorizer.load(tiny_weights, device="cpu"))],
                           size=32)
@@ -241,8 +241,8 @@ def test_study_refuses_cross_site_and_text_plain_votes(tmp_path, tiny_weights):
 
 
 def test_a_grey_photo_does_not_make_the_evaluation_psnr_infinite(tmp_path, tiny_weights):
-    from chromalift.evaluate import evaluate
-    from chromalift.inference import Colorizer
+    from chromalift.evaluation.evaluate import evaluate
+    from chromalift.inference.colorizer import Colorizer
     for i in range(2):
         _photo(tmp_path / "set" / f"{i}.png", i)
     Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(tmp_path / "set" / "grey.png")
@@ -293,8 +293,8 @@ def test_a_fifo_or_a_device_is_refused_not_read(tmp_path, tiny_weights, capsys, 
 def test_a_film_run_deletes_only_the_work_folder_it_made(tmp_path, tiny_weights, capsys):
     """A folder named like the film's work folder that colorize did not make is never deleted (or used);
     a symbolic link there is one line; a second run on the same output while one runs is refused."""
-    from chromalift import film_work
-    from chromalift.synthetic import write_clip
+    from chromalift.film import work_folder as film_work
+    from chromalift.film.synthetic import write_clip
     film = tmp_path / "film.mkv"
     write_clip(film, [np.full((32, 48, 3), 5 * i, np.uint8) for i in range(12)])
     out = tmp_path / "out.mkv"
@@ -326,7 +326,7 @@ def test_a_film_run_deletes_only_the_work_folder_it_made(tmp_path, tiny_weights,
 
 def test_a_second_runs_cleanup_leaves_a_live_temp_file_alone(tmp_path):
     """Two runs writing one output: the second's stale-temp cleanup deleted the first's live temp file."""
-    from chromalift.files import atomic_write
+    from chromalift.io.atomic import atomic_write
     target = tmp_path / "report.json"
     seen = []
 

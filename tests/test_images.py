@@ -6,7 +6,7 @@ import pytest
 from helpers import gradient_rgb
 from PIL import Image
 
-from chromalift.images import ImageError, read_photo, write_photo
+from chromalift.io.photos import ImageError, read_photo, write_photo
 
 
 def test_colour_and_grey_jpeg(tmp_path, colour_jpeg):

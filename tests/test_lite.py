@@ -13,12 +13,13 @@ import torch.nn.functional as F
 from helpers import gradient_rgb
 from PIL import Image
 
-from chromalift import color, color_np
-from chromalift.checkpoint import save_weights
-from chromalift.cli import main
-from chromalift.inference import Colorizer
-from chromalift.lite import LiteColorizer, LiteError, LiteNet, resize
-from chromalift.model import ColorizationNet, ModelConfig
+from chromalift.cli.main import main
+from chromalift.color import lab as color
+from chromalift.color import lab_np as color_np
+from chromalift.inference.colorizer import Colorizer
+from chromalift.inference.numpy_engine import LiteColorizer, LiteError, LiteNet, resize
+from chromalift.model.network import ColorizationNet, ModelConfig
+from chromalift.model.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -172,7 +173,7 @@ def test_a_file_that_is_not_weights_is_one_line(tmp_path, tiny_weights):
 
 def test_one_photo_is_colorized_without_importing_torch(tmp_path, colour_jpeg):
     out = tmp_path / "out.png"
-    code = ("import sys; from chromalift.cli import main; rc = main(sys.argv[1:]); "
+    code = ("import sys; from chromalift.cli.main import main; rc = main(sys.argv[1:]); "
             "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)")
     r = subprocess.run([sys.executable, "-c", code, str(colour_jpeg), "-o", str(out), "--show-class"],
                        capture_output=True, text=True, cwd=ROOT)
@@ -206,10 +207,10 @@ def test_numpy_backend_for_a_folder_and_its_refusals(tmp_path, tiny_weights, cap
 
 
 def test_auto_picks_numpy_only_for_one_small_photo(tmp_path, colour_jpeg, tiny_weights, monkeypatch):
-    import chromalift.lite
+    import chromalift.inference.numpy_engine
     used = []
-    real = chromalift.lite.LiteColorizer.load
-    monkeypatch.setattr(chromalift.lite.LiteColorizer, "load", lambda *a: used.append(a) or real(*a))
+    real = chromalift.inference.numpy_engine.LiteColorizer.load
+    monkeypatch.setattr(chromalift.inference.numpy_engine.LiteColorizer, "load", lambda *a: used.append(a) or real(*a))
     second = tmp_path / "second.jpg"
     second.write_bytes(colour_jpeg.read_bytes())
     cases = [([], 1), (["--process-size", "0"], 0), (["--process-size", "2048"], 0), (["--model", str(tiny_weights)], 0),
@@ -222,10 +223,10 @@ def test_auto_picks_numpy_only_for_one_small_photo(tmp_path, colour_jpeg, tiny_w
 
 
 def test_bands_on_several_threads_give_the_same_photo(tiny_weights, monkeypatch):
-    import chromalift.lite
+    import chromalift.inference.numpy_engine
     lite, rgb = LiteColorizer.load(tiny_weights), gradient_rgb(203, 301, seed=5)
     deep = rgb / 255.0
     whole, whole16 = lite.colorize(rgb), lite.colorize(deep, bits=16)
-    monkeypatch.setattr(chromalift.lite, "BAND_PIXELS", 301 * 7)      # 29 bands of 7 rows
+    monkeypatch.setattr(chromalift.inference.numpy_engine, "BAND_PIXELS", 301 * 7)      # 29 bands of 7 rows
     assert np.array_equal(lite.colorize(rgb), whole)
     assert np.array_equal(lite.colorize(deep, bits=16), whole16)

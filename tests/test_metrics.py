@@ -7,8 +7,8 @@ from helpers import gradient_rgb
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from chromalift.cli import main
-from chromalift.metrics import ab_error_auc, colorfulness, psnr_u8, ssim_u8, topk_correct
+from chromalift.cli.main import main
+from chromalift.evaluation.metrics import ab_error_auc, colorfulness, psnr_u8, ssim_u8, topk_correct
 
 
 def test_psnr_and_ssim_match_scikit_image():
@@ -85,7 +85,7 @@ def test_a_set_with_nothing_to_count_shows_a_dash_and_writes_strict_json(tmp_pat
 
 
 def test_hue_metrics_on_a_hand_made_image():
-    from chromalift.metrics import add_counts, hue_counts, hue_scores
+    from chromalift.evaluation.metrics import add_counts, hue_counts, hue_scores
 
     def ab(chroma, hue_deg):
         h = np.radians(hue_deg)

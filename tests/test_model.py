@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from chromalift.model import ColorizationNet, ModelConfig, count_macs
+from chromalift.model.network import ColorizationNet, ModelConfig, count_macs
 
 # The paper's table: (input channels, output channels) of every 3x3 convolution, FC and 1x1 layer.
 LOW = [(1, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 512)]

@@ -12,8 +12,8 @@ import pytest
 from helpers import gradient_rgb
 from PIL import Image
 
-from chromalift.cli import main
-from chromalift.shard import Shard
+from chromalift.batch.shard import Shard
+from chromalift.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,11 +11,11 @@ import torch
 from helpers import ADOBE_RGB, IPTC, XMP, check_exif, exif_sample, icc_profile
 from PIL import Image, ImageCms, ImageOps
 
-from chromalift.cli import main
-from chromalift.color import rgb_to_lab
-from chromalift.images import read_photo, srgb_icc
-from chromalift.metadata import TIFF_IPTC
-from chromalift.sixteen_bit import _ORIENT, icc_to_srgb, tiff_with_16_bit_pixels
+from chromalift.cli.main import main
+from chromalift.color.lab import rgb_to_lab
+from chromalift.io.metadata import TIFF_IPTC
+from chromalift.io.photos import read_photo, srgb_icc
+from chromalift.io.sixteen_bit import _ORIENT, icc_to_srgb, tiff_with_16_bit_pixels
 
 tifffile = pytest.importorskip("tifffile")   # the `tiff` extra, part of `dev`: present in CI
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 from helpers import make_photo_folder
 
-from chromalift.color import unnormalize_ab
-from chromalift.data import prepare
-from chromalift.losses import SoftBins, ab_bin_cross_entropy, ab_bin_soft_cross_entropy, ab_bin_targets
-from chromalift.model import ModelConfig, ab_bin_centres
-from chromalift.train import TrainConfig, train
+from chromalift.color.lab import unnormalize_ab
+from chromalift.model.network import ModelConfig, ab_bin_centres
+from chromalift.train.data.cache import prepare
+from chromalift.train.loop import TrainConfig, train
+from chromalift.train.losses import SoftBins, ab_bin_cross_entropy, ab_bin_soft_cross_entropy, ab_bin_targets
 
 GRID = ModelConfig(num_classes=2, width=0.125, global_size=32, ab_bins=8)
 

@@ -21,9 +21,9 @@ from helpers import gradient_rgb
 from PIL import Image
 
 from chromalift import Colorizer
-from chromalift.study import GREY, REAL, StudyError, VoteLog, load_study, prepare_study, read_votes, source_names
-from chromalift.study_report import chart, markdown, tally, wilson
-from chromalift.study_web import Ballot, VoteRefused, create_app
+from chromalift.apps.study import GREY, REAL, StudyError, VoteLog, load_study, prepare_study, read_votes, source_names
+from chromalift.apps.study_report import chart, markdown, tally, wilson
+from chromalift.apps.study_server import Ballot, VoteRefused, create_app
 
 pytestmark = pytest.mark.slow
 

@@ -12,10 +12,11 @@ import torch.nn.functional as F
 from helpers import gradient_rgb
 from PIL import Image
 
-from chromalift import Colorizer, inference
-from chromalift.cli import main
-from chromalift.color import l_from_rgb
-from chromalift.pipeline import overlapped
+from chromalift import Colorizer
+from chromalift.batch.pipeline import overlapped
+from chromalift.cli.main import main
+from chromalift.color.lab import l_from_rgb
+from chromalift.inference import colorizer as inference
 
 
 @pytest.mark.parametrize("small, size", [((171, 256), (2000, 3000)), ((40, 30), (41, 29)), ((5, 7), (100, 3)),

@@ -16,9 +16,9 @@ import torch
 from helpers import gradient_rgb, make_photo_folder
 from PIL import Image
 
-from chromalift.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from chromalift.data import DataError, EpochSampler, load_cache, prepare
-from chromalift.train import TrainConfig, train
+from chromalift.model.weights import CheckpointError, load_checkpoint, save_checkpoint
+from chromalift.train.data.cache import DataError, EpochSampler, load_cache, prepare
+from chromalift.train.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -190,7 +190,7 @@ def test_two_processes_with_torchrun_train_the_same_model_as_one(caches, tmp_pat
 
 
 def test_cosine_schedule_warms_up_then_ends_at_the_final_rate():
-    from chromalift.schedule import lr_at, progress
+    from chromalift.train.schedule import lr_at, progress
     cfg = TrainConfig(data="d", out="o", steps=100, schedule="cosine", warmup=0.1, final_lr=0.02)
     rates = [lr_at(cfg, 1e-3, progress(cfg, s, 0.0)) for s in range(101)]
     assert rates[0] < rates[5] < rates[10] == pytest.approx(1e-3)          # linear warm-up to the peak
@@ -201,7 +201,7 @@ def test_cosine_schedule_warms_up_then_ends_at_the_final_rate():
 
 
 def test_time_budget_keys_the_schedule_to_the_clock():
-    from chromalift.schedule import lr_at, progress
+    from chromalift.train.schedule import lr_at, progress
     cfg = TrainConfig(data="d", out="o", steps=10**6, minutes=2.0, schedule="cosine", warmup=0.0)
     assert progress(cfg, 10, 60.0) == pytest.approx(0.5)       # half the budget spent, few of the steps
     assert progress(cfg, 10, 500.0) == 1.0
@@ -230,8 +230,8 @@ def test_minutes_stops_the_run_cleanly_and_resume_keeps_the_spent_budget(caches,
 
 
 def test_init_starts_from_weights_and_refuses_another_architecture(caches, tmp_path):
-    from chromalift.checkpoint import save_weights
-    from chromalift.model import ColorizationNet, ModelConfig
+    from chromalift.model.network import ColorizationNet, ModelConfig
+    from chromalift.model.weights import save_weights
     train_dir, _ = caches
     classes = load_cache(train_dir).classes
     torch.manual_seed(7)
@@ -253,8 +253,8 @@ def test_init_starts_from_weights_and_refuses_another_architecture(caches, tmp_p
 
 
 def test_init_across_colour_heads_starts_every_layer_but_the_new_head(caches, tmp_path, capsys):
-    from chromalift.checkpoint import save_weights
-    from chromalift.model import ColorizationNet, ModelConfig
+    from chromalift.model.network import ColorizationNet, ModelConfig
+    from chromalift.model.weights import save_weights
     train_dir, _ = caches
     classes = load_cache(train_dir).classes
     torch.manual_seed(7)
@@ -276,13 +276,13 @@ def test_init_across_colour_heads_starts_every_layer_but_the_new_head(caches, tm
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_ab_bin_loss_is_the_per_pixel_cross_entropy_in_either_memory_format(channels_last):
-    from chromalift.losses import ab_bin_targets, compute_loss
+    from chromalift.train.losses import ab_bin_targets, compute_loss
     torch.manual_seed(0)
     head = torch.randn(2, 16, 5, 3)                                        # logits over 4 x 4 bins
     head = head.to(memory_format=torch.channels_last) if channels_last else head
     ab = torch.rand(2, 2, 5, 3) * 200 - 100
     model = lambda l: (head, None)
-    from chromalift.data import AB_BINS, ab_bin_index
+    from chromalift.train.data.cache import AB_BINS, ab_bin_index
     weights = torch.rand(AB_BINS * AB_BINS)                               # a rebalancing table
     _, loss, _, _ = compute_loss(model, None, ab, torch.full((2,), -1), alpha=0, ab_weights=None, ab_bins=4)
     target = ab_bin_targets(ab, 4)                                        # (2, 5, 3)
@@ -293,8 +293,8 @@ def test_ab_bin_loss_is_the_per_pixel_cross_entropy_in_either_memory_format(chan
 
 
 def test_classification_loss_over_ab_bins_learns_and_its_weights_colorize(caches, tmp_path, colour_jpeg):
-    from chromalift.cli import main
-    from chromalift.losses import ab_bin_targets
+    from chromalift.cli.main import main
+    from chromalift.train.losses import ab_bin_targets
     ab = torch.tensor([[-128.0, 0.0, 127.9], [-128.0, 0.0, 127.9]]).reshape(1, 2, 3, 1)   # a and b, 3 pixels
     assert ab_bin_targets(ab, 4).flatten().tolist() == [0, 2 * 4 + 2, 15]       # corners and the centre bin
     train_dir, val_dir = caches
@@ -312,8 +312,8 @@ def test_classification_loss_over_ab_bins_learns_and_its_weights_colorize(caches
 def test_init_maps_the_classifier_by_class_name_and_the_head_by_bin(tmp_path, capsys):
     """A training set with other classes keeps what the weights learnt of the classes it shares, and a
     head over more bins of the same grid keeps the bins the weights had (new ones start as the rarest)."""
-    from chromalift.checkpoint import init_from, save_weights
-    from chromalift.model import ColorizationNet, ModelConfig
+    from chromalift.model.network import ColorizationNet, ModelConfig
+    from chromalift.model.weights import init_from, save_weights
     torch.manual_seed(3)
     old = ColorizationNet(ModelConfig(num_classes=3, width=0.125, global_size=32, ab_bins=4, ab_keep=(1, 5, 9)))
     save_weights(tmp_path / "old.safetensors", old, classes=["a", "b", "c"])
@@ -337,7 +337,7 @@ def test_init_maps_the_classifier_by_class_name_and_the_head_by_bin(tmp_path, ca
 def test_class_weights_draw_a_source_more_often():
     from types import SimpleNamespace
 
-    from chromalift.data import sampling_weights
+    from chromalift.train.data.cache import sampling_weights
     cache = SimpleNamespace(classes=["abbey", "fl_rose", "fl_tulip", "in_church"],
                             labels=np.array([0, 1, 2, 3, -1, 1]), colorfulness=np.array([1, 2, 3, 4, 5, 6.0]))
     assert sampling_weights(cache) is None
@@ -355,8 +355,8 @@ def test_class_weights_draw_a_source_more_often():
 def test_validation_psnr_stays_finite_with_a_grey_photo(tmp_path):
     """A grey photo in the validation set (prepared with --min-color-std 0) made the grey baseline's mean
     PSNR infinite; both PSNRs are now over the photos that have colour."""
-    from chromalift.model import ColorizationNet, ModelConfig
-    from chromalift.validation import validate
+    from chromalift.model.network import ColorizationNet, ModelConfig
+    from chromalift.train.validation import validate
     folder = make_photo_folder(tmp_path / "photos", per_class=3, size=32)
     Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(folder / "beach" / "grey.png")
     prepare(folder, tmp_path / "cache", size=32, min_color_std=0)

@@ -10,10 +10,10 @@ import torch
 from helpers import make_photo_folder
 from test_soft_bins import _every_bin_soft_cross_entropy
 
-from chromalift import losses
-from chromalift.data import prepare
-from chromalift.train import TrainConfig, train
-from chromalift.train_data import loader_workers
+from chromalift.train import losses
+from chromalift.train.data.cache import prepare
+from chromalift.train.data.loader import loader_workers
+from chromalift.train.loop import TrainConfig, train
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import pytest
 import torch
 from helpers import gradient_rgb
 
-from chromalift import Colorizer, film_io
-from chromalift.cli import main
-from chromalift.color import rgb_to_lab
-from chromalift.synthetic import film_look, pan_zoom, to_grey, write_clip
-from chromalift.video import (
+from chromalift import Colorizer
+from chromalift.cli.main import main
+from chromalift.color.lab import rgb_to_lab
+from chromalift.film import streams as film_io
+from chromalift.film.run import (
     Shot,
     VideoError,
     colorize_video,
@@ -23,6 +23,7 @@ from chromalift.video import (
     scan,
     shots_from_cuts,
 )
+from chromalift.film.synthetic import film_look, pan_zoom, to_grey, write_clip
 
 SHOT = 12   # frames per shot in the test clip
 
@@ -108,7 +109,7 @@ def test_shot_prior_flickers_less_than_per_frame(colorizer, tmp_path):
 
 
 def test_steady_colour_calms_still_areas_and_follows_motion():
-    from chromalift.video import SteadyColour
+    from chromalift.film.run import SteadyColour
 
     torch.manual_seed(0)
     l = torch.full((6, 1, 16, 16), 50.0)

@@ -13,7 +13,7 @@ from helpers import CHROMIUM, CHROMIUM_FLAGS, gradient_rgb
 from PIL import Image
 
 from chromalift import Colorizer
-from chromalift.web import Service, UploadError, create_app
+from chromalift.apps.web import Service, UploadError, create_app
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -86,13 +86,13 @@ def _hue(rgb) -> float:
 
     import torch
 
-    from chromalift.color import rgb_to_lab, uint8_to_float
+    from chromalift.color.lab import rgb_to_lab, uint8_to_float
     lab = rgb_to_lab(uint8_to_float(torch.tensor(np.array(rgb, np.uint8).reshape(1, 1, 3))))
     return math.degrees(math.atan2(float(lab[2]), float(lab[1])))
 
 
 def test_service_hints_recolour_a_region_and_rerender_without_the_network(service, monkeypatch):
-    from chromalift.hints import Hints
+    from chromalift.inference.hints import Hints
     photo = _png(_two_regions())
     plain = np.asarray(Image.open(io.BytesIO(service.colorize(photo, "a.png")[0])))
     calls = []

@@ -1,0 +1,1 @@
+"""Programs over the library: the local web page and the user study."""

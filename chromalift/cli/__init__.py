@@ -1,0 +1,1 @@
+"""The `colorize` command: one module per sub-command over the library API."""

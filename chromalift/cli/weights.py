@@ -1,0 +1,107 @@
+"""`colorize weights`: shippable weights from a training checkpoint, or other inference settings for weights."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from chromalift.cli.main import _fail
+from chromalift.io.atomic import already_exists
+
+
+def _parser() -> argparse.ArgumentParser:
+    from chromalift.inference.geometry import GLOBAL_FLIPS  # not model.py: --help needs no torch
+
+    p = argparse.ArgumentParser(prog="colorize weights", description="Turn a training checkpoint into weights for "
+                                "colorize, or give weights other inference settings (the source is never changed).",
+                                epilog="""examples:
+  colorize weights runs/mine/last.pt mine.safetensors --half --ab-gain 1.1
+  colorize weights shipped fast.safetensors --global-flip off       the shipped model without the mirror pass
+  colorize weights runs/rebalanced/last.pt w.safetensors --half --ab-logit-adjust 1   take back --rebalance""",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", help="a training checkpoint (last.pt, best.pt), a weights file (.safetensors), or "
+                   "'shipped' (the shipped model)")
+    p.add_argument("out", help="weights file to write (.safetensors)")
+    p.add_argument("--half", action="store_true", help="store in float16 (half the size; a float16 source stays so)")
+    p.add_argument("--ab-gain", type=float, help="scale the predicted a*b* about grey by this at inference (a "
+                   "calibration chosen on validation photos; default: as the source has it, 1 for a checkpoint)")
+    p.add_argument("--ab-temperature", type=float, help="annealed-mean temperature for weights with ab bins "
+                   "(--loss classify): lower gives bolder colours (default: as the source has it, 0.38 as trained)")
+    p.add_argument("--global-flip", choices=GLOBAL_FLIPS, help="run the small global path on the photo's mirror "
+                   "image too and average: for the scene scores, or for the scores and the colour prior "
+                   "(default: as the source has it, off for a checkpoint)")
+    p.add_argument("--coarse-blend", type=float, metavar="W", help="where the local path sees a photo larger "
+                   "than the global size, run it once more at that size (the scale the network trained at) and "
+                   "blend this share (0-1) of its colours in (default: as the source has it, 0 for a checkpoint)")
+    p.add_argument("--ab-keep-from", metavar="DATA", help="for weights with ab bins: predict only the bins that "
+                   "the colours of DATA (the training cache or pack) fall in, a cheaper head")
+    p.add_argument("--ab-logit-adjust", type=float, metavar="BETA", help="for ab-bin weights trained with "
+                   "--rebalance: take back this share (0-1) of the bias it gave rare colours (logit adjustment; 1: "
+                   "the unweighted posterior), computed from the training photos")
+    p.add_argument("--rebalance-data", metavar="DATA", help="--ab-logit-adjust: the training cache or pack "
+                   "(default: the path the weights record)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file (never the source)")
+    return p
+
+
+def cmd_weights(argv: list[str]) -> int:
+    from chromalift.inference.geometry import DEFAULT_WEIGHTS
+    from chromalift.model.weights import CheckpointError, load_weights, model_from_checkpoint, pruned, recalibrated, save_weights
+    from chromalift.train.data.cache import DataError
+    from chromalift.train.data.pack import load_training_set
+    from chromalift.train.losses import used_ab_bins
+
+    args = _parser().parse_args(argv)
+    source = DEFAULT_WEIGHTS if args.source == "shipped" else Path(args.source)
+    out = Path(args.out)
+    if out.exists() and source.exists() and out.resolve() == source.resolve():
+        return _fail(f"{out}: is the source; write the new weights to another file")
+    if out.exists() and not args.overwrite:
+        return _fail(already_exists(out))
+    try:
+        half = args.half
+        if source.suffix == ".safetensors":
+            model, classes, info = load_weights(source)
+            half = half or _stored_half(source)
+        else:
+            model, classes, info = model_from_checkpoint(source)
+        model = recalibrated(model, ab_gain=args.ab_gain, ab_temperature=args.ab_temperature,
+                             global_flip=args.global_flip, coarse_blend=args.coarse_blend)
+        if args.ab_logit_adjust is not None:    # before any cut: the bins are those the run trained
+            model, info = _logit_adjusted(model, info, args.ab_logit_adjust, args.rebalance_data)
+        if args.ab_keep_from:
+            photos, bins = load_training_set(args.ab_keep_from).images, model.config.ab_bins
+            model = pruned(model, used_ab_bins(photos, bins) if bins else ())
+        save_weights(out, model, classes=classes, half=half, info=info)
+    except (CheckpointError, DataError, OSError) as e:
+        return _fail(str(e))
+    except ValueError as e:   # an inference setting these weights cannot take
+        return _fail(f"{args.source}: {e}")
+    print(f"wrote {out}" + (f" (step {info['step']})" if "step" in info else ""))
+    return 0
+
+
+def _logit_adjusted(model, info: dict, beta: float, data: str | None):
+    """The weights with `beta` of their --rebalance taken back, and their info saying so. ValueError where
+    they were not trained with it, regress a*b* or were adjusted already."""
+    from chromalift.model.weights import check_logit_adjust, logit_adjusted
+    from chromalift.train.data.pack import load_training_set
+    from chromalift.train.losses import head_bin_weights
+
+    check_logit_adjust(beta)                 # before reading the training photos
+    trained, c = info.get("train_args", {}), model.config
+    if "ab_logit_adjust" in info:
+        raise ValueError(f"these weights are logit-adjusted already ({info['ab_logit_adjust']}); start from "
+                         "the training checkpoint")
+    if not trained.get("rebalance") or not c.ab_bins:
+        raise ValueError("--ab-logit-adjust takes back --rebalance of ab-bin weights (--loss classify); these "
+                         "were not trained so")
+    cache = load_training_set(data or trained["data"])
+    weights = head_bin_weights(cache.images, cache.ab_hist, float(trained["rebalance"]), c.ab_bins, c.ab_keep)
+    return logit_adjusted(model, weights, beta), {**info, "ab_logit_adjust": beta}
+
+
+def _stored_half(path: Path) -> bool:
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        return any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())  # noqa: SIM118 (safe_open is not iterable)
+

@@ -1,0 +1,1 @@
+"""CIE Lab conversions, in PyTorch and in NumPy."""

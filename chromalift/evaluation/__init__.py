@@ -1,0 +1,1 @@
+"""Quality metrics beside the grey baseline."""

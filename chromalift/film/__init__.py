@@ -1,0 +1,1 @@
+"""Films: frames in and out, cuts, steady colour, a resumable work folder."""

@@ -1,0 +1,1 @@
+"""Colorizing a photo: one Colorizer over interchangeable engines, geometry, hints, export."""

@@ -1,0 +1,342 @@
+"""One photo without PyTorch: the network's inference in NumPy, for a cold start.
+
+`colorize PHOTO` on a CPU spent 1.4-1.6 s importing torch, more than reading, colorizing and writing
+the photo take together. Here the same network runs on NumPy: batch norm folded into each layer, every
+3x3 convolution one matrix product over its nine shifted copies of the input (OpenBLAS), the same
+resampling as PyTorch's (bilinear, antialiased when shrinking) and the same colour finish (color_np.py),
+so the output is the PyTorch path's within one 8-bit level and the scene classes are the same (tested
+against it). `colorize` uses it for a single photo on the CPU (`--backend auto`), or always with
+`--backend numpy`; the film, training and GPU paths are PyTorch's.
+"""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from chromalift.color import lab_np as C
+from chromalift.inference.geometry import (
+    BAND_PIXELS,
+    DEFAULT_PROCESS_SIZE,
+    DEFAULT_WEIGHTS,
+    WEIGHTS_FORMAT,
+    coarse_shape,
+    process_shape,
+)
+from chromalift.io.photos import NOTE
+from chromalift.model.config import parse as parse_config
+
+BN_EPS = 1e-5   # torch.nn.BatchNorm's default
+
+
+def _folded(w: dict, layer: str, bn: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """A conv or linear layer with the batch norm after it folded in -> (weight as (inputs, outputs), bias)."""
+    weight = w[f"{layer}.weight"]
+    bias = w.get(f"{layer}.bias", np.zeros(weight.shape[0], np.float32))
+    if bn is not None:
+        scale = w[f"{bn}.weight"] / np.sqrt(w[f"{bn}.running_var"] + BN_EPS)
+        weight = weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
+        bias = (bias - w[f"{bn}.running_mean"]) * scale + w[f"{bn}.bias"]
+    if weight.ndim == 4:   # (out, in, kh, kw) -> (kh * kw * in, out), the order of _conv's patches
+        weight = weight.transpose(2, 3, 1, 0).reshape(-1, weight.shape[0])
+    else:
+        weight = weight.T
+    return np.ascontiguousarray(weight, np.float32), bias.astype(np.float32)
+
+
+def _conv(x: np.ndarray, layer: tuple, stride: int = 1, relu: bool = True) -> np.ndarray:
+    """(H, W, C) -> a 3x3 convolution with padding 1 (torch's output size), then ReLU."""
+    weight, bias = layer
+    h, w, c = x.shape
+    ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+    padded = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+    patches = np.empty((ho, wo, 9, c), np.float32)
+    for k in range(9):
+        dy, dx = divmod(k, 3)
+        patches[:, :, k] = padded[dy:dy + stride * (ho - 1) + 1:stride, dx:dx + stride * (wo - 1) + 1:stride]
+    y = patches.reshape(ho * wo, 9 * c) @ weight
+    y += bias
+    return (np.maximum(y, 0.0, out=y) if relu else y).reshape(ho, wo, -1)
+
+
+def _dense(x: np.ndarray, layer: tuple, relu: bool = True) -> np.ndarray:
+    y = x @ layer[0] + layer[1]
+    return np.maximum(y, 0.0, out=y) if relu else y
+
+
+def _check_settings(config, path: Path) -> None:
+    """The config through ModelConfig's own checks (model_config.parse, the torch path's too), or LiteError:
+    wrong values would give wrong colours here, not an error."""
+    try:
+        parse_config(config)
+    except (TypeError, ValueError) as e:
+        raise LiteError(f"{path}: its model config holds settings this version cannot use ({e})") from None
+
+
+@dataclass
+class LiteNet:
+    """The network's layers, folded: what model.py describes, for inference only."""
+    config: dict
+    layers: dict
+
+    @classmethod
+    def from_state(cls, config: dict, w: dict) -> LiteNet:
+        layers = {}
+        for name in [f"low.{i}" for i in range(6)] + ["mid.0", "mid.1"] + [f"glob.convs.{i}" for i in range(4)] \
+                + ["glob.fc1", "glob.fc2", "glob.fc3", "fusion.linear", "classification.0"] \
+                + [f"colorization.layers.{i}" for i in (0, 2, 3, 5)]:
+            if f"{name}.0.weight" in w:
+                layers[name] = _folded(w, f"{name}.0", f"{name}.1")
+        for name in ("colorization.layers.6", "classification.1"):
+            if f"{name}.weight" in w:
+                layers[name] = _folded(w, name, None)
+        t = config.get("ab_temperature", 0.38)
+        if config.get("ab_bins", 0) and t != 1.0:   # the annealed mean's logits / T, folded into the last layer
+            layers["colorization.layers.6"] = tuple(a / np.float32(t) for a in layers["colorization.layers.6"])
+            config = {**config, "ab_temperature": 1.0}
+        return cls(config, layers)
+
+    def _low(self, x: np.ndarray) -> np.ndarray:
+        for i, stride in enumerate((2, 1, 2, 1, 2, 1)):
+            x = _conv(x, self.layers[f"low.{i}"], stride)
+        return x
+
+    def global_prior(self, l_global: np.ndarray, *, scores: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """(G, G) normalised L -> the prior (C,) and the class scores (classes,) or None (scores=False: as in
+        model.ColorizationNet.global_prior, the prior alone, so "scenes" skips the mirror image)."""
+        g512 = mean = self._global_features(l_global)
+        flip = self.config.get("global_flip", "off")   # model.ColorizationNet.global_prior: photo and mirror image
+        flip = "off" if flip == "scenes" and not scores else flip
+        if flip != "off":
+            mean = (g512 + self._global_features(np.ascontiguousarray(l_global[:, ::-1]))) / 2
+        prior = _dense(mean if flip == "all" else g512, self.layers["glob.fc3"])
+        if "classification.1" not in self.layers or not scores:
+            return prior, None
+        return prior, _dense(_dense(mean, self.layers["classification.0"]), self.layers["classification.1"], relu=False)
+
+    def _global_features(self, l_global: np.ndarray) -> np.ndarray:
+        """(G, G) normalised L -> the global path's 512-d layer."""
+        x = self._low(l_global[:, :, None])
+        for i, stride in enumerate((2, 1, 2, 1)):
+            x = _conv(x, self.layers[f"glob.convs.{i}"], stride)
+        return _dense(_dense(x.transpose(2, 0, 1).reshape(-1), self.layers["glob.fc1"]), self.layers["glob.fc2"])
+
+    def local_ab(self, l: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """(H, W) normalised L, H and W multiples of 8, and the prior -> (H/2, W/2, 2) normalised ab."""
+        x = _conv(_conv(self._low(l[:, :, None]), self.layers["mid.0"]), self.layers["mid.1"])
+        weight, bias = self.layers["fusion.linear"]
+        c = x.shape[-1]
+        if not self.config.get("global_features", True):
+            prior = np.zeros_like(prior)
+        x = _dense(x, (weight[:c], bias + prior @ weight[c:]))    # the tiled prior's share is the same everywhere
+        x = _conv(x, self.layers["colorization.layers.0"]).repeat(2, 0).repeat(2, 1)
+        x = _conv(_conv(x, self.layers["colorization.layers.2"]), self.layers["colorization.layers.3"])
+        x = _conv(x.repeat(2, 0).repeat(2, 1), self.layers["colorization.layers.5"])
+        return self._decode(_conv(x, self.layers["colorization.layers.6"], relu=False))
+
+    def _decode(self, head: np.ndarray) -> np.ndarray:
+        """model.Colorization.decode: the Sigmoid (or the annealed mean of the ab bins), then the gain about grey."""
+        bins = self.config.get("ab_bins", 0)
+        if bins:
+            t = self.config.get("ab_temperature", 0.38)   # 1 where from_state folded it
+            z = head / np.float32(t) if t != 1.0 else head
+            p = np.exp(z - z.max(axis=-1, keepdims=True))
+            p /= p.sum(axis=-1, keepdims=True)
+            centres = (np.arange(bins, dtype=np.float32) + 0.5) / bins
+            grid = np.stack(np.meshgrid(centres, centres, indexing="ij"), -1).reshape(-1, 2)
+            keep = self.config.get("ab_keep") or []
+            ab = p @ (grid[np.asarray(keep, dtype=np.intp)] if keep else grid)   # a tuple from to_dict() too
+        else:
+            ab = 1.0 / (1.0 + np.exp(-head))
+        gain = np.float32(self.config.get("ab_gain", 1.0))
+        return ab if gain == 1.0 else np.clip((ab - 0.5) * gain + 0.5, 0.0, 1.0)
+
+
+# ---------------------------------------------------------------- resampling, as torch.nn.functional.interpolate
+
+def _taps(n_in: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear resizing of a length n_in to n (align_corners=False, PyTorch's float32 coordinates): for each
+    output, its two inputs and the second one's weight."""
+    src = np.maximum((np.arange(n, dtype=np.float32) + np.float32(0.5)) * np.float32(n_in / n) - np.float32(0.5), 0.0)
+    i0 = np.minimum(src.astype(np.int64), n_in - 1)
+    return i0, np.minimum(i0 + 1, n_in - 1), src - i0
+
+
+def _bilinear(x: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """Resize one axis to n, bilinear with align_corners=False (PyTorch's, no antialiasing)."""
+    if x.shape[axis] == n:
+        return x
+    i0, i1, lam = _taps(x.shape[axis], n)
+    lam = lam.astype(x.dtype).reshape((-1,) + (1,) * (x.ndim - axis - 1))
+    return x.take(i0, axis) * (1 - lam) + x.take(i1, axis) * lam
+
+
+def _shrink(x: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """Shrink one axis to n as PyTorch's antialiased bilinear does (Pillow's triangle filter, which torch
+    ported): output i averages the inputs within `scale` of its centre, tap by tap, so memory stays the
+    output's whatever the input's length."""
+    n_in = x.shape[axis]
+    scale = n_in / n
+    centre = scale * (np.arange(n) + 0.5)
+    lo = np.maximum((centre - scale + 0.5).astype(np.int64), 0)
+    hi = np.minimum((centre + scale + 0.5).astype(np.int64), n_in)
+    shape = (-1,) + (1,) * (x.ndim - axis - 1)
+    out, total = None, np.zeros(n)
+    for k in range(int((hi - lo).max())):
+        j = np.minimum(lo + k, n_in - 1)
+        w = np.where(lo + k < hi, np.maximum(0.0, 1.0 - np.abs((j - centre + 0.5) / scale)), 0.0)
+        total += w
+        term = x.take(j, axis) * w.astype(np.float32).reshape(shape)
+        out = term if out is None else out + term
+    return out / total.astype(np.float32).reshape(shape)
+
+
+def resize(l: np.ndarray, size: tuple[int, int], *, antialias: bool) -> np.ndarray:
+    """(H, W) -> size, as F.interpolate(mode="bilinear", align_corners=False, antialias=antialias)."""
+    for axis, n in enumerate(size):
+        if antialias and n < l.shape[axis]:
+            l = _shrink(l, n, axis)
+        else:   # growing, antialiased or not, is plain bilinear
+            l = _bilinear(l, n, axis)
+    return l
+
+
+# ---------------------------------------------------------------- the photo path
+
+class LiteError(ValueError):
+    """A weights file this path cannot use; the message is one line naming the file."""
+
+
+@dataclass
+class LiteColorizer:
+    """Colorizer's photo methods (inference.py) on NumPy arrays: prior, colorize, colorize_and_classify."""
+    net: LiteNet
+    classes: list[str] = field(default_factory=list)
+    name: str = "the shipped model"
+
+    @classmethod
+    def load(cls, weights: str | os.PathLike | None = None) -> LiteColorizer:
+        from safetensors import safe_open
+        path = Path(weights or DEFAULT_WEIGHTS)
+        try:
+            with safe_open(str(path), "np") as f:
+                meta = f.metadata() or {}
+                if meta.get("format") != WEIGHTS_FORMAT:
+                    raise LiteError(f"{path}: not chromalift weights (format {meta.get('format')!r})")
+                state = {k: f.get_tensor(k).astype(np.float32) for k in f.keys()}  # noqa: SIM118 (not iterable)
+            bad = next((k for k, v in state.items() if not np.isfinite(v).all()), None)
+            if bad:
+                raise LiteError(f"{path}: the weights hold NaN or infinite values (in {bad}): a diverged run's; "
+                                "use an earlier checkpoint")
+            config, classes = json.loads(meta["config"]), json.loads(meta.get("classes", "[]"))
+            _check_settings(config, path)
+            net = LiteNet.from_state(config, state)
+            prior, _ = net.global_prior(np.zeros((config.get("global_size", 224),) * 2, np.float32))
+            net.local_ab(np.zeros((8, 8), np.float32), prior)    # tensors that do not fit fail here, not later
+        except Exception as e:  # noqa: BLE001 (safetensors, json and NumPy raise several kinds for a foreign file)
+            raise LiteError(e.args[0] if isinstance(e, LiteError) else
+                            f"{path}: not a usable weights file ({str(e).splitlines()[0][:120]})") from None
+        return cls(net, classes, path.name if weights else "the shipped model")
+
+    @property
+    def note(self) -> str:
+        return f"{NOTE}, model: {self.name}"
+
+    def top_classes(self, logits: np.ndarray | None, k: int = 3) -> list[tuple[str, float]]:
+        if logits is None or not self.classes:
+            return []
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        return [(self.classes[i], float(p[i])) for i in np.argsort(-p, kind="stable")[:k]]
+
+    def prior(self, rgb: np.ndarray, *, scores: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        return self._prior_from_l(self._l(rgb), scores=scores)
+
+    def _prior_from_l(self, l: np.ndarray, *, scores: bool = True):
+        g = self.net.config.get("global_size", 224)
+        return self.net.global_prior(C.normalize_l(resize(l, (g, g), antialias=True)), scores=scores)
+
+    @staticmethod
+    def _l(rgb: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 or float in [0, 1] -> (H, W) L, in bands of rows (the temporaries stay small)."""
+        h, w = rgb.shape[:2]
+        l = np.empty((h, w), np.float32 if rgb.dtype == np.uint8 else rgb.dtype)
+        rows = max(1, BAND_PIXELS // w)
+
+        def band(r0: int) -> None:
+            part = rgb[r0:r0 + rows]
+            l[r0:r0 + rows] = C.l_from_uint8(part) if rgb.dtype == np.uint8 else C.l_from_rgb(part)
+        _each_band(band, h, rows)
+        return l
+
+    def predict_ab_small(self, l: np.ndarray, prior: np.ndarray,
+                         process_size: int | None = DEFAULT_PROCESS_SIZE) -> np.ndarray:
+        """(H, W) L -> (ph, pw, 2) ab in Lab units at the size the local path saw."""
+        h, w = l.shape
+        ph, pw = process_shape(h, w, process_size)
+        small = resize(l.astype(np.float32), (ph, pw), antialias=ph * pw < h * w)
+        ab = self._local_pass(small, prior)
+        blend = self.net.config.get("coarse_blend", 0.0)
+        coarse = coarse_shape(ph, pw, self.net.config.get("global_size", 224)) if blend else None
+        if coarse:   # as inference.Colorizer: the photo at the global size too, that share of its colours
+            ab_coarse = self._local_pass(resize(small, coarse, antialias=True), prior)
+            ab_coarse = _bilinear(_bilinear(ab_coarse, ph, 0), pw, 1)
+            ab = ab + np.float32(blend) * (ab_coarse - ab)
+        return ab
+
+    def _local_pass(self, small: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        ph, pw = small.shape
+        x = np.pad(C.normalize_l(small), ((0, -ph % 8), (0, -pw % 8)), mode="edge")
+        ab = C.unnormalize_ab(self.net.local_ab(x, prior))
+        ab = _bilinear(_bilinear(ab, ab.shape[0] * 2, 0), ab.shape[1] * 2, 1)
+        return ab[:ph, :pw]
+
+    def colorize(self, rgb: np.ndarray, *, reference: np.ndarray | None = None,
+                 process_size: int | None = DEFAULT_PROCESS_SIZE, prior: np.ndarray | None = None,
+                 bits: int = 8) -> np.ndarray:
+        l = self._l(rgb)
+        if prior is None:
+            prior, _ = self.prior(reference, scores=False) if reference is not None else self._prior_from_l(l, scores=False)
+        return finish(l, self.predict_ab_small(l, prior, process_size), bits=bits)
+
+    def colorize_and_classify(self, rgb: np.ndarray, *, prior: np.ndarray | None = None,
+                              process_size: int | None = DEFAULT_PROCESS_SIZE, bits: int = 8):
+        l = self._l(rgb)
+        own_prior, logits = self._prior_from_l(l)
+        ab = self.predict_ab_small(l, own_prior if prior is None else prior, process_size)
+        return finish(l, ab, bits=bits), logits
+
+
+def finish(l: np.ndarray, ab_small: np.ndarray, *, bits: int = 8) -> np.ndarray:
+    """inference.finish: full-size L and the small ab -> (H, W, 3) sRGB uint8 (or uint16), band by band."""
+    h, w = l.shape
+    out = np.empty((h, w, 3), dtype=np.uint16 if bits == 16 else np.uint8)
+    rows = max(1, BAND_PIXELS // w)
+    y0, y1, wy = _taps(ab_small.shape[0], h)          # the rows' taps, computed once for every band
+
+    def band(r0: int) -> None:
+        r = slice(r0, min(h, r0 + rows))
+        lam = wy[r, None, None]
+        ab = _bilinear(ab_small[y0[r]] * (1 - lam) + ab_small[y1[r]] * lam, w, 1)
+        if bits == 16:
+            linear = C.lab_to_linear_keep_l(l[r].astype(np.float64), ab.astype(np.float64), 16, 1e-6)
+            out[r] = (np.clip(C.linear_to_rgb(linear), 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+        else:
+            out[r] = C.linear_to_uint8(C.lab_to_linear_keep_l(l[r], ab))
+
+    _each_band(band, h, rows)
+    return out
+
+
+def _each_band(fn, h: int, rows: int) -> None:
+    """fn(r0) for the bands of `rows` rows, on every core (NumPy lets go of the GIL; torch has its own threads)."""
+    starts = range(0, h, rows)
+    if len(starts) == 1:
+        fn(0)
+        return
+    with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
+        list(pool.map(fn, starts))   # list(): a band's exception is raised here

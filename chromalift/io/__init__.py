@@ -1,0 +1,1 @@
+"""Photos in and out: formats, metadata, 16-bit, atomic files."""

@@ -1,0 +1,1 @@
+"""The network: its configuration, the PyTorch model, and weights files."""

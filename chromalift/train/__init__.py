@@ -1,0 +1,1 @@
+"""Training: configuration, the loop, losses, schedule, validation, log, checkpoints, the GPU window."""

@@ -1,0 +1,357 @@
+"""Training data: a folder of photos -> a memory-mapped uint8 cache -> batches of (L, ab, label).
+
+Decoding JPEGs and converting to Lab on two CPU cores costs more than a small network's step, so
+`prepare()` decodes and resizes every photo once into `images.u8` (N x S x S x 3, memory-mapped),
+with the labels, each photo's colourfulness and the ab histogram of the set. `TrainBatches` then
+gathers, crops, flips and converts batches from that cache; its randomness depends only on
+(seed, epoch, photo), so an interrupted run resumes exactly and N processes see what one would.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import shutil
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, DistributedSampler
+
+from chromalift.color.lab import normalize_l, rgb_to_lab, uint8_to_float
+from chromalift.evaluation.metrics import colorfulness_u8
+from chromalift.io.photos import ImageError, find_images, read_photo
+from chromalift.train.data.augment import draw_boxes, sample_boxes
+
+AB_BINS = 32   # histogram of a*, b* over [-128, 128) in bins of 8 Lab units
+
+
+class DataError(Exception):
+    """A training folder or cache that cannot be used; str() names it and the problem."""
+
+
+@dataclass
+class Cache:
+    """A prepared training set, memory-mapped."""
+    root: Path
+    images: np.ndarray          # (N, S, S, 3) uint8
+    labels: np.ndarray          # (N,) int64, -1 = no label
+    colorfulness: np.ndarray    # (N,) float32, Hasler-Suesstrunk colourfulness of each photo
+    ab_hist: np.ndarray         # (AB_BINS, AB_BINS) float64, pixel counts of the set
+    classes: list[str]
+
+    @property
+    def size(self) -> int:
+        return self.images.shape[1]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+def _load_one(args: tuple[str, int, float]) -> tuple[np.ndarray | None, float, np.ndarray | None, str]:
+    """Decode and resize one photo; returns (pixels, colourfulness, ab histogram, status)."""
+    path, size, min_color_std = args
+    try:
+        photo = read_photo(path)
+    except ImageError as e:
+        return None, 0.0, None, f"unreadable: {e}"
+    img = Image.fromarray(photo.u8)
+    if img.size != (size, size):   # the centre square: a wide photo is cropped, never squeezed
+        w, h = img.size
+        side = min(w, h)
+        box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+        img = img.resize((size, size), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
+    pixels = np.array(img, dtype=np.uint8)
+    lab = rgb_to_lab(uint8_to_float(torch.from_numpy(pixels)))
+    ab = lab[1:].reshape(2, -1)
+    if float(ab.std(dim=1).mean()) < min_color_std:
+        return None, 0.0, None, "grey"
+    hist, _, _ = np.histogram2d(ab[0].numpy(), ab[1].numpy(), bins=AB_BINS, range=[[-128, 128], [-128, 128]])
+    return pixels, colorfulness_u8(pixels), hist, "ok"
+
+
+def scan_folder(folder: Path) -> tuple[list[Path], list[int], list[str]]:
+    """Photos under `folder` and their labels: class subfolders give labels, a flat folder gives -1."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files, labels = [], []
+    for p in find_images(folder):
+        rel = p.relative_to(folder).parts
+        files.append(p)
+        labels.append(classes.index(rel[0]) if len(rel) > 1 else -1)
+    if not files:
+        raise DataError(f"{folder}: no images found")
+    if all(label == -1 for label in labels):
+        classes = []
+    return files, labels, classes
+
+
+def labelled_files(src: Path, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
+    """The photos under `src`, their labels and the class names; with `classes` (e.g. the training set's
+    for a validation set) the labels follow that order, and a class folder outside it is an error."""
+    files, labels, found = scan_folder(src)
+    if classes is None or not found:
+        return files, labels, found
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise DataError(f"{src}: class folders not in the training classes: {', '.join(unknown[:5])}")
+    return files, [classes.index(found[i]) if i >= 0 else -1 for i in labels], classes
+
+
+def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 256, min_color_std: float = 3.0,
+            classes: list[str] | None = None, workers: int | None = None, progress: bool = True) -> Cache:
+    """Decode every photo under `src` once, resized to size x size, into a cache folder `dst`.
+
+    Photos whose a*b* standard deviation is below `min_color_std` (Lab units) are skipped as near-grey,
+    as the paper removed low-colour-variance images; unreadable files are skipped and counted.
+    `classes` fixes the label order (e.g. a validation set uses the training set's classes).
+    The cache is built beside `dst` and moved into place; a failure leaves what was there before.
+    """
+    src, dst = Path(src), Path(dst)
+    check_cache_destination(src, dst)
+    files, labels, classes = labelled_files(src, classes)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_builds(dst)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}{BUILD_MARK}", dir=dst.parent))
+    try:
+        _build(src, dst, tmp, files, labels, classes, size, min_color_std, workers, progress)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)    # on any failure, Ctrl-C included; empty after success
+    return load_cache(dst)
+
+
+BUILD_MARK = ".prepare-"
+CACHE_FILES = ("images.npy", "labels.npy", "colorfulness.npy", "ab_hist.npy")
+
+
+def check_cache_destination(src: Path, dst: Path) -> None:
+    """Refuse a cache folder that is, holds or lies inside the photos, or is a folder that is not a cache."""
+    s, d = src.resolve(), dst.resolve()
+    if d == s or d.is_relative_to(s) or s.is_relative_to(d):
+        raise DataError(f"{dst}: the cache must be outside the photo folder {src} (and not contain it)")
+    if d.exists() and not d.is_dir():
+        raise DataError(f"{dst}: is a file, not a cache folder")
+    if d.is_dir() and any(d.iterdir()) and not (d / "meta.json").is_file():
+        raise DataError(f"{dst}: a folder that is not a prepared cache; refusing to write into it")
+
+
+def _remove_stale_builds(dst: Path) -> None:
+    """Remove build folders that a killed `prepare` of this same cache left beside it."""
+    for stale in dst.parent.glob(f".{dst.name}{BUILD_MARK}*"):
+        if stale.is_dir() and all(f.name in (*CACHE_FILES, "meta.json", "images.hdr") for f in stale.iterdir()):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _install(tmp: Path, dst: Path) -> None:
+    """Move a finished cache into place; an old cache there loses only the files a cache consists of."""
+    if not dst.exists():
+        os.replace(tmp, dst)
+        return
+    (dst / "meta.json").unlink(missing_ok=True)    # until the new meta.json lands, dst is not a cache
+    for name in CACHE_FILES:
+        os.replace(tmp / name, dst / name)
+    os.replace(tmp / "meta.json", dst / "meta.json")
+
+
+def _build(src: Path, dst: Path, tmp: Path, files: list[Path], labels: list[int], classes: list[str],
+           size: int, min_color_std: float, workers: int | None, progress: bool) -> None:
+    from chromalift.progress import bar as progress_bar
+
+    images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
+    kept_labels, colorfulness, kept_files = [], [], []
+    hist = np.zeros((AB_BINS, AB_BINS))
+    skipped = {"grey": 0, "unreadable": 0}
+    n = 0
+    jobs = [(str(f), size, min_color_std) for f in files]
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), initializer=torch.set_num_threads,
+                             initargs=(1,)) as pool:
+        results = pool.map(_load_one, jobs, chunksize=64)
+        for f, label, (pixels, cf, h, status) in progress_bar(zip(files, labels, results), total=len(files),
+                                                     desc=f"prepare {src.name}", disable=not progress, unit="img"):
+            if pixels is None:
+                skipped["grey" if status == "grey" else "unreadable"] += 1
+                continue
+            images[n] = pixels
+            kept_labels.append(label)
+            colorfulness.append(cf)
+            kept_files.append(str(f.relative_to(src)))
+            hist += h
+            n += 1
+    if n == 0:
+        raise DataError(f"{src}: none of the {len(files)} images is usable ({skipped['grey']} near-grey, "
+                        f"{skipped['unreadable']} unreadable)")
+    images.flush()
+    del images
+    _truncate_npy(tmp / "images.npy", n, (size, size, 3))
+    np.save(tmp / "labels.npy", np.asarray(kept_labels, dtype=np.int64))
+    np.save(tmp / "colorfulness.npy", np.asarray(colorfulness, dtype=np.float32))
+    np.save(tmp / "ab_hist.npy", hist)
+    meta = {"source": str(src.resolve()), "size": size, "count": n, "classes": classes,
+            "min_color_std": min_color_std, "skipped": skipped, "files": kept_files}
+    (tmp / "meta.json").write_text(json.dumps(meta))
+    _install(tmp, dst)
+
+
+def _truncate_npy(path: Path, n: int, item_shape: tuple[int, ...]) -> None:
+    """Shrink an .npy file written for more rows to its first n rows, in place (skipped photos leave a tail)."""
+    full = np.load(path, mmap_mode="r")
+    if full.shape[0] == n:
+        return
+    del full
+    header_tmp = path.with_suffix(".hdr")
+    with open(header_tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (n, *item_shape)})
+    old = np.load(path, mmap_mode="r")
+    offset = old.offset
+    del old
+    new_header = header_tmp.read_bytes()
+    header_tmp.unlink()
+    with open(path, "r+b") as f:
+        f.seek(0)
+        if len(new_header) != offset:
+            raise DataError(f"{path}: cannot rewrite the array header")
+        f.write(new_header)
+        f.truncate(offset + n * int(np.prod(item_shape)))
+
+
+def load_cache(path: str | os.PathLike) -> Cache:
+    path = Path(path)
+    meta_file = path / "meta.json"
+    if not meta_file.exists():
+        raise DataError(f"{path}: not a prepared cache (no meta.json); run `colorize prepare` on a photo folder")
+    meta = json.loads(meta_file.read_text())
+    return Cache(root=path, images=np.load(path / "images.npy", mmap_mode="r"),
+                 labels=np.load(path / "labels.npy"), colorfulness=np.load(path / "colorfulness.npy"),
+                 ab_hist=np.load(path / "ab_hist.npy"), classes=meta["classes"])
+
+
+def sampling_weights(cache: Cache, color_sampling: float = 0.0, class_weights: str = "") -> np.ndarray | None:
+    """How often each photo is drawn, relative to the others (None: uniformly): colourfulness^p, times W for
+    photos of the classes matching each "PATTERN=W" of `class_weights` (the first pattern that matches)."""
+    weights = cache.colorfulness.astype(np.float64) ** color_sampling if color_sampling else None
+    rules = [item.rsplit("=", 1) for item in class_weights.split(",") if item.strip()]
+    if not rules:
+        return weights
+    per_class = np.ones(len(cache.classes) + 1)       # the last entry: unlabelled photos (label -1)
+    for rule in rules:
+        try:
+            pattern, weight = rule[0].strip(), float(rule[1])
+        except (IndexError, ValueError):
+            raise ValueError(f"--class-weights {class_weights!r}: write PATTERN=W, e.g. 'fl_*=2'") from None
+        if not weight > 0 or not np.isfinite(weight):
+            raise ValueError(f"--class-weights {pattern}={rule[1]}: a weight must be a positive number")
+        matched = [i for i, name in enumerate(cache.classes) if fnmatch.fnmatchcase(name, pattern)]
+        if not matched:
+            raise ValueError(f"--class-weights {pattern}: matches none of the {len(cache.classes)} classes")
+        for i in matched:
+            per_class[i] = weight if per_class[i] == 1 else per_class[i]
+    by_photo = per_class[np.asarray(cache.labels)]
+    return by_photo if weights is None else weights * by_photo
+
+
+def rebalance_weights(ab_hist: np.ndarray, mix: float) -> torch.Tensor:
+    """Per-ab-bin loss weights that favour rare (saturated) colours, after Zhang et al. (2016).
+
+    w = 1 / ((1 - mix) * p + mix / Q) over the Q occupied bins, normalised so that E_p[w] = 1;
+    mix = 1 gives uniform weights (the paper's plain MSE).
+    """
+    p = ab_hist / ab_hist.sum()
+    occupied = p > 0
+    w = np.zeros_like(p)
+    w[occupied] = 1.0 / ((1.0 - mix) * p[occupied] + mix / occupied.sum())
+    w /= (p * w).sum()
+    return torch.from_numpy(w).float().flatten()   # indexed by ab_bin_index
+
+
+def ab_bin_index(ab: torch.Tensor) -> torch.Tensor:
+    """(B, 2, H, W) ab in Lab units -> (B, H, W) index into the flattened AB_BINS x AB_BINS histogram."""
+    idx = ((ab + 128.0) / (256.0 / AB_BINS)).long().clamp_(0, AB_BINS - 1)
+    return idx[:, 0] * AB_BINS + idx[:, 1]
+
+
+class EpochSampler(DistributedSampler):
+    """torch's DistributedSampler (shuffled per epoch, sharded rank::world), optionally drawing photos
+    with probability proportional to `weights` (colour-aware sampling) instead of a permutation."""
+
+    def __init__(self, n: int, *, seed: int, rank: int = 0, world: int = 1, weights: np.ndarray | None = None):
+        super().__init__(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
+
+    def __iter__(self):
+        if self.weights is None:
+            return super().__iter__()
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.multinomial(self.weights, self.total_size, replacement=True, generator=g).tolist()
+        return iter(order[self.rank:self.total_size:self.num_replicas])
+
+
+def l_and_ab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 3, c, c) RGB in [0, 1] -> the network's input L, normalised, and its target ab at half size."""
+    lab = rgb_to_lab(rgb)
+    return normalize_l(lab[:, :1]), torch.nn.functional.avg_pool2d(lab[:, 1:], 2)
+
+
+class TrainBatches(Dataset):
+    """Item b = the b-th batch of one epoch as (L, ab, labels): L and ab normalised, ab at half size.
+
+    Crops and flips are drawn from a generator seeded by (seed, epoch, photo index), so they do not
+    depend on batch size, worker count or process rank.
+    """
+
+    def __init__(self, cache: Cache, order: list[int], batch_size: int, *, crop: int, flip: bool, seed: int,
+                 epoch: int, train: bool = True, zoom: float = 1.0):
+        if crop > cache.size:
+            raise DataError(f"crop {crop} is larger than the cached photos ({cache.size} px); prepare with a larger --size")
+        self.cache, self.crop, self.flip, self.seed, self.epoch, self.train = cache, crop, flip, seed, epoch, train
+        self.zoom = zoom if train else 1.0
+        # training drops a last partial batch (every step has the same batch size); evaluation keeps it
+        last = len(order) - batch_size + 1 if train else len(order)
+        self.batches = [order[i:i + batch_size] for i in range(0, max(last, 0), batch_size)]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = self.batches[b]
+        rgb = self._zoomed(idx) if self.zoom > 1 else uint8_to_float(self._crops(idx))
+        return (*l_and_ab(rgb), torch.from_numpy(self.cache.labels[idx]))
+
+    def _generator(self, i: int) -> torch.Generator:
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + i)
+
+    def _zoomed(self, idx: list[int]) -> torch.Tensor:
+        """Each photo's random box (augment.draw_boxes) enlarged to the crop, as (B, 3, c, c) floats."""
+        boxes, flips = [], []
+        for i in idx:
+            g = self._generator(i)
+            boxes.append(draw_boxes(1, photo=self.cache.size, crop=self.crop, zoom=self.zoom, generator=g))
+            flips.append(self.flip and bool(torch.randint(0, 2, (1,), generator=g)))
+        photos = uint8_to_float(torch.from_numpy(np.stack([self.cache.images[i] for i in idx])))
+        return sample_boxes(photos, torch.cat(boxes), torch.tensor(flips), self.crop)
+
+    def _crops(self, idx: list[int]) -> torch.Tensor:
+        """Each photo's random (or, in evaluation, centre) crop, flipped at random, as (B, c, c, 3) uint8."""
+        s, c = self.cache.size, self.crop
+        crops = []
+        for i in idx:
+            if self.train:
+                g = self._generator(i)
+                y, x = torch.randint(0, s - c + 1, (2,), generator=g).tolist()
+                flip = self.flip and bool(torch.randint(0, 2, (1,), generator=g))
+            else:  # evaluation: the centre crop, unflipped
+                y = x = (s - c) // 2
+                flip = False
+            img = self.cache.images[i, y:y + c, x:x + c]
+            crops.append(img[:, ::-1] if flip else img)
+        return torch.from_numpy(np.ascontiguousarray(np.stack(crops)))
+
+
+def eval_batches(cache: Cache, batch_size: int, crop: int) -> TrainBatches:
+    """The whole cache in order as centre crops, unflipped, the last batch kept."""
+    return TrainBatches(cache, list(range(len(cache))), batch_size, crop=crop, flip=False, seed=0, epoch=0,
+                        train=False)

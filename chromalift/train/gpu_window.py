@@ -1,0 +1,234 @@
+"""One command for a short, fixed GPU window (a rented instance, a cluster slot): check the GPU, run a
+smoke step, train to a time budget, evaluate on the validation pack, and leave fp16 weights in parts
+small enough to download plus a JSON summary, which it also prints.
+
+    python -m chromalift.train.gpu_window --train mp.npz --val mp-val.npz --out "$OUT" --minutes 7
+    colorize join OUT/ weights.safetensors          # back home: parts -> one checksummed weights file
+
+Needs only torch, numpy, Pillow, safetensors and tqdm (no kornia, PyAV or scikit-image), run from the
+repository root without installing. The run folder (checkpoints, caches) lives outside --out, which
+receives at most 8 files: the parts, manifest.json, summary.json and the training log.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+PART_BYTES = 15 * 2**20          # each part below the 16 MiB a window lets come back
+MANIFEST = "manifest.json"
+MAX_PARTS = 5                    # + manifest, summary and training log = the 8 files a window returns
+
+
+class WindowError(Exception):
+    """The window cannot run as asked; str() says why in one line."""
+
+
+def check_device(device: str) -> dict:
+    """What the machine offers; WindowError when the device asked for is not there."""
+    info = {"torch": torch.__version__, "python": sys.version.split()[0], "cuda": torch.cuda.is_available()}
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise WindowError(f"--device {device}: no CUDA device here (torch {torch.__version__})")
+        props = torch.cuda.get_device_properties(0)
+        info |= {"gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+                 "bf16": torch.cuda.is_bf16_supported()}
+    return info
+
+
+def _config(args, out: str, **changes):
+    from chromalift.train.loop import TrainConfig
+    cfg = {"data": args.train, "val": args.val, "out": out, "width": args.width, "crop": args.crop, "batch_size": args.batch_size,
+               "steps": args.steps, "minutes": args.minutes, "schedule": "cosine", "warmup": args.warmup, "optimizer": "adam",
+               "lr": args.lr, "alpha": args.alpha, "device": args.device, "workers": args.workers,
+               "eval_every": args.eval_every or 10**9,
+               "ckpt_every": args.ckpt_every, "log_every": args.log_every, "progress": False, "compile": args.compile,
+               "init": args.init, "seed": args.seed, "zoom": args.zoom, "loss": args.loss, "ab_bins": args.ab_bins,
+               "ab_prune": args.ab_prune, "ab_soft": args.ab_soft}
+    return TrainConfig(**(cfg | changes))
+
+
+def smoke(args, work: Path) -> dict:
+    """A short training run on a throwaway model: the whole path works, the loss is finite; images/s."""
+    from chromalift.train.loop import train
+    run = work / "smoke"
+    train(_config(args, str(run), val=None, steps=10**9, minutes=args.smoke_seconds / 60.0, init=None,
+                  ckpt_every=10**9, log_every=5))
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    losses = [r for r in records if "loss" in r]
+    if not losses or not all(math.isfinite(r["loss"]) for r in losses):
+        raise WindowError("smoke step: the loss is not finite; not training")
+    shutil.rmtree(run, ignore_errors=True)
+    return {"steps": losses[-1]["step"], "images_per_s": losses[-1]["images_per_s"], "loss": losses[-1]["loss"]}
+
+
+def split_weights(weights: Path, out: Path, part_bytes: int = PART_BYTES) -> dict:
+    """Cut a weights file into parts of at most part_bytes; the manifest holds every part's SHA-256."""
+    data = weights.read_bytes()
+    if math.ceil(len(data) / part_bytes) > MAX_PARTS:
+        raise WindowError(f"{weights}: {len(data) / 2**20:.1f} MiB does not fit in {MAX_PARTS} parts of "
+                          f"{part_bytes / 2**20:.1f} MiB (a window returns at most 8 files)")
+    parts = []
+    for i in range(0, max(len(data), 1), part_bytes):
+        name = f"{weights.name}.part{i // part_bytes:02d}"
+        chunk = data[i:i + part_bytes]
+        (out / name).write_bytes(chunk)
+        parts.append({"name": name, "bytes": len(chunk), "sha256": hashlib.sha256(chunk).hexdigest()})
+    manifest = {"file": weights.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "parts": parts}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def join_parts(folder: str | Path, dst: str | Path, *, overwrite: bool = False) -> Path:
+    """Reassemble the parts listed in folder/manifest.json into dst, every checksum verified, then check
+    that the result loads as chromalift weights. Nothing is written unless all of it is right."""
+    from chromalift.io.atomic import already_exists, atomic_write
+    from chromalift.model.weights import CheckpointError, load_weights
+
+    folder, dst = Path(folder), Path(dst)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        parts = manifest["parts"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise WindowError(f"{folder / MANIFEST}: not a parts manifest ({e})") from None
+    if dst.exists() and not overwrite:
+        raise WindowError(already_exists(dst))
+    chunks = []
+    for part in parts:
+        path = folder / Path(part["name"]).name
+        if not path.is_file():
+            raise WindowError(f"{path}: part missing")
+        chunk = path.read_bytes()
+        if hashlib.sha256(chunk).hexdigest() != part["sha256"]:
+            raise WindowError(f"{path}: checksum mismatch (damaged or incomplete download)")
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    if hashlib.sha256(data).hexdigest() != manifest["sha256"]:
+        raise WindowError(f"{folder}: the joined file's checksum does not match the manifest")
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "joined.safetensors"
+        probe.write_bytes(data)
+        try:
+            load_weights(probe)
+        except CheckpointError as e:
+            raise WindowError(f"{folder}: the joined weights do not load ({e})") from None
+    atomic_write(dst, lambda tmp: Path(tmp).write_bytes(data))
+    return dst
+
+
+def _choose_checkpoint(args, run: Path, records: list[dict], summary: dict) -> Path:
+    """The last weights; with --eval-every, those of the best validation (lowest a*b* MSE), which guards a
+    run that goes over a small pack hundreds of times against ending overfitted. The summary says which."""
+    vals = [r for r in records if "val_mse" in r]
+    summary["val_curve"] = [{k: r[k] for k in ("step", "val_mse", "val_psnr", "val_colorfulness", "val_top1") if k in r}
+                            for r in vals]
+    if args.eval_every and vals and (run / "best.pt").exists():
+        best = min(vals, key=lambda r: r["val_mse"])
+        summary["val"] = {k: v for k, v in best.items() if k.startswith("val_")}
+        summary["weights_from"] = f"best validation (step {best['step']})"
+        return run / "best.pt"
+    summary["weights_from"] = "last step"
+    return run / "last.pt"
+
+
+def run_window(args) -> dict:
+    """The whole window; returns (and writes to --out) the summary."""
+    from chromalift.model.weights import model_from_checkpoint, save_weights
+    from chromalift.train.data.pack import is_pack, read_pack_meta
+    from chromalift.train.loop import train
+
+    t0 = time.time()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "device": check_device(args.device)}
+    print(f"window: {json.dumps(summary['device'])}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="colorize-window-") as tmp:
+        work = Path(tmp)
+        if args.smoke_seconds > 0:
+            summary["smoke"] = smoke(args, work)
+            print(f"window: smoke {json.dumps(summary['smoke'])}", flush=True)
+        if is_pack(args.train):                  # what the run learnt from, and what its compression cost
+            meta = read_pack_meta(args.train)
+            summary["pack"] = {"codec": "jpeg"} | {k: meta[k] for k in ("count", "available", "codec", "quality",
+                                                                         "l_psnr_mean", "ab_psnr_mean") if k in meta}
+        run = work / "run"
+        cfg = _config(args, str(run))
+        t_train = time.time()
+        summary["val"] = train(cfg)       # the trainer validates on --val at the end of the budget
+        summary["train_minutes"] = (time.time() - t_train) / 60
+        records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+        steps = [r for r in records if "loss" in r]
+        last = steps[-1]
+        summary["train"] = {"steps": last["step"], "image_steps": last["step"] * args.batch_size,
+                            "images_per_s": last["images_per_s"], "mfu": last.get("mfu"), "loss": last["loss"],
+                            "config": {k: v for k, v in asdict(cfg).items() if k not in ("out",)}}
+        checkpoint = _choose_checkpoint(args, run, records, summary)
+        model, classes, info = model_from_checkpoint(checkpoint)
+        weights = work / "weights.safetensors"
+        info |= {"trained": {"image_steps": summary["train"]["image_steps"], "hardware": summary["device"],
+                             "minutes": round(summary["train_minutes"], 2), "recipe": summary["train"]["config"]}}
+        save_weights(weights, model.cpu(), classes=classes, half=True, info=info)
+        summary["weights"] = split_weights(weights, out, int(args.part_mib * 2**20))
+        shutil.copy(run / "log.jsonl", out / "train-log.jsonl")
+    summary["total_minutes"] = (time.time() - t0) / 60
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m chromalift.train.gpu_window", description=__doc__.split("\n\n")[0])
+    p.add_argument("--train", required=True, help="training pack (colorize pack) or cache")
+    p.add_argument("--val", help="validation pack, evaluated at the end")
+    p.add_argument("--out", required=True, help="folder for the weight parts, manifest.json and summary.json")
+    p.add_argument("--minutes", type=float, default=7.0, help="training budget in minutes (the schedule ends there)")
+    p.add_argument("--steps", type=int, default=10**9, help="at most this many steps (tests: 2)")
+    p.add_argument("--smoke-seconds", type=float, default=20.0, help="length of the smoke step (0 = none)")
+    p.add_argument("--width", type=float, default=1.0, help="model width (1.0 = the paper's network)")
+    p.add_argument("--crop", type=int, default=128, help="training crop = global input size")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam's peak learning rate")
+    p.add_argument("--warmup", type=float, default=0.05, help="warm-up fraction of the run")
+    p.add_argument("--zoom", type=float, default=1.0, help="zoom augmentation (colorize train --zoom; 1 = off)")
+    p.add_argument("--alpha", type=float, default=1 / 300, help="weight of the scene classification loss")
+    p.add_argument("--loss", default="mse", help="mse (the paper) or classify (ab bins; colorize train --loss)")
+    p.add_argument("--ab-bins", type=int, default=22, help="grid side of the ab bins for --loss classify")
+    p.add_argument("--ab-prune", action="store_true", help="--loss classify over only the bins the pack's photos use")
+    p.add_argument("--ab-soft", type=float, default=0.0, help="--loss classify with soft targets over each colour's 5 "
+                   "nearest bins, this sigma in Lab units (colorize train --ab-soft; 0 = hard targets)")
+    p.add_argument("--init", help="start from these weights (same architecture; another colour head starts all but its last layer)")
+    p.add_argument("--device", default="cuda", help="cuda (the window), or cpu for a dry run")
+    p.add_argument("--workers", type=int, default=0, help="data-loading processes when batches are not resident")
+    p.add_argument("--eval-every", type=int, default=0, help="also validate every N steps and return the weights "
+                   "of the best validation instead of the last (0 = validate at the end only)")
+    p.add_argument("--ckpt-every", type=int, default=2000)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--compile", action="store_true", help="torch.compile (costs a cold start)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--part-mib", type=float, default=PART_BYTES / 2**20, help="size of each weights part")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from chromalift.model.weights import CheckpointError
+    from chromalift.train.data.cache import DataError
+    try:
+        summary = run_window(args)
+    except (WindowError, DataError, CheckpointError, ValueError) as e:
+        print(f"window: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The training losses: the paper's MSE on normalised ab (optionally rebalanced), or Zhang et al.'s
+cross-entropy over ab bins, plus alpha x the scene classification cross-entropy; the bins photos use, to
+which a head can be cut (`ModelConfig.ab_keep`); and what rebalancing weighted each bin by, which
+`checkpoint.logit_adjusted` takes back at inference."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from chromalift.color.lab import AB_RANGE, normalize_ab, rgb_to_lab
+from chromalift.train.data.cache import ab_bin_index, rebalance_weights
+
+
+def ab_bin_targets(ab: torch.Tensor, bins: int) -> torch.Tensor:
+    """(B, 2, h, w) ab in Lab units -> (B, h, w) index of its bin in the model's bins x bins grid."""
+    idx = (normalize_ab(ab) * bins).long().clamp_(0, bins - 1)
+    return idx[:, 0] * bins + idx[:, 1]
+
+
+def _sampled_ab(images: np.ndarray, photos: int, seed: int):
+    """The a*b* (B, 2, S, S) of a random sample of up to `photos` of these (N, S, S, 3) uint8 photos, 64 at
+    a time (bounded memory)."""
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(images), size=min(photos, len(images)), replace=False))
+    for start in range(0, len(chosen), 64):
+        rgb = torch.from_numpy(np.asarray(images[chosen[start:start + 64]])).permute(0, 3, 1, 2).float() / 255.0
+        yield rgb_to_lab(rgb)[:, 1:]
+
+
+def used_ab_bins(images: np.ndarray, bins: int, *, photos: int = 3000, seed: int = 0) -> tuple[int, ...]:
+    """The bins of the bins x bins grid that the colours of up to `photos` of these (N, S, S, 3) uint8 photos
+    (a random sample) fall in, as row-major indices: what a head with `ab_keep` predicts; () (the whole
+    grid) where they fall in fewer than two."""
+    counts = torch.zeros(bins * bins, dtype=torch.long)
+    for ab in _sampled_ab(images, photos, seed):
+        counts += torch.bincount(ab_bin_targets(ab, bins).flatten(), minlength=bins * bins)
+    used = tuple(torch.nonzero(counts).flatten().tolist())
+    return used if len(used) >= 2 else ()
+
+
+def head_bin_weights(images: np.ndarray, ab_hist: np.ndarray, rebalance: float, bins: int,
+                     keep: tuple[int, ...] = (), *, photos: int = 2000, seed: int = 0) -> torch.Tensor:
+    """The mean `--rebalance` loss weight of the training pixels whose target is each output of a head over
+    the bins x bins grid (or its `keep` bins), from up to `photos` of these (N, S, S, 3) uint8 photos: the
+    factor by which the weighted cross-entropy inflates that bin's probability. 1 for a bin no pixel hit."""
+    weights, lookup = rebalance_weights(ab_hist, 1.0 - rebalance), head_bin_lookup(bins, keep)
+    outputs = len(keep) or bins * bins
+    sums, counts = torch.zeros(outputs, dtype=torch.float64), torch.zeros(outputs, dtype=torch.float64)
+    for ab in _sampled_ab(images, photos, seed):
+        target = ab_bin_targets(ab, bins) if lookup is None else lookup[ab_bin_targets(ab, bins)]
+        sums += torch.bincount(target.flatten(), weights=weights[ab_bin_index(ab)].flatten().double(),
+                               minlength=outputs)
+        counts += torch.bincount(target.flatten(), minlength=outputs).double()
+    return torch.where(counts > 0, sums / counts.clamp(min=1.0), torch.ones_like(sums)).float()
+
+
+def head_bin_lookup(bins: int, keep: tuple[int, ...]) -> torch.Tensor | None:
+    """(bins^2,) the head's output index for every bin of the grid with a cut head (`keep`): the kept bin
+    itself, or for a colour no kept bin holds the nearest kept bin. None for a head over the whole grid."""
+    if not keep:
+        return None
+    cells = torch.stack(torch.meshgrid(torch.arange(bins), torch.arange(bins), indexing="ij"), -1).reshape(-1, 2)
+    return torch.cdist(cells.float(), cells[list(keep)].float()).argmin(dim=1)
+
+
+def ab_bin_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, Q, h, w) bin logits and (B, h, w) bin indices -> (B, 1, h, w) per-pixel cross-entropy (in float32).
+
+    The bins as the last axis: a view of channels_last logits, so no transposing copy of 63 million numbers
+    forwards and backwards (benchmarks/loss_speed.py)."""
+    b, q, h, w = logits.shape
+    flat = logits.permute(0, 2, 3, 1).reshape(-1, q).float()
+    return F.cross_entropy(flat, target.reshape(-1), reduction="none").view(b, 1, h, w)
+
+
+SOFT_NEIGHBOURS = 5   # Zhang et al.: each colour's target spreads over its 5 nearest bins
+_CELL = 2.0           # Lab units: the side of the ab cells that SoftBins lists candidate bins for
+
+
+class SoftBins:
+    """Zhang et al. 2016's soft-encoding of colours over a head's bins: each colour's SOFT_NEIGHBOURS nearest
+    bins, weighted by exp(-d^2 / 2 sigma^2) and normalised.
+
+    Measuring every colour against every bin (131k pixels x 193 bins a batch) cost a quarter of a training
+    step; instead each 2-unit cell of the ab plane lists the bins that can be among the nearest of any colour
+    in it (those within its centre's 5th-nearest distance plus the cell's diagonal, by the triangle
+    inequality), and a colour is measured against its cell's few: the same bins and weights, exactly."""
+
+    def __init__(self, centres: torch.Tensor, sigma: float, *, ab_range: float = AB_RANGE):
+        """centres: (Q, 2) the head's bin centres in Lab units."""
+        centres = centres.float().cpu()
+        self.sigma, self.ab_range, self.k = float(sigma), ab_range, min(SOFT_NEIGHBOURS, len(centres))
+        side = math.ceil(2 * ab_range / _CELL)
+        mids = (torch.arange(side, dtype=torch.float32) + 0.5) * _CELL - ab_range
+        cells = torch.stack(torch.meshgrid(mids, mids, indexing="ij"), -1).reshape(-1, 2)
+        d = torch.cdist(cells.double(), centres.double())                                  # (cells, Q)
+        reach = d.kthvalue(self.k, dim=1).values + _CELL * math.sqrt(2.0)
+        near = d <= reach[:, None]
+        width = int(near.sum(1).max())
+        # each cell's candidates first, padded with a far-away dummy bin (index Q) that is never among the nearest
+        order = torch.where(near, d, torch.full_like(d, math.inf)).argsort(dim=1)[:, :width]
+        self.candidates = torch.where(near.gather(1, order), order, torch.full_like(order, len(centres)))
+        self.points = torch.cat([centres, torch.full((1, 2), 1e6)])                        # (Q + 1, 2)
+        self.side = side
+
+    def to(self, device: torch.device) -> SoftBins:
+        self.candidates, self.points = self.candidates.to(device), self.points.to(device)
+        return self
+
+    def encode(self, colours: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 2) colours in Lab units -> ((N, k) indices of their nearest bins, (N, k) float32 weights)."""
+        colours = colours.float()
+        cell = ((colours + self.ab_range) / _CELL).long().clamp_(0, self.side - 1)   # beyond sRGB: the edge cells
+        cands = self.candidates[cell[:, 0] * self.side + cell[:, 1]]                       # (N, width)
+        d2 = (self.points[cands] - colours[:, None]).square().sum(-1)
+        d2, pick = d2.topk(self.k, dim=1, largest=False)
+        return cands.gather(1, pick), torch.softmax(-d2 / (2.0 * self.sigma * self.sigma), dim=1)
+
+
+def ab_bin_soft_cross_entropy(logits: torch.Tensor, ab: torch.Tensor, soft: SoftBins) -> torch.Tensor:
+    """(B, Q, h, w) bin logits, (B, 2, h, w) ab in Lab units -> (B, 1, h, w) cross-entropy (float32) against
+    the soft targets of `soft`. The weights sum to one, so -sum w log p = logsumexp(logits) - sum w logits."""
+    b, q, h, w = logits.shape
+    with torch.autocast(ab.device.type, enabled=False):   # targets in float32 whatever the step runs in
+        nearest, weights = soft.encode(ab.permute(0, 2, 3, 1).reshape(-1, 2))
+    flat = logits.permute(0, 2, 3, 1).reshape(-1, q).float()
+    return (torch.logsumexp(flat, dim=1) - (flat.gather(1, nearest) * weights).sum(dim=1)).view(b, 1, h, w)
+
+
+def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor | None, ab_bins: int = 0,
+                 ab_lookup: torch.Tensor | None = None, ab_soft: SoftBins | None = None):
+    """-> (total loss, colour loss (MSE, or cross-entropy over ab bins), classification CE or None, logits).
+    A head over some of the grid's bins takes their `head_bin_lookup` as ab_lookup; soft targets take
+    ab_soft = their SoftBins."""
+    pred, logits = model(l)
+    if ab_bins and ab_soft is not None:
+        se = ab_bin_soft_cross_entropy(pred, ab, ab_soft)
+    elif ab_bins:
+        target = ab_bin_targets(ab, ab_bins)
+        se = ab_bin_cross_entropy(pred, target if ab_lookup is None else ab_lookup[target])
+    else:
+        se = (pred.float() - normalize_ab(ab)) ** 2                # (B, 2, h, w)
+    if ab_weights is not None:
+        se = se * ab_weights[ab_bin_index(ab)][:, None]
+    mse = se.mean()
+    ce = None
+    if logits is not None and bool((labels >= 0).any()):
+        ce = F.cross_entropy(logits.float(), labels, ignore_index=-1)
+    return (mse + alpha * ce if ce is not None else mse), mse, ce, logits
