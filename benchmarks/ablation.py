@@ -72,7 +72,7 @@ def measure(args: argparse.Namespace, name: str) -> dict:
 
     from chromalift.evaluation.evaluate import evaluate
     from chromalift.inference.colorizer import Colorizer
-    from chromalift.model.weights import model_from_checkpoint
+    from chromalift.train.checkpoint import model_from_checkpoint
 
     run = run_dir(args, name)
     model, classes, info = model_from_checkpoint(run / "last.pt")

@@ -21,7 +21,8 @@ import itertools
 
 from chromalift.evaluation.evaluate import evaluate
 from chromalift.inference.colorizer import Colorizer
-from chromalift.inference.geometry import DEFAULT_PROCESS_SIZE, GLOBAL_FLIPS
+from chromalift.inference.geometry import DEFAULT_PROCESS_SIZE
+from chromalift.model.config import GLOBAL_FLIPS
 from chromalift.model.weights import recalibrated
 
 

@@ -14,17 +14,8 @@ from helpers import make_photo_folder
 
 from chromalift.color.lab import rgb_to_lab
 from chromalift.model.network import ColorizationNet, ModelConfig, ab_bin_centres
-from chromalift.model.weights import (
-    HEAD,
-    CheckpointError,
-    config_from,
-    load_checkpoint,
-    load_weights,
-    logit_adjusted,
-    pruned,
-    save_checkpoint,
-    save_weights,
-)
+from chromalift.model.weights import HEAD, CheckpointError, config_from, load_weights, logit_adjusted, pruned, save_weights
+from chromalift.train.checkpoint import load_checkpoint, save_checkpoint
 from chromalift.train.data.cache import ab_bin_index, load_cache, prepare, rebalance_weights
 from chromalift.train.loop import TrainConfig, train
 from chromalift.train.losses import ab_bin_targets, compute_loss, head_bin_lookup, head_bin_weights, used_ab_bins

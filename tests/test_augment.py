@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from helpers import make_photo_folder
 
-from chromalift.model.weights import load_checkpoint
+from chromalift.train.checkpoint import load_checkpoint
 from chromalift.train.data.augment import draw_boxes, sample_boxes
 from chromalift.train.data.cache import TrainBatches, prepare
 from chromalift.train.data.device_batches import DeviceBatches

@@ -5,14 +5,8 @@ import torch
 from safetensors.torch import save_file
 
 from chromalift.model.network import ColorizationNet, ModelConfig
-from chromalift.model.weights import (
-    CheckpointError,
-    clean_state_dict,
-    load_checkpoint,
-    load_weights,
-    save_checkpoint,
-    save_weights,
-)
+from chromalift.model.weights import CheckpointError, clean_state_dict, load_weights, save_weights
+from chromalift.train.checkpoint import load_checkpoint, save_checkpoint
 
 CONFIG = ModelConfig(num_classes=4, width=0.125, global_size=32)
 
@@ -139,7 +133,7 @@ def test_weights_take_other_settings_from_weights_and_never_write_the_source(tmp
     from safetensors import safe_open
 
     from chromalift.cli.main import main
-    from chromalift.inference.geometry import DEFAULT_WEIGHTS
+    from chromalift.model.config import DEFAULT_WEIGHTS
     torch.manual_seed(0)
     model = ColorizationNet(replace(CONFIG, ab_bins=4, ab_gain=1.2, ab_temperature=0.3, global_flip="scenes"))
     src = tmp_path / "src.safetensors"

@@ -140,7 +140,7 @@ def test_the_window_can_return_its_best_validation_instead_of_its_last_step(pack
 
 
 def test_device_batches_resume_exactly(packs, tmp_path):
-    from chromalift.model.weights import load_checkpoint
+    from chromalift.train.checkpoint import load_checkpoint
     from chromalift.train.loop import TrainConfig, train
     train_pack, _ = packs
     base = {"data": str(train_pack), "width": 0.125, "crop": 32, "batch_size": 4, "workers": 0, "threads": 1, "progress": False,

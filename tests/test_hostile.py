@@ -26,7 +26,8 @@ from safetensors.torch import save_file
 from chromalift.cli.main import main
 from chromalift.io.atomic import atomic_write
 from chromalift.io.photos import ImageError, read_photo
-from chromalift.model.weights import CheckpointError, load_weights, save_checkpoint
+from chromalift.model.weights import CheckpointError, load_weights
+from chromalift.train.checkpoint import save_checkpoint
 from chromalift.train.data.cache import DataError, prepare
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -74,7 +74,7 @@ def test_a_diverged_training_run_stops_with_one_line(tmp_path, monkeypatch, caps
                "--workers", "0", "--threads", "1", "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 1 and "diverged" in err and "step 4" in err and "Traceback" not in err
-    from chromalift.model.weights import load_checkpoint
+    from chromalift.train.checkpoint import load_checkpoint
     state = load_checkpoint(tmp_path / "run" / "last.pt")
     assert state["step"] == 2 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 

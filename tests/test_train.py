@@ -16,7 +16,8 @@ import torch
 from helpers import gradient_rgb, make_photo_folder
 from PIL import Image
 
-from chromalift.model.weights import CheckpointError, load_checkpoint, save_checkpoint
+from chromalift.model.weights import CheckpointError
+from chromalift.train.checkpoint import load_checkpoint, save_checkpoint
 from chromalift.train.data.cache import DataError, EpochSampler, load_cache, prepare
 from chromalift.train.loop import TrainConfig, train
 
@@ -313,7 +314,8 @@ def test_init_maps_the_classifier_by_class_name_and_the_head_by_bin(tmp_path, ca
     """A training set with other classes keeps what the weights learnt of the classes it shares, and a
     head over more bins of the same grid keeps the bins the weights had (new ones start as the rarest)."""
     from chromalift.model.network import ColorizationNet, ModelConfig
-    from chromalift.model.weights import init_from, save_weights
+    from chromalift.model.weights import save_weights
+    from chromalift.train.checkpoint import init_from
     torch.manual_seed(3)
     old = ColorizationNet(ModelConfig(num_classes=3, width=0.125, global_size=32, ab_bins=4, ab_keep=(1, 5, 9)))
     save_weights(tmp_path / "old.safetensors", old, classes=["a", "b", "c"])

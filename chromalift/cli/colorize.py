@@ -16,7 +16,8 @@ from chromalift.cli.main import SUBCOMMANDS, _fail, number
 
 
 def _colorize_parser() -> argparse.ArgumentParser:
-    from chromalift.inference.geometry import CUT_THRESHOLD, DEFAULT_PROCESS_SIZE, STEADY
+    from chromalift.film.settings import CUT_THRESHOLD, STEADY
+    from chromalift.inference.geometry import DEFAULT_PROCESS_SIZE
 
     p = argparse.ArgumentParser(
         prog="colorize", description="Colorize black-and-white photos (files or folders, recursively) and films.",

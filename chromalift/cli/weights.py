@@ -9,7 +9,7 @@ from chromalift.io.atomic import already_exists
 
 
 def _parser() -> argparse.ArgumentParser:
-    from chromalift.inference.geometry import GLOBAL_FLIPS  # not model.py: --help needs no torch
+    from chromalift.model.config import GLOBAL_FLIPS  # not model/network.py: --help needs no torch
 
     p = argparse.ArgumentParser(prog="colorize weights", description="Turn a training checkpoint into weights for "
                                 "colorize, or give weights other inference settings (the source is never changed).",
@@ -44,8 +44,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_weights(argv: list[str]) -> int:
-    from chromalift.inference.geometry import DEFAULT_WEIGHTS
-    from chromalift.model.weights import CheckpointError, load_weights, model_from_checkpoint, pruned, recalibrated, save_weights
+    from chromalift.model.config import DEFAULT_WEIGHTS
+    from chromalift.model.weights import CheckpointError, load_weights, pruned, recalibrated, save_weights
+    from chromalift.train.checkpoint import model_from_checkpoint
     from chromalift.train.data.cache import DataError
     from chromalift.train.data.pack import load_training_set
     from chromalift.train.losses import used_ab_bins

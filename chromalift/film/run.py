@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from chromalift.color.lab import l_from_uint8, normalize_l
 from chromalift.evaluation.metrics import frame_flicker  # noqa: F401 -- this module's name too
 from chromalift.film import work_folder as film_work
+from chromalift.film.settings import CUT_RATIO, CUT_THRESHOLD, STEADY
 from chromalift.film.streams import (  # noqa: F401 -- VideoError, VideoInfo, Shot, probe and read_frames are this module's names too
     Shot,
     VideoError,
@@ -46,7 +47,7 @@ from chromalift.film.streams import (  # noqa: F401 -- VideoError, VideoInfo, Sh
 )
 from chromalift.inference.colorizer import Colorizer
 from chromalift.inference.engines import weights_key
-from chromalift.inference.geometry import CUT_RATIO, CUT_THRESHOLD, DEFAULT_PROCESS_SIZE, STEADY
+from chromalift.inference.geometry import DEFAULT_PROCESS_SIZE
 from chromalift.io.atomic import already_exists
 from chromalift.io.formats import VIDEO_EXTENSIONS, find_videos, is_video  # noqa: F401 -- this module's names too
 from chromalift.progress import bar as progress_bar

@@ -27,10 +27,11 @@ from chromalift.color.lab import (
 )
 from chromalift.inference.device import pick_device
 from chromalift.inference.engines import TorchEngine, make_engine
-from chromalift.inference.geometry import BAND_PIXELS, DEFAULT_PROCESS_SIZE, DEFAULT_WEIGHTS, coarse_shape, process_shape
+from chromalift.inference.geometry import BAND_PIXELS, DEFAULT_PROCESS_SIZE, coarse_shape, process_shape
 from chromalift.inference.hints import Hints, propagate
 from chromalift.inference.hints import targets as hint_targets
 from chromalift.io.photos import NOTE
+from chromalift.model.config import DEFAULT_WEIGHTS
 from chromalift.model.network import ColorizationNet
 from chromalift.model.weights import load_weights
 

@@ -2,11 +2,9 @@
 channels-last), or ONNX Runtime.
 
 Both expose `global_prior(l_global, scores=True) -> (prior, logits)` and `local_ab(l, prior) -> ab01` on normalised
-tensors, so `Colorizer` does not care which runs. `benchmarks/speed.py` measures them against each other
-and against the CPU's ceiling: on the 2-core CPU here, with the shipped model, the fused eager engine ran
-at 65-74% of the fp32 peak, ONNX Runtime at 39-69% (level only at 1024x768), so 'auto' picks the former; ONNX Runtime stays
-available (`--backend onnx`, which fails with one line where it cannot run) and is what
-`colorize export --onnx` writes.
+tensors, so `Colorizer` does not care which runs. 'auto' picks fused eager PyTorch, the faster of the two in
+`benchmarks/speed.py` (docs/speed.md, "Defaults"); ONNX Runtime stays available (`--backend onnx`, one line
+where it cannot run) and is what `colorize export --onnx` writes.
 """
 from __future__ import annotations
 

@@ -1,30 +1,15 @@
-"""Defaults the command line shows before anything heavy is imported (torch takes a second or two), and the
-sizes each path of the network sees, shared by the PyTorch and the NumPy paths."""
-from pathlib import Path
+"""The sizes each path of the network sees, shared by the PyTorch and the NumPy engines; torch-free, so that
+the command line shows these defaults at once. Where the numbers come from: docs/speed.md, "Defaults"."""
 
-DEFAULT_WEIGHTS = Path(__file__).parents[1] / "weights" / "default.safetensors"   # the shipped model
-WEIGHTS_FORMAT = "colorizer/iizuka2016/v1"   # a weights file's format name (checkpoint.py writes it, both paths check it)
-GLOBAL_FLIPS = ("off", "scenes", "all")   # ModelConfig.global_flip: which outputs of the global path see the mirror image too
-
-# The local path sees photos at most this large (longer side); colour is added back at full size.
-# Measured by benchmarks/process_size.py on enlarged MiniPlaces validation photos (never the test sets):
-# PSNR falls as the local path sees a photo larger than the scale the model was trained at (128 px),
-# by 0.17 dB at 256 and 0.7-1.3 dB at the photo's own 512-1024 px, where colour also turns patchier.
-# 256 keeps twice the chroma detail of 128 for real, detailed photos at nearly the best score.
+# The local path sees photos at most this large (longer side); colour is added back at full size. Larger
+# than the training scale costs PSNR and turns colour patchier; 256 keeps chroma detail at nearly the best score.
 DEFAULT_PROCESS_SIZE = 256
 
-CUT_THRESHOLD = 12.0   # films: a cut needs a mean |change in L| (0-100) between frames of at least this ...
-CUT_RATIO = 3.0        # ... and this many times the median change of the frames around it
-STEADY = 0.8           # SteadyColour strength by default (benchmarks/flicker.py: 0.9 gains little more)
-
-# `colorize PHOTO` runs the NumPy network (lite.py, no torch import: 0.5 s cold instead of 2 s) up to this
-# process size: benchmarks/speed.py measured it 2.1x slower than PyTorch's at 224 px, 3.8x at 1024x768 (2026-11-27), so
-# beyond this the 1.5 s that importing torch costs is won back
+# Up to this process size the NumPy engine (no torch import) finishes first; beyond it, importing torch pays off.
 NUMPY_MAX_PROCESS_SIZE = 1024
 
 MIN_PROCESS_SIDE = 32  # tiny photos are upsampled to at least this on their shorter side
-BAND_PIXELS = 1 << 19   # full-size work in bands of about this many pixels: measured 2.5x faster than whole
-                        # 6 MP photos (the temporaries stay in cache, no page faults), and memory bounded
+BAND_PIXELS = 1 << 19   # full-size work in bands of about this many pixels: temporaries stay in cache, memory bounded
 
 
 def process_shape(h: int, w: int, process_size: int | None) -> tuple[int, int]:

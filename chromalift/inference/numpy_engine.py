@@ -22,12 +22,11 @@ from chromalift.color import lab_np as C
 from chromalift.inference.geometry import (
     BAND_PIXELS,
     DEFAULT_PROCESS_SIZE,
-    DEFAULT_WEIGHTS,
-    WEIGHTS_FORMAT,
     coarse_shape,
     process_shape,
 )
 from chromalift.io.photos import NOTE
+from chromalift.model.config import DEFAULT_WEIGHTS, WEIGHTS_FORMAT
 from chromalift.model.config import parse as parse_config
 
 BN_EPS = 1e-5   # torch.nn.BatchNorm's default

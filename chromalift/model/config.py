@@ -1,10 +1,13 @@
 """ModelConfig: the network's shape and its inference settings, with every check, defined without torch so
-that the NumPy path (lite.py) reads a weights file's config through the same checks as the torch path."""
+that the NumPy path (inference/numpy_engine.py) reads a weights file's config through the same checks as the torch path."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
-from chromalift.inference.geometry import GLOBAL_FLIPS
+DEFAULT_WEIGHTS = Path(__file__).parents[1] / "weights" / "default.safetensors"   # the shipped model
+WEIGHTS_FORMAT = "colorizer/iizuka2016/v1"   # a weights file's format name: model/weights.py writes it, both engines check it
+GLOBAL_FLIPS = ("off", "scenes", "all")   # ModelConfig.global_flip: which outputs of the global path see the mirror image too
 
 # what only inference reads: weights keep them, a training run started from the weights does not
 INFERENCE_SETTINGS = ("ab_temperature", "ab_gain", "global_flip", "coarse_blend")

@@ -142,7 +142,8 @@ def _choose_checkpoint(args, run: Path, records: list[dict], summary: dict) -> P
 
 def run_window(args) -> dict:
     """The whole window; returns (and writes to --out) the summary."""
-    from chromalift.model.weights import model_from_checkpoint, save_weights
+    from chromalift.model.weights import save_weights
+    from chromalift.train.checkpoint import model_from_checkpoint
     from chromalift.train.data.pack import is_pack, read_pack_meta
     from chromalift.train.loop import train
 

@@ -19,8 +19,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from chromalift.color.lab import unnormalize_ab
 from chromalift.inference.device import bf16_peak_flops, cpu_has_fast_bf16, pick_device
-from chromalift.model import weights as ckpt
 from chromalift.model.network import ColorizationNet, ModelConfig, ab_bin_centres, count_macs
+from chromalift.train import checkpoint as ckpt
 from chromalift.train import distributed as distributed
 from chromalift.train.config import TrainConfig
 from chromalift.train.data.cache import Cache, DataError, EpochSampler, rebalance_weights, sampling_weights
