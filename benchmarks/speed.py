@@ -33,8 +33,9 @@ from ceiling import ceiling
 
 from chromalift.inference.colorizer import DEFAULT_WEIGHTS
 from chromalift.inference.engines import OnnxEngine, TorchEngine
-from chromalift.inference.numpy_engine import LiteColorizer, LiteNet
+from chromalift.inference.numpy_engine import LiteColorizer
 from chromalift.model.network import ColorizationNet, ModelConfig, count_macs
+from chromalift.model.numpy_network import LiteNet
 from chromalift.model.weights import load_weights
 
 SIZES = [(224, 224), (512, 512), (768, 1024)]

@@ -128,7 +128,7 @@ def test_a_report_that_cannot_be_written_keeps_the_summary(tmp_path, tiny_weight
 
     def full(path, records):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(cc, "_write_json", full)
+    monkeypatch.setattr(cc, "write_records", full)
     for i in range(2):
         _photo(tmp_path / "in" / f"{i}.png", i)
     rc = main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(tiny_weights), "--json", str(tmp_path / "r.json")])

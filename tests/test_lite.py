@@ -17,8 +17,9 @@ from chromalift.cli.main import main
 from chromalift.color import lab as color
 from chromalift.color import lab_np as color_np
 from chromalift.inference.colorizer import Colorizer
-from chromalift.inference.numpy_engine import LiteColorizer, LiteError, LiteNet, resize
+from chromalift.inference.numpy_engine import LiteColorizer, LiteError, resize
 from chromalift.model.network import ColorizationNet, ModelConfig
+from chromalift.model.numpy_network import LiteNet
 from chromalift.model.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from chromalift.cli.main import _fail as _cli_fail
+from chromalift.cli.common import fail as _cli_fail
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,11 +87,11 @@ def _prepare(args) -> int:
 def _serve(args) -> int:
     from chromalift.apps.study import load_study
     from chromalift.apps.study_server import serve
-    from chromalift.cli.main import _listen, _missing_extra
+    from chromalift.cli.common import listen, missing_extra
 
-    if message := _missing_extra("colorize study --serve", "web", "fastapi", "uvicorn"):
+    if message := missing_extra("colorize study --serve", "web", "fastapi", "uvicorn"):
         return _fail(message)
-    error = _listen(serve, load_study(args.serve), host=args.host, port=args.port)
+    error = listen(serve, load_study(args.serve), host=args.host, port=args.port)
     return _fail(error) if error else 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from chromalift.cli.main import _fail
+from chromalift.cli.common import fail
 from chromalift.io.atomic import already_exists
 
 
@@ -55,9 +55,9 @@ def cmd_weights(argv: list[str]) -> int:
     source = DEFAULT_WEIGHTS if args.source == "shipped" else Path(args.source)
     out = Path(args.out)
     if out.exists() and source.exists() and out.resolve() == source.resolve():
-        return _fail(f"{out}: is the source; write the new weights to another file")
+        return fail(f"{out}: is the source; write the new weights to another file")
     if out.exists() and not args.overwrite:
-        return _fail(already_exists(out))
+        return fail(already_exists(out))
     try:
         half = args.half
         if source.suffix == ".safetensors":
@@ -74,9 +74,9 @@ def cmd_weights(argv: list[str]) -> int:
             model = pruned(model, used_ab_bins(photos, bins) if bins else ())
         save_weights(out, model, classes=classes, half=half, info=info)
     except (CheckpointError, DataError, OSError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     except ValueError as e:   # an inference setting these weights cannot take
-        return _fail(f"{args.source}: {e}")
+        return fail(f"{args.source}: {e}")
     print(f"wrote {out}" + (f" (step {info['step']})" if "step" in info else ""))
     return 0
 

@@ -46,14 +46,10 @@ def check_device(device: str) -> dict:
 
 
 def _config(args, out: str, **changes):
-    from chromalift.train.loop import TrainConfig
-    cfg = {"data": args.train, "val": args.val, "out": out, "width": args.width, "crop": args.crop, "batch_size": args.batch_size,
-               "steps": args.steps, "minutes": args.minutes, "schedule": "cosine", "warmup": args.warmup, "optimizer": "adam",
-               "lr": args.lr, "alpha": args.alpha, "device": args.device, "workers": args.workers,
-               "eval_every": args.eval_every or 10**9,
-               "ckpt_every": args.ckpt_every, "log_every": args.log_every, "progress": False, "compile": args.compile,
-               "init": args.init, "seed": args.seed, "zoom": args.zoom, "loss": args.loss, "ab_bins": args.ab_bins,
-               "ab_prune": args.ab_prune, "ab_soft": args.ab_soft}
+    from chromalift.train.config import TrainConfig
+    cfg = {name: getattr(args, name) for name in WINDOW_SETTINGS} | {
+        "data": args.train, "out": out, "schedule": "cosine", "optimizer": "adam",
+        "eval_every": args.eval_every or 10**9, "progress": False}
     return TrainConfig(**(cfg | changes))
 
 
@@ -185,36 +181,26 @@ def run_window(args) -> dict:
     return summary
 
 
+WINDOW_SETTINGS = ["val", "minutes", "steps", "width", "crop", "batch_size", "lr", "warmup", "zoom", "alpha", "loss",
+                   "ab_bins", "ab_prune", "ab_soft", "init", "device", "workers", "eval_every", "ckpt_every",
+                   "log_every", "compile", "seed"]    # the colorize train settings a window passes on
+
+
 def parser() -> argparse.ArgumentParser:
+    from chromalift.train.config import add_arguments
     p = argparse.ArgumentParser(prog="python -m chromalift.train.gpu_window", description=__doc__.split("\n\n")[0])
     p.add_argument("--train", required=True, help="training pack (colorize pack) or cache")
-    p.add_argument("--val", help="validation pack, evaluated at the end")
     p.add_argument("--out", required=True, help="folder for the weight parts, manifest.json and summary.json")
-    p.add_argument("--minutes", type=float, default=7.0, help="training budget in minutes (the schedule ends there)")
-    p.add_argument("--steps", type=int, default=10**9, help="at most this many steps (tests: 2)")
     p.add_argument("--smoke-seconds", type=float, default=20.0, help="length of the smoke step (0 = none)")
-    p.add_argument("--width", type=float, default=1.0, help="model width (1.0 = the paper's network)")
-    p.add_argument("--crop", type=int, default=128, help="training crop = global input size")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam's peak learning rate")
-    p.add_argument("--warmup", type=float, default=0.05, help="warm-up fraction of the run")
-    p.add_argument("--zoom", type=float, default=1.0, help="zoom augmentation (colorize train --zoom; 1 = off)")
-    p.add_argument("--alpha", type=float, default=1 / 300, help="weight of the scene classification loss")
-    p.add_argument("--loss", default="mse", help="mse (the paper) or classify (ab bins; colorize train --loss)")
-    p.add_argument("--ab-bins", type=int, default=22, help="grid side of the ab bins for --loss classify")
-    p.add_argument("--ab-prune", action="store_true", help="--loss classify over only the bins the pack's photos use")
-    p.add_argument("--ab-soft", type=float, default=0.0, help="--loss classify with soft targets over each colour's 5 "
-                   "nearest bins, this sigma in Lab units (colorize train --ab-soft; 0 = hard targets)")
-    p.add_argument("--init", help="start from these weights (same architecture; another colour head starts all but its last layer)")
-    p.add_argument("--device", default="cuda", help="cuda (the window), or cpu for a dry run")
-    p.add_argument("--workers", type=int, default=0, help="data-loading processes when batches are not resident")
-    p.add_argument("--eval-every", type=int, default=0, help="also validate every N steps and return the weights "
-                   "of the best validation instead of the last (0 = validate at the end only)")
-    p.add_argument("--ckpt-every", type=int, default=2000)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--compile", action="store_true", help="torch.compile (costs a cold start)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--part-mib", type=float, default=PART_BYTES / 2**20, help="size of each weights part")
+    add_arguments(p, WINDOW_SETTINGS, defaults={
+        "minutes": 7.0, "steps": 10**9, "crop": 128, "batch_size": 128, "lr": 1e-3, "warmup": 0.05, "device": "cuda",
+        "workers": 0, "eval_every": 0, "ckpt_every": 2000, "log_every": 50}, helps={
+        "val": "validation pack, evaluated at the end",
+        "lr": "Adam's peak learning rate (a window's schedule is cosine)",
+        "device": "cuda (the window), or cpu for a dry run",
+        "eval_every": "also validate every N steps and return the weights of the best validation instead of the "
+                      "last (0 = validate at the end only)"})
     return p
 
 

@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from chromalift.train.loop import TrainConfig
+    from chromalift.train.config import TrainConfig
 
 
 def progress(cfg: TrainConfig, step: int, seconds: float) -> float:

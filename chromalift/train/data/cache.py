@@ -52,8 +52,9 @@ class Cache:
         return self.images.shape[0]
 
 
-def _load_one(args: tuple[str, int, float]) -> tuple[np.ndarray | None, float, np.ndarray | None, str]:
-    """Decode and resize one photo; returns (pixels, colourfulness, ab histogram, status)."""
+def decode_photo(args: tuple[str, int, float]) -> tuple[np.ndarray | None, float, np.ndarray | None, str]:
+    """Decode and resize one photo as every training set holds it (the centre square, bicubic); returns
+    (pixels, colourfulness, ab histogram, status: ok, grey or unreadable). Caches and packs both use it."""
     path, size, min_color_std = args
     try:
         photo = read_photo(path)
@@ -170,7 +171,7 @@ def _build(src: Path, dst: Path, tmp: Path, files: list[Path], labels: list[int]
     jobs = [(str(f), size, min_color_std) for f in files]
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), initializer=torch.set_num_threads,
                              initargs=(1,)) as pool:
-        results = pool.map(_load_one, jobs, chunksize=64)
+        results = pool.map(decode_photo, jobs, chunksize=64)
         for f, label, (pixels, cf, h, status) in progress_bar(zip(files, labels, results), total=len(files),
                                                      desc=f"prepare {src.name}", disable=not progress, unit="img"):
             if pixels is None:

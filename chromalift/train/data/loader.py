@@ -10,7 +10,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 
 from chromalift.train.config import TrainConfig
-from chromalift.train.data.cache import Cache, TrainBatches, load_cache, prepare
+from chromalift.train.data.cache import Cache, TrainBatches, prepare
 from chromalift.train.data.device_batches import DeviceBatches
 from chromalift.train.data.pack import is_pack, load_training_set
 
@@ -77,4 +77,4 @@ def cache_for(path: str, out: Path, name: str, cfg: TrainConfig, rank: int, worl
                 progress=cfg.progress)
     if world > 1:
         dist.barrier()
-    return load_cache(target)
+    return load_training_set(target)

@@ -27,7 +27,7 @@ from PIL import Image
 
 from chromalift.color.lab import rgb_to_lab, uint8_to_float
 from chromalift.io.atomic import atomic_write
-from chromalift.train.data.cache import AB_BINS, Cache, DataError, _load_one, labelled_files, load_cache
+from chromalift.train.data.cache import AB_BINS, Cache, DataError, decode_photo, labelled_files, load_cache
 
 PACK_FORMAT = "colorizer/pack/v1"   # the format name from before the package was renamed: old packs still load
 PACK_SUFFIX = ".npz"
@@ -38,7 +38,7 @@ def _encode_one(args: tuple[str, int, float, int, str]) -> tuple[bytes | None, f
                                                                tuple[float, float], str]:
     """Decode, resize and encode one photo -> (bytes, colourfulness, ab histogram, (L, ab) PSNR, status)."""
     path, size, min_color_std, quality, codec = args
-    pixels, cf, hist, status = _load_one((path, size, min_color_std))
+    pixels, cf, hist, status = decode_photo((path, size, min_color_std))
     if pixels is None:
         return None, 0.0, None, (0.0, 0.0), status
     fmt, options = CODECS[codec]
