@@ -23,15 +23,14 @@ def cmd_evaluate(argv: list[str]) -> int:
     if message := missing_extra("colorize evaluate", "eval", "skimage"):
         return fail(message)
     from chromalift.evaluation.evaluate import evaluate, markdown_table, save_json
-    from chromalift.inference.colorizer import Colorizer
+    from chromalift.inference.load import load_colorizer
     from chromalift.io.photos import ImageError
-    from chromalift.model.weights import CheckpointError
     out = Path(args.out)
     for folder in args.folders:       # results inside an evaluated folder would be read back as photos next time
         if out.resolve().is_relative_to(Path(folder).resolve()):
             return fail(f"--out {out} lies inside the evaluated folder {folder}: choose a folder outside it")
     try:
-        colorizer = Colorizer.load(args.model, device=args.device)
+        colorizer = load_colorizer(args.model, device=args.device)
         out.mkdir(parents=True, exist_ok=True)
         results, names = [], []
         for folder in args.folders:
@@ -40,7 +39,7 @@ def cmd_evaluate(argv: list[str]) -> int:
             grid = out / f"grid-{names[-1]}.png"
             results.append(evaluate(colorizer, folder, limit=args.limit, process_size=args.process_size or None,
                                     grid=grid))
-    except (CheckpointError, ImageError, FileNotFoundError, ValueError, OSError) as e:
+    except (ImageError, FileNotFoundError, ValueError, OSError) as e:
         return fail(str(e))
     print(markdown_table(results))
     save_json(results, out / "results.json")

@@ -60,16 +60,15 @@ def cmd_study(argv: list[str]) -> int:
 
 def _prepare(args) -> int:
     from chromalift.apps.study import GREY, REAL, SHIPPED, StudyError, photo_list, prepare_study, source_names
-    from chromalift.inference.colorizer import Colorizer
-    from chromalift.model.weights import CheckpointError
+    from chromalift.inference.load import load_colorizer
 
     photos = photo_list(args.photos, args.limit)
     sources = []
     try:
         for name, spec in source_names(args.model or [SHIPPED]):
-            model = None if spec in (REAL, GREY) else Colorizer.load(None if spec == SHIPPED else spec, device=args.device)
+            model = None if spec in (REAL, GREY) else load_colorizer(None if spec == SHIPPED else spec, device=args.device)
             sources.append((name, model))
-    except (CheckpointError, ValueError, OSError) as e:
+    except (ValueError, OSError) as e:
         raise StudyError(str(e)) from None
     skipped = []
 

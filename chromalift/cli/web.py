@@ -8,8 +8,8 @@ from chromalift.cli.common import fail, listen, missing_extra, number
 
 def cmd_web(argv: list[str]) -> int:
     from chromalift.apps.web import MAX_PIXELS, MAX_UPLOAD_MB, Service, serve
-    from chromalift.inference.colorizer import DEFAULT_PROCESS_SIZE, Colorizer
-    from chromalift.model.weights import CheckpointError
+    from chromalift.inference.geometry import DEFAULT_PROCESS_SIZE
+    from chromalift.inference.load import load_colorizer
 
     p = argparse.ArgumentParser(prog="colorize web", description="A local web page to colorize photos, with "
                                 "before/after comparison, download, reference photos and examples.")
@@ -24,8 +24,8 @@ def cmd_web(argv: list[str]) -> int:
     if message := missing_extra("colorize web", "web", "fastapi", "multipart", "uvicorn"):
         return fail(message)
     try:
-        colorizer = Colorizer.load(args.model, device=args.device)
-    except (CheckpointError, ValueError) as e:
+        colorizer = load_colorizer(args.model, device=args.device, hints=True)
+    except (ValueError) as e:
         return fail(str(e))
     service = Service(colorizer, max_upload_mb=args.max_upload_mb, max_pixels=int(args.max_pixels),
                       process_size=args.process_size or None)

@@ -1,11 +1,7 @@
-"""Colorize a photo of any size: the paper's two paths, and the original luminance kept untouched.
-
-The local path runs on the photo itself (at most `process_size` on its longer side, sides padded to a
-multiple of 8), and with the weights' `coarse_blend` once more at the global size, blended in; the global
-path on a square copy of the model's global size (224 in the paper), of the same photo or of a reference
-photo (the paper's style transfer). The predicted ab are upsampled to the full size and combined with the
-photo's own full-resolution L. Where a predicted colour falls out of the sRGB gamut its chroma is reduced
-rather than its RGB clipped, so the output's L is the input's.
+"""The PyTorch Colorizer: photo.py's methods on tensors, the paper's two paths run by an engine (fused eager
+PyTorch or ONNX Runtime). The predicted ab are upsampled to the full size and combined with the photo's own
+full-resolution L; where a predicted colour falls out of the sRGB gamut its chroma is reduced rather than
+its RGB clipped, so the output's L is the input's.
 """
 from __future__ import annotations
 
@@ -27,10 +23,10 @@ from chromalift.color.lab import (
 )
 from chromalift.inference.device import pick_device
 from chromalift.inference.engines import TorchEngine, make_engine
-from chromalift.inference.geometry import BAND_PIXELS, DEFAULT_PROCESS_SIZE, coarse_shape, process_shape
+from chromalift.inference.geometry import BAND_PIXELS, DEFAULT_PROCESS_SIZE
 from chromalift.inference.hints import Hints, propagate
 from chromalift.inference.hints import targets as hint_targets
-from chromalift.io.photos import NOTE
+from chromalift.inference.photo import PhotoColorizer
 from chromalift.model.config import DEFAULT_WEIGHTS
 from chromalift.model.network import ColorizationNet
 from chromalift.model.weights import load_weights
@@ -47,8 +43,10 @@ class Analysis:
 
 
 @dataclass
-class Colorizer:
-    """A loaded model on a device, with what came with its weights."""
+class Colorizer(PhotoColorizer):
+    """A loaded model on a device, with what came with its weights: the photo methods of PhotoColorizer on
+    torch tensors, run by an engine (fused eager PyTorch, or ONNX Runtime), plus what only this engine
+    offers: colour hints, analyse/render, and batches of film frames."""
     model: ColorizationNet
     device: torch.device
     classes: list[str] = field(default_factory=list)
@@ -72,31 +70,22 @@ class Colorizer:
         name = Path(weights).name if weights else "the shipped model"
         return cls(model, dev, classes, info, make_engine(model, dev, backend), name)
 
-    @property
-    def note(self) -> str:
-        """What an output says about its colours."""
-        return f"{NOTE}, model: {self.name}"
+    # ---- PhotoColorizer's primitives on tensors (1, C, H, W)
+    def _setting(self, key: str):
+        return getattr(self.model.config, key)
 
-    def top_classes(self, logits: torch.Tensor | None, k: int = 3) -> list[tuple[str, float]]:
-        """The k most probable scene classes (name, probability) from the classifier's scores."""
-        if logits is None or not self.classes:
-            return []
-        p = torch.softmax(logits.float()[0], dim=0)
-        top = p.topk(min(k, p.numel()))
-        return [(self.classes[i], float(v)) for v, i in zip(top.values.tolist(), top.indices.tolist())]
+    def _size(self, l: torch.Tensor) -> tuple[int, int]:
+        return tuple(l.shape[-2:])
 
     @torch.no_grad()
-    def prior(self, rgb: np.ndarray, *, scores: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The global prior (1, C; C = 256 at the paper's width) and class scores of a photo ((H, W, 3) uint8, or
-        float in [0, 1]). scores=False: the prior alone (the scores come back None; weights whose scene
-        scores alone see the mirror image then skip it)."""
-        return self._prior_from_l(self._l(rgb), scores=scores)
+    def _resize(self, l: torch.Tensor, size: tuple[int, int], *, antialias: bool) -> torch.Tensor:
+        return F.interpolate(l, size=tuple(size), mode="bilinear", antialias=antialias, align_corners=False)
 
-    def _prior_from_l(self, l: torch.Tensor, *, scores: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        g = self.model.config.global_size
-        l_global = F.interpolate(l, size=(g, g), mode="bilinear", antialias=True, align_corners=False)
+    @torch.no_grad()
+    def _global_prior(self, l_global: torch.Tensor, *, scores: bool):
         return self.engine.global_prior(normalize_l(l_global), scores=scores)
 
+    @torch.no_grad()
     def _l(self, rgb: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 (through a table: 4x faster, the same L) or float in [0, 1] -> (1, 1, H, W) L."""
         if rgb.dtype == np.uint8:   # in bands of rows, so that the table's int64 indices stay small
@@ -110,69 +99,38 @@ class Colorizer:
         return l_from_rgb(torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].float())
 
     @torch.no_grad()
+    def _local_pass(self, l_small: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """(B, 1, ph, pw) L -> (B, 2, ph, pw) ab from one pass of the local path (sides padded to a multiple of 8)."""
+        ph, pw = l_small.shape[-2:]
+        x = F.pad(normalize_l(l_small), (0, -pw % 8, 0, -ph % 8), mode="replicate")   # (B, 1, ph+, pw+)
+        ab01 = self.engine.local_ab(x, prior.expand(l_small.shape[0], -1)).to(l_small.device)   # (B, 2, ph+/2, pw+/2)
+        ab = F.interpolate(unnormalize_ab(ab01), scale_factor=2, mode="bilinear", align_corners=False)
+        return ab[:, :, :ph, :pw]
+
+    @torch.no_grad()
+    def _blend(self, ab: torch.Tensor, ab_coarse: torch.Tensor, share: float) -> torch.Tensor:
+        return torch.lerp(ab, F.interpolate(ab_coarse, size=tuple(ab.shape[-2:]), mode="bilinear", align_corners=False),
+                          share)
+
+    @torch.no_grad()
+    def _render(self, l: torch.Tensor, ab_small: torch.Tensor, *, bits: int, hints: Hints | None = None) -> np.ndarray:
+        if hints:
+            ab_small = with_hints(l, ab_small, hints)
+        return finish(l, ab_small, bits=bits)
+
+    def _probabilities(self, logits: torch.Tensor) -> list[float]:
+        return torch.softmax(logits.float()[0], dim=0).tolist()
+
+    # ---- this engine's own
+    @torch.no_grad()
     def predict_ab(self, l: torch.Tensor, prior: torch.Tensor, *, process_size: int | None = DEFAULT_PROCESS_SIZE,
                    ab_filter=None) -> torch.Tensor:
-        """(B, 1, H, W) L in [0, 100] and a (B or 1, C) prior -> (B, 2, H, W) ab in Lab units.
-
-        ab_filter(l_small, ab_small) -> ab_small, if given, sees L and ab at the size the local path saw
-        (the video path's temporal filter)."""
+        """(B, 1, H, W) L in [0, 100] and a (B or 1, C) prior -> (B, 2, H, W) ab in Lab units, at full size."""
         h, w = l.shape[-2:]
         ab = self.predict_ab_small(l, prior, process_size=process_size, ab_filter=ab_filter)
         if ab.shape[-2:] != (h, w):
             ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
         return ab
-
-    @torch.no_grad()
-    def predict_ab_small(self, l: torch.Tensor, prior: torch.Tensor, *,
-                         process_size: int | None = DEFAULT_PROCESS_SIZE, ab_filter=None) -> torch.Tensor:
-        """predict_ab at the size the local path saw (process_shape): (B, 2, ph, pw)."""
-        h, w = l.shape[-2:]
-        prior = prior.expand(l.shape[0], -1)
-        ph, pw = process_shape(h, w, process_size)
-        l_small = small_l(l, (ph, pw))
-        ab = self._local_pass(l_small, prior)
-        c = self.model.config
-        coarse = coarse_shape(ph, pw, c.global_size) if c.coarse_blend else None
-        if coarse:   # the photo at the scale the network trained at too: that share of its colours
-            l_coarse = F.interpolate(l_small, size=coarse, mode="bilinear", antialias=True, align_corners=False)
-            ab_coarse = self._local_pass(l_coarse, prior)
-            ab = torch.lerp(ab, F.interpolate(ab_coarse, size=(ph, pw), mode="bilinear", align_corners=False),
-                            c.coarse_blend)
-        return ab_filter(l_small, ab) if ab_filter is not None else ab
-
-    def _local_pass(self, l_small: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-        """(B, 1, ph, pw) L -> (B, 2, ph, pw) ab from one pass of the local path (sides padded to a multiple of 8)."""
-        ph, pw = l_small.shape[-2:]
-        x = F.pad(normalize_l(l_small), (0, -pw % 8, 0, -ph % 8), mode="replicate")   # (B, 1, ph+, pw+)
-        ab01 = self.engine.local_ab(x, prior).to(l_small.device)                   # (B, 2, ph+/2, pw+/2)
-        ab = F.interpolate(unnormalize_ab(ab01), scale_factor=2, mode="bilinear", align_corners=False)
-        return ab[:, :, :ph, :pw]
-
-    @torch.no_grad()
-    def colorize(self, rgb: np.ndarray, *, reference: np.ndarray | None = None,
-                 process_size: int | None = DEFAULT_PROCESS_SIZE, prior: torch.Tensor | None = None,
-                 bits: int = 8, hints: Hints | None = None) -> np.ndarray:
-        """(H, W, 3) RGB, uint8 or float in [0, 1] (colour or grey) -> (H, W, 3) colorized RGB, uint8, or uint16 with
-        bits=16 (a 16-bit scan's L kept at its precision).
-
-        The global features come from `reference` when given (style transfer), or from `prior`. `hints`
-        (points and strokes in the photo's pixels) recolour what they touch along the photo's structure.
-        """
-        l = self._l(rgb)                                                          # (1, 1, H, W), full size
-        if prior is None:   # the photo's own L serves the global path too: no second Lab conversion
-            prior, _ = (self.prior(reference, scores=False) if reference is not None
-                        else self._prior_from_l(l, scores=False))
-        return self._colorize_l(l, prior, process_size, bits, hints)
-
-    @torch.no_grad()
-    def colorize_and_classify(self, rgb: np.ndarray, *, prior: torch.Tensor | None = None,
-                              process_size: int | None = DEFAULT_PROCESS_SIZE, bits: int = 8,
-                              hints: Hints | None = None) -> tuple[np.ndarray, torch.Tensor | None]:
-        """colorize(), and the photo's own scene class scores from the same global pass and the same
-        Lab conversion; `prior` (e.g. a reference's) sets the colour mood instead of the photo's own."""
-        l = self._l(rgb)
-        own_prior, logits = self._prior_from_l(l)
-        return self._colorize_l(l, own_prior if prior is None else prior, process_size, bits, hints), logits
 
     @torch.no_grad()
     def analyse(self, rgb: np.ndarray, *, prior: torch.Tensor | None = None,
@@ -189,13 +147,6 @@ class Colorizer:
         """An analysed photo's colours (as colorize), with `hints` if given."""
         ab_small = with_hints(analysis.l, analysis.ab_small, hints, analysis.l_small) if hints else analysis.ab_small
         return finish(analysis.l, ab_small, bits=bits)
-
-    def _colorize_l(self, l: torch.Tensor, prior: torch.Tensor, process_size: int | None, bits: int,
-                    hints: Hints | None = None) -> np.ndarray:
-        ab_small = self.predict_ab_small(l, prior, process_size=process_size)
-        if hints:
-            ab_small = with_hints(l, ab_small, hints)
-        return finish(l, ab_small, bits=bits)
 
     @torch.no_grad()
     def colorize_batch(self, frames: np.ndarray, prior: torch.Tensor, *,

@@ -17,11 +17,8 @@ import numpy as np
 from chromalift.color import lab_np as C
 from chromalift.inference.geometry import (
     BAND_PIXELS,
-    DEFAULT_PROCESS_SIZE,
-    coarse_shape,
-    process_shape,
 )
-from chromalift.io.photos import NOTE
+from chromalift.inference.photo import PhotoColorizer
 from chromalift.model.config import DEFAULT_WEIGHTS, WEIGHTS_FORMAT
 from chromalift.model.config import parse as parse_config
 from chromalift.model.numpy_network import LiteNet
@@ -92,8 +89,8 @@ class LiteError(ValueError):
 
 
 @dataclass
-class LiteColorizer:
-    """Colorizer's photo methods (inference.py) on NumPy arrays: prior, colorize, colorize_and_classify."""
+class LiteColorizer(PhotoColorizer):
+    """PhotoColorizer's methods (prior, colorize, colorize_and_classify) on NumPy arrays: no torch import."""
     net: LiteNet
     classes: list[str] = field(default_factory=list)
     name: str = "the shipped model"
@@ -122,23 +119,22 @@ class LiteColorizer:
                             f"{path}: not a usable weights file ({str(e).splitlines()[0][:120]})") from None
         return cls(net, classes, path.name if weights else "the shipped model")
 
-    @property
-    def note(self) -> str:
-        return f"{NOTE}, model: {self.name}"
+    # ---- PhotoColorizer's primitives on NumPy arrays (H, W) and (H, W, 2)
+    def _setting(self, key: str):
+        return self.net.config.get(key, {"global_size": 224, "coarse_blend": 0.0}[key])
 
-    def top_classes(self, logits: np.ndarray | None, k: int = 3) -> list[tuple[str, float]]:
-        if logits is None or not self.classes:
-            return []
-        p = np.exp(logits - logits.max())
-        p /= p.sum()
-        return [(self.classes[i], float(p[i])) for i in np.argsort(-p, kind="stable")[:k]]
+    def _size(self, l: np.ndarray) -> tuple[int, int]:
+        return l.shape
 
-    def prior(self, rgb: np.ndarray, *, scores: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        return self._prior_from_l(self._l(rgb), scores=scores)
+    def _resize(self, l: np.ndarray, size: tuple[int, int], *, antialias: bool) -> np.ndarray:
+        return resize(l, size, antialias=antialias)
 
-    def _prior_from_l(self, l: np.ndarray, *, scores: bool = True):
-        g = self.net.config.get("global_size", 224)
-        return self.net.global_prior(C.normalize_l(resize(l, (g, g), antialias=True)), scores=scores)
+    def _small(self, l: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        h, w = l.shape
+        return resize(l.astype(np.float32), size, antialias=size[0] * size[1] < h * w)
+
+    def _global_prior(self, l_global: np.ndarray, *, scores: bool):
+        return self.net.global_prior(C.normalize_l(l_global), scores=scores)
 
     @staticmethod
     def _l(rgb: np.ndarray) -> np.ndarray:
@@ -153,21 +149,6 @@ class LiteColorizer:
         _each_band(band, h, rows)
         return l
 
-    def predict_ab_small(self, l: np.ndarray, prior: np.ndarray,
-                         process_size: int | None = DEFAULT_PROCESS_SIZE) -> np.ndarray:
-        """(H, W) L -> (ph, pw, 2) ab in Lab units at the size the local path saw."""
-        h, w = l.shape
-        ph, pw = process_shape(h, w, process_size)
-        small = resize(l.astype(np.float32), (ph, pw), antialias=ph * pw < h * w)
-        ab = self._local_pass(small, prior)
-        blend = self.net.config.get("coarse_blend", 0.0)
-        coarse = coarse_shape(ph, pw, self.net.config.get("global_size", 224)) if blend else None
-        if coarse:   # as inference.Colorizer: the photo at the global size too, that share of its colours
-            ab_coarse = self._local_pass(resize(small, coarse, antialias=True), prior)
-            ab_coarse = _bilinear(_bilinear(ab_coarse, ph, 0), pw, 1)
-            ab = ab + np.float32(blend) * (ab_coarse - ab)
-        return ab
-
     def _local_pass(self, small: np.ndarray, prior: np.ndarray) -> np.ndarray:
         ph, pw = small.shape
         x = np.pad(C.normalize_l(small), ((0, -ph % 8), (0, -pw % 8)), mode="edge")
@@ -175,20 +156,19 @@ class LiteColorizer:
         ab = _bilinear(_bilinear(ab, ab.shape[0] * 2, 0), ab.shape[1] * 2, 1)
         return ab[:ph, :pw]
 
-    def colorize(self, rgb: np.ndarray, *, reference: np.ndarray | None = None,
-                 process_size: int | None = DEFAULT_PROCESS_SIZE, prior: np.ndarray | None = None,
-                 bits: int = 8) -> np.ndarray:
-        l = self._l(rgb)
-        if prior is None:
-            prior, _ = self.prior(reference, scores=False) if reference is not None else self._prior_from_l(l, scores=False)
-        return finish(l, self.predict_ab_small(l, prior, process_size), bits=bits)
+    def _blend(self, ab: np.ndarray, ab_coarse: np.ndarray, share: float) -> np.ndarray:
+        ab_coarse = _bilinear(_bilinear(ab_coarse, ab.shape[0], 0), ab.shape[1], 1)
+        return ab + np.float32(share) * (ab_coarse - ab)
 
-    def colorize_and_classify(self, rgb: np.ndarray, *, prior: np.ndarray | None = None,
-                              process_size: int | None = DEFAULT_PROCESS_SIZE, bits: int = 8):
-        l = self._l(rgb)
-        own_prior, logits = self._prior_from_l(l)
-        ab = self.predict_ab_small(l, own_prior if prior is None else prior, process_size)
-        return finish(l, ab, bits=bits), logits
+    def _render(self, l: np.ndarray, ab_small: np.ndarray, *, bits: int, hints=None) -> np.ndarray:
+        if hints:
+            raise ValueError("colour hints run on the PyTorch engine (load_colorizer(..., hints=True))")
+        return finish(l, ab_small, bits=bits)
+
+    def _probabilities(self, logits: np.ndarray) -> list[float]:
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        return [float(v) for v in p]
 
 
 def finish(l: np.ndarray, ab_small: np.ndarray, *, bits: int = 8) -> np.ndarray:
