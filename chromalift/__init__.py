@@ -15,7 +15,9 @@ _EXPORTS = {"load_colorizer": "inference.load", "LoadError": "inference.load", "
             "ColorizationNet": "model.network", "ModelConfig": "model.config", "load_weights": "model.weights",
             "save_weights": "model.weights", "ImageError": "io.photos", "read_photo": "io.photos",
             "write_photo": "io.photos"}
-__all__ = sorted(_EXPORTS)
+__all__ = ["ColorizationNet", "Colorizer", "Hints", "ImageError", "LiteColorizer", "LoadError", "ModelConfig", "Options",
+           "PlanError", "Tally", "colorize_files", "load_colorizer", "load_weights", "read_photo", "save_weights",
+           "write_photo"]
 
 
 def __getattr__(name: str):
