@@ -3,7 +3,7 @@
     python benchmarks/model_speed.py --models v6.safetensors v7c.safetensors [--photo P] [--repeats 7]
 
 Each set of weights runs on the same photo through the fused PyTorch engine (`Colorizer`, what the library
-and folders use) and the NumPy path (`LiteColorizer`, what `colorize PHOTO` uses for one photo), interleaved
+and folders use) and the NumPy path (`NumpyColorizer`, what `colorize PHOTO` uses for one photo), interleaved
 round by round so that the machine's noise falls on all alike. Reported: the best time of each, its ratio to
 the first model's best, and the median over rounds of the ratio within each round (paired: a slow spell
 of the shared machine slows both sides of a round, so this ratio is the steadier of the two). The budget:
@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from chromalift.inference.colorizer import Colorizer
-from chromalift.inference.numpy_engine import LiteColorizer
+from chromalift.inference.numpy_engine import NumpyColorizer
 from chromalift.io.photos import find_images
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     photo = args.photo or find_images(Path("../shared/data/miniplaces/val"))[0]
     rgb = np.asarray(Image.open(photo).convert("RGB").resize((1024, 768), Image.Resampling.BICUBIC))
     engines = {(m, kind): load(m, device="cpu") if kind == "torch" else load(m)
-               for m in args.models for kind, load in (("torch", Colorizer.load), ("numpy", LiteColorizer.load))}
+               for m in args.models for kind, load in (("torch", Colorizer.load), ("numpy", NumpyColorizer.load))}
     for engine in engines.values():            # warm-up, not counted
         engine.colorize(rgb)
     rounds = []

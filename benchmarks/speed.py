@@ -9,7 +9,7 @@
      naive  - eager PyTorch as a peer would run it: unfused batch norm, NCHW, no_grad
      torch  - our eager engine: batch norm folded into convolutions, channels_last, inference_mode
      onnx   - ONNX Runtime on the exported graphs (`--backend onnx`)
-     numpy  - lite.py: the network in NumPy, what `colorize PHOTO` uses for one photo (no torch import)
+     numpy  - inference/numpy_engine.py: the network in NumPy, what `colorize PHOTO` uses for one photo (no torch import)
      compile- torch.compile of the fused model (with --compile; its cold start reported separately)
    achieved GFLOP/s = 2 x multiply-accumulates (counted from the layer shapes) / time, as a share of the peak.
    Where the CPU has native bf16 (AVX512-BF16, AMX): the network under bf16 autocast too, and how far its
@@ -33,9 +33,9 @@ from ceiling import ceiling
 
 from chromalift.inference.colorizer import DEFAULT_WEIGHTS
 from chromalift.inference.engines import OnnxEngine, TorchEngine
-from chromalift.inference.numpy_engine import LiteColorizer
+from chromalift.inference.numpy_engine import NumpyColorizer
 from chromalift.model.network import ColorizationNet, ModelConfig, count_macs
-from chromalift.model.numpy_network import LiteNet
+from chromalift.model.numpy_network import NumpyNet
 from chromalift.model.weights import load_weights
 
 SIZES = [(224, 224), (512, 512), (768, 1024)]
@@ -105,11 +105,11 @@ class Compiled(TorchEngine):
 
 
 class Lite:
-    """lite.py's NumPy network on the same weights; a batch is one photo after another."""
+    """The NumPy network on the same weights; a batch is one photo after another."""
     name = "numpy"
 
     def __init__(self, model):
-        self.net = LiteNet.from_state(model.config.to_dict(), {k: v.float().numpy() for k, v in model.state_dict().items()})
+        self.net = NumpyNet.from_state(model.config.to_dict(), {k: v.float().numpy() for k, v in model.state_dict().items()})
 
     def global_prior(self, l, *, scores: bool = True):
         return [self.net.global_prior(x[0].numpy(), scores=scores)[0] for x in l], None
@@ -191,7 +191,7 @@ def _end_to_end(model, engines: dict, sizes: dict, weights: str | None, repeats:
     """The whole colorize() call (Lab at full size, both paths, upsampling, gamut fit) and peak memory."""
     from chromalift.inference.colorizer import Colorizer
     col = Colorizer(model, torch.device("cpu"))
-    lite = LiteColorizer(engines["numpy"].net, name="numpy")
+    lite = NumpyColorizer(engines["numpy"].net, name="numpy")
     times = {}
     for h, w in SIZES[1:]:
         rgb = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)

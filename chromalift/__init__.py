@@ -11,13 +11,28 @@ from importlib import import_module
 
 _EXPORTS = {"load_colorizer": "inference.load", "LoadError": "inference.load", "colorize_files": "batch.run",
             "Options": "batch.run", "Tally": "batch.run", "PlanError": "batch.plan", "Hints": "inference.hints",
-            "Colorizer": "inference.colorizer", "LiteColorizer": "inference.numpy_engine",
+            "Colorizer": "inference.colorizer", "NumpyColorizer": "inference.numpy_engine",
             "ColorizationNet": "model.network", "ModelConfig": "model.config", "load_weights": "model.weights",
             "save_weights": "model.weights", "ImageError": "io.photos", "read_photo": "io.photos",
             "write_photo": "io.photos"}
-__all__ = ["ColorizationNet", "Colorizer", "Hints", "ImageError", "LiteColorizer", "LoadError", "ModelConfig", "Options",
-           "PlanError", "Tally", "colorize_files", "load_colorizer", "load_weights", "read_photo", "save_weights",
-           "write_photo"]
+__all__ = [
+    "ColorizationNet",
+    "Colorizer",
+    "Hints",
+    "ImageError",
+    "LoadError",
+    "ModelConfig",
+    "NumpyColorizer",
+    "Options",
+    "PlanError",
+    "Tally",
+    "colorize_files",
+    "load_colorizer",
+    "load_weights",
+    "read_photo",
+    "save_weights",
+    "write_photo",
+]
 
 
 def __getattr__(name: str):

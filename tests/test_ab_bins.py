@@ -68,7 +68,7 @@ def test_a_colour_outside_the_kept_bins_learns_the_nearest_kept_one():
 
 
 def test_cutting_trained_weights_keeps_their_colours_and_every_engine_reads_them(tmp_path):
-    from chromalift.inference.numpy_engine import LiteColorizer
+    from chromalift.inference.numpy_engine import NumpyColorizer
     torch.manual_seed(0)
     full = ColorizationNet(BINS).eval()
     with torch.no_grad():   # trained weights put next to no probability on bins photos never show
@@ -85,7 +85,7 @@ def test_cutting_trained_weights_keeps_their_colours_and_every_engine_reads_them
     save_weights(tmp_path / "cut.safetensors", cut, classes=["a", "b"])
     loaded = load_weights(tmp_path / "cut.safetensors")[0]
     assert loaded.config.ab_keep == KEEP
-    lite = LiteColorizer.load(tmp_path / "cut.safetensors").net
+    lite = NumpyColorizer.load(tmp_path / "cut.safetensors").net
     prior, _ = lite.global_prior(l[0, 0, :32, :32].numpy())
     assert np.allclose(lite.local_ab(l[0, 0].numpy(), prior), want[0].permute(1, 2, 0).numpy(), atol=1e-4)
     with pytest.raises(ValueError, match="ab bins"):

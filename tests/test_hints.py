@@ -1,4 +1,4 @@
-"""Colour hints (hints.py): Levin et al.'s propagation on top of the network's colours, through the
+"""Colour hints (inference/hints.py): Levin et al.'s propagation on top of the network's colours, through the
 library, the CLI and its refusals."""
 from __future__ import annotations
 

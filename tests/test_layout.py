@@ -109,12 +109,12 @@ def test_colorize_files_does_what_the_command_does(tmp_path, tiny_weights):
 
 
 def test_load_colorizer_owns_the_engine_choice(tiny_weights):
-    from chromalift import Colorizer, LiteColorizer, LoadError, load_colorizer
-    assert isinstance(load_colorizer(one_photo=True), LiteColorizer)                 # shipped model, one photo
+    from chromalift import Colorizer, LoadError, NumpyColorizer, load_colorizer
+    assert isinstance(load_colorizer(one_photo=True), NumpyColorizer)                 # shipped model, one photo
     assert isinstance(load_colorizer(one_photo=True, hints=True), Colorizer)
     assert isinstance(load_colorizer(one_photo=True, process_size=4096), Colorizer)
     assert isinstance(load_colorizer(tiny_weights, one_photo=True), Colorizer)        # a user's weights: torch
-    assert isinstance(load_colorizer(tiny_weights, backend="numpy"), LiteColorizer)
+    assert isinstance(load_colorizer(tiny_weights, backend="numpy"), NumpyColorizer)
     for kwargs in ({"backend": "numpy", "films": True}, {"backend": "numpy", "device": "cuda"}, {"backend": "tpu"}):
         try:
             load_colorizer(**kwargs)

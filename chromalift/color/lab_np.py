@@ -1,4 +1,4 @@
-"""The colour conversions of the photo path in NumPy, channels last, for the path without torch (lite.py).
+"""The colour conversions of the photo path in NumPy, channels last, for the NumPy engine (inference/numpy_engine.py).
 
 The constants are defined here once, for color.py (PyTorch) too; the formulas are color.py's, step for
 step and in the same precision, so the two paths agree to the rounding of their last operation (tested

@@ -1,6 +1,6 @@
 """Films in and out through PyAV (FFmpeg), and nothing else: probing, decoding frames, writing each shot's
 segment, and joining the segments with the source's audio without re-encoding the video. No torch here:
-video.py does the colour, this module the containers, codecs, rotation, pixel aspect and audio.
+film/run.py does the colour, this module the containers, codecs, rotation, pixel aspect and audio.
 """
 from __future__ import annotations
 

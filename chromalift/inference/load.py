@@ -32,8 +32,8 @@ def load_colorizer(weights: str | os.PathLike | None = None, *, device: str = "a
             raise LoadError("--backend numpy colorizes photos; films need the PyTorch backend")
         if hints:
             raise LoadError("colour hints run on the PyTorch backend: leave out --backend numpy")
-        from chromalift.inference.numpy_engine import LiteColorizer
-        return LiteColorizer.load(weights)
+        from chromalift.inference.numpy_engine import NumpyColorizer
+        return NumpyColorizer.load(weights)
     from chromalift.inference.colorizer import Colorizer
     from chromalift.model.weights import CheckpointError
     try:

@@ -21,16 +21,16 @@ from chromalift.inference.geometry import (
 from chromalift.inference.photo import PhotoColorizer
 from chromalift.model.config import DEFAULT_WEIGHTS, WEIGHTS_FORMAT
 from chromalift.model.config import parse as parse_config
-from chromalift.model.numpy_network import LiteNet
+from chromalift.model.numpy_network import NumpyNet
 
 
 def _check_settings(config, path: Path) -> None:
-    """The config through ModelConfig's own checks (model_config.parse, the torch path's too), or LiteError:
+    """The config through ModelConfig's own checks (model/config.py parse, the torch path's too), or NumpyWeightsError:
     wrong values would give wrong colours here, not an error."""
     try:
         parse_config(config)
     except (TypeError, ValueError) as e:
-        raise LiteError(f"{path}: its model config holds settings this version cannot use ({e})") from None
+        raise NumpyWeightsError(f"{path}: its model config holds settings this version cannot use ({e})") from None
 
 
 # ---------------------------------------------------------------- resampling, as torch.nn.functional.interpolate
@@ -84,38 +84,38 @@ def resize(l: np.ndarray, size: tuple[int, int], *, antialias: bool) -> np.ndarr
 
 # ---------------------------------------------------------------- the photo path
 
-class LiteError(ValueError):
+class NumpyWeightsError(ValueError):
     """A weights file this path cannot use; the message is one line naming the file."""
 
 
 @dataclass
-class LiteColorizer(PhotoColorizer):
+class NumpyColorizer(PhotoColorizer):
     """PhotoColorizer's methods (prior, colorize, colorize_and_classify) on NumPy arrays: no torch import."""
-    net: LiteNet
+    net: NumpyNet
     classes: list[str] = field(default_factory=list)
     name: str = "the shipped model"
 
     @classmethod
-    def load(cls, weights: str | os.PathLike | None = None) -> LiteColorizer:
+    def load(cls, weights: str | os.PathLike | None = None) -> NumpyColorizer:
         from safetensors import safe_open
         path = Path(weights or DEFAULT_WEIGHTS)
         try:
             with safe_open(str(path), "np") as f:
                 meta = f.metadata() or {}
                 if meta.get("format") != WEIGHTS_FORMAT:
-                    raise LiteError(f"{path}: not chromalift weights (format {meta.get('format')!r})")
+                    raise NumpyWeightsError(f"{path}: not chromalift weights (format {meta.get('format')!r})")
                 state = {k: f.get_tensor(k).astype(np.float32) for k in f.keys()}  # noqa: SIM118 (not iterable)
             bad = next((k for k, v in state.items() if not np.isfinite(v).all()), None)
             if bad:
-                raise LiteError(f"{path}: the weights hold NaN or infinite values (in {bad}): a diverged run's; "
+                raise NumpyWeightsError(f"{path}: the weights hold NaN or infinite values (in {bad}): a diverged run's; "
                                 "use an earlier checkpoint")
             config, classes = json.loads(meta["config"]), json.loads(meta.get("classes", "[]"))
             _check_settings(config, path)
-            net = LiteNet.from_state(config, state)
+            net = NumpyNet.from_state(config, state)
             prior, _ = net.global_prior(np.zeros((config.get("global_size", 224),) * 2, np.float32))
             net.local_ab(np.zeros((8, 8), np.float32), prior)    # tensors that do not fit fail here, not later
         except Exception as e:  # noqa: BLE001 (safetensors, json and NumPy raise several kinds for a foreign file)
-            raise LiteError(e.args[0] if isinstance(e, LiteError) else
+            raise NumpyWeightsError(e.args[0] if isinstance(e, NumpyWeightsError) else
                             f"{path}: not a usable weights file ({str(e).splitlines()[0][:120]})") from None
         return cls(net, classes, path.name if weights else "the shipped model")
 

@@ -16,7 +16,7 @@ output, optionally over only the grid's bins that photos use (`ab_keep`, row-maj
 `global_features=False` is the paper's ablation without the global prior (the fusion sees zeros).
 `global_flip` (inference only, like `ab_gain`) also runs the global path on the photo's mirror image and
 averages the two: for the scene scores ("scenes") or for the scores and the colour prior ("all").
-`coarse_blend` (inference only) is read by the photo path (inference.py): where the local path sees a photo
+`coarse_blend` (inference only) is read by the photo path (inference/photo.py): where the local path sees a photo
 larger than the global size, a second pass sees it at the global size (the scale the network trained at)
 and that share of its a*b* is blended into the first's.
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from chromalift.model.config import INFERENCE_SETTINGS, ModelConfig  # noqa: F401 (defined without torch, for lite.py)
+from chromalift.model.config import INFERENCE_SETTINGS, ModelConfig  # noqa: F401 (defined without torch, for the NumPy engine)
 
 
 def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

@@ -46,13 +46,13 @@ def _dense(x: np.ndarray, layer: tuple, relu: bool = True) -> np.ndarray:
 
 
 @dataclass
-class LiteNet:
-    """The network's layers, folded: what model.py describes, for inference only."""
+class NumpyNet:
+    """The network's layers, folded: what network.py describes, for inference only."""
     config: dict
     layers: dict
 
     @classmethod
-    def from_state(cls, config: dict, w: dict) -> LiteNet:
+    def from_state(cls, config: dict, w: dict) -> NumpyNet:
         layers = {}
         for name in [f"low.{i}" for i in range(6)] + ["mid.0", "mid.1"] + [f"glob.convs.{i}" for i in range(4)] \
                 + ["glob.fc1", "glob.fc2", "glob.fc3", "fusion.linear", "classification.0"] \

@@ -66,7 +66,7 @@ def read_weights_metadata(path: str | os.PathLike) -> dict:
 
 
 def config_from(value, path) -> ModelConfig:
-    """A ModelConfig from untrusted JSON-decoded data (model_config.parse), or CheckpointError naming the file."""
+    """A ModelConfig from untrusted JSON-decoded data (model/config.py parse), or CheckpointError naming the file."""
     try:
         return parse_config(value)
     except ValueError as e:

@@ -152,30 +152,31 @@ def _wrap(model: ColorizationNet, cfg: TrainConfig, world: int, device: torch.de
 
 
 def _step(run: _Run, net, cfg: TrainConfig, batch, device: torch.device, autocast):
-    """One optimisation step on one batch, the learning rate set for how far the run is; -> (loss, mse, ce)."""
+    """One optimisation step on one batch, the learning rate set for how far the run is; -> (loss, colour
+    loss, scene loss or None)."""
     l, ab, labels = (t.to(device, non_blocking=True) for t in batch)
     if cfg.channels_last:
         l = l.contiguous(memory_format=torch.channels_last)
     for group in run.optimizer.param_groups:
         group["lr"] = lr_at(cfg, run.lr, progress(cfg, run.step, run.seconds))
     with autocast:
-        loss, mse, ce, _ = compute_loss(net, l, ab, labels, alpha=cfg.alpha, ab_weights=run.ab_weights,
+        loss, color, scene, _ = compute_loss(net, l, ab, labels, alpha=cfg.alpha, ab_weights=run.ab_weights,
                                       ab_bins=run.model_config.ab_bins, ab_lookup=run.ab_lookup, ab_soft=run.ab_soft)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()
     run.step += 1
-    return loss, mse, ce
+    return loss, color, scene
 
 
 def _record(run: _Run, losses, epoch: int, images: int, wait: float, busy: float, flops_per_image: float,
             peak: float | None) -> dict:
-    loss, mse, ce = losses
-    rec = {"loss": float(loss.detach()), "mse": float(mse.detach()), "epoch": epoch,
+    loss, color, scene = losses      # colour: MSE of ab, or the cross-entropy over ab bins
+    rec = {"loss": float(loss.detach()), "color_loss": float(color.detach()), "epoch": epoch,
            "lr": run.optimizer.param_groups[0]["lr"], "seconds": run.seconds,
            "images_per_s": images / (wait + busy), "data_wait_fraction": wait / (wait + busy)}
-    if ce is not None:
-        rec["ce"] = float(ce.detach())
+    if scene is not None:
+        rec["scene_loss"] = float(scene.detach())
     if peak:
         rec["mfu"] = rec["images_per_s"] * flops_per_image / peak
     return rec

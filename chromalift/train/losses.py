@@ -145,8 +145,8 @@ def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor
         se = (pred.float() - normalize_ab(ab)) ** 2                # (B, 2, h, w)
     if ab_weights is not None:
         se = se * ab_weights[ab_bin_index(ab)][:, None]
-    mse = se.mean()
-    ce = None
+    color = se.mean()
+    scene = None
     if logits is not None and bool((labels >= 0).any()):
-        ce = F.cross_entropy(logits.float(), labels, ignore_index=-1)
-    return (mse + alpha * ce if ce is not None else mse), mse, ce, logits
+        scene = F.cross_entropy(logits.float(), labels, ignore_index=-1)
+    return (color + alpha * scene if scene is not None else color), color, scene, logits

@@ -1,4 +1,4 @@
-"""The path without torch (lite.py, color_np.py) against the PyTorch path it stands in for."""
+"""The path without torch (inference/numpy_engine.py, color/lab_np.py) against the PyTorch path it stands in for."""
 from __future__ import annotations
 
 import json
@@ -17,9 +17,9 @@ from chromalift.cli.main import main
 from chromalift.color import lab as color
 from chromalift.color import lab_np as color_np
 from chromalift.inference.colorizer import Colorizer
-from chromalift.inference.numpy_engine import LiteColorizer, LiteError, resize
+from chromalift.inference.numpy_engine import NumpyColorizer, NumpyWeightsError, resize
 from chromalift.model.network import ColorizationNet, ModelConfig
-from chromalift.model.numpy_network import LiteNet
+from chromalift.model.numpy_network import NumpyNet
 from chromalift.model.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +78,7 @@ def test_colour_conversions_are_color_py():
 ], ids=["regression", "no-head-gain", "ab-bins-no-global", "flip-all", "flip-scenes", "ab-keep"])
 def test_network_matches_pytorch(tmp_path, config):
     path = _weights(tmp_path, config)
-    lite, ref = LiteColorizer.load(path), Colorizer.load(path, device="cpu", backend="torch")
+    lite, ref = NumpyColorizer.load(path), Colorizer.load(path, device="cpu", backend="torch")
     l_global = torch.rand(1, 1, config.global_size, config.global_size) - 0.5
     prior_t, logits_t = ref.model.global_prior(l_global)
     prior, logits = lite.net.global_prior(l_global[0, 0].numpy())
@@ -94,11 +94,11 @@ def test_network_matches_pytorch(tmp_path, config):
 
 
 def test_a_net_made_from_a_live_models_state_matches_it():
-    """LiteNet.from_state on ModelConfig.to_dict() (ab_keep a tuple there, a list in a weights file), as the
+    """NumpyNet.from_state on ModelConfig.to_dict() (ab_keep a tuple there, a list in a weights file), as the
     speed benchmark builds it."""
     model = ColorizationNet(ModelConfig(num_classes=3, width=0.125, global_size=32, ab_bins=6,
                                         ab_keep=(0, 1, 7, 14, 20, 35))).eval()
-    net = LiteNet.from_state(model.config.to_dict(), {k: v.float().numpy() for k, v in model.state_dict().items()})
+    net = NumpyNet.from_state(model.config.to_dict(), {k: v.float().numpy() for k, v in model.state_dict().items()})
     l_global, l = torch.rand(1, 1, 32, 32) - 0.5, torch.rand(1, 1, 24, 40) - 0.5
     with torch.no_grad():
         prior_t, _ = model.global_prior(l_global)
@@ -109,7 +109,7 @@ def test_a_net_made_from_a_live_models_state_matches_it():
 
 def test_a_coarse_blend_matches_pytorch_within_one_level(tmp_path):
     path = _weights(tmp_path, ModelConfig(num_classes=4, width=0.125, global_size=64, coarse_blend=0.5))
-    lite, ref = LiteColorizer.load(path), Colorizer.load(path, device="cpu", backend="torch")
+    lite, ref = NumpyColorizer.load(path), Colorizer.load(path, device="cpu", backend="torch")
     for shape in ((768, 1024), (600, 300), (37, 301), (3000, 40)):   # two with the second pass, two strips without
         rgb = gradient_rgb(*shape, seed=sum(shape))
         assert _max_diff(lite.colorize(rgb), ref.colorize(rgb)) <= 1
@@ -118,7 +118,7 @@ def test_a_coarse_blend_matches_pytorch_within_one_level(tmp_path):
 @pytest.mark.parametrize("shape", [(768, 1024), (37, 301), (9, 2000), (3000, 40), (5, 5), (1, 1)])
 def test_photos_match_pytorch_within_one_level(tiny_weights, shape):
     rgb = gradient_rgb(*shape, seed=sum(shape))
-    lite, ref = LiteColorizer.load(tiny_weights), Colorizer.load(tiny_weights, device="cpu", backend="torch")
+    lite, ref = NumpyColorizer.load(tiny_weights), Colorizer.load(tiny_weights, device="cpu", backend="torch")
     out = lite.colorize(rgb)
     assert out.shape == rgb.shape and out.dtype == np.uint8
     assert _max_diff(out, ref.colorize(rgb)) <= 1
@@ -129,7 +129,7 @@ def test_photos_match_pytorch_within_one_level(tiny_weights, shape):
 
 
 def test_style_transfer_and_16_bits_match_pytorch(tiny_weights):
-    lite, ref = LiteColorizer.load(tiny_weights), Colorizer.load(tiny_weights, device="cpu", backend="torch")
+    lite, ref = NumpyColorizer.load(tiny_weights), Colorizer.load(tiny_weights, device="cpu", backend="torch")
     rgb, other = gradient_rgb(90, 120, seed=3), gradient_rgb(50, 50, seed=4)[:, ::-1]
     assert _max_diff(lite.colorize(rgb, reference=other), ref.colorize(rgb, reference=other)) <= 1
     deep = rgb / 255.0 + np.linspace(0, 1 / 512, 120)[None, :, None]      # more levels than 8 bits have
@@ -139,7 +139,7 @@ def test_style_transfer_and_16_bits_match_pytorch(tiny_weights):
 
 def test_the_shipped_model_matches_pytorch():
     rgb = gradient_rgb(300, 400, seed=7)
-    lite, ref = LiteColorizer.load(), Colorizer.load(device="cpu", backend="torch")
+    lite, ref = NumpyColorizer.load(), Colorizer.load(device="cpu", backend="torch")
     assert lite.name == ref.name and lite.note == ref.note
     ours, logits = lite.colorize_and_classify(rgb)
     theirs, logits_t = ref.colorize_and_classify(rgb)
@@ -150,8 +150,8 @@ def test_the_shipped_model_matches_pytorch():
 def test_a_file_that_is_not_weights_is_one_line(tmp_path, tiny_weights):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 64)
-    with pytest.raises(LiteError, match=r"bad\.safetensors"):
-        LiteColorizer.load(bad)
+    with pytest.raises(NumpyWeightsError, match=r"bad\.safetensors"):
+        NumpyColorizer.load(bad)
     from safetensors import safe_open
     from safetensors.numpy import load_file, save_file
     with safe_open(str(tiny_weights), "np") as f:
@@ -159,17 +159,17 @@ def test_a_file_that_is_not_weights_is_one_line(tmp_path, tiny_weights):
     state = load_file(str(tiny_weights))
     state["mid.0.0.weight"] = state["mid.0.0.weight"][:, :3]          # a layer that does not fit the one before
     save_file(state, str(bad), metadata=meta)
-    with pytest.raises(LiteError, match=r"bad\.safetensors: not a usable weights file"):
-        LiteColorizer.load(bad)
+    with pytest.raises(NumpyWeightsError, match=r"bad\.safetensors: not a usable weights file"):
+        NumpyColorizer.load(bad)
     del state["mid.0.0.weight"]
     save_file(state, str(bad), metadata=meta)
-    with pytest.raises(LiteError, match=r"bad\.safetensors: not a usable weights file"):
-        LiteColorizer.load(bad)
+    with pytest.raises(NumpyWeightsError, match=r"bad\.safetensors: not a usable weights file"):
+        NumpyColorizer.load(bad)
     state = load_file(str(tiny_weights))
     for setting in ({"ab_bins": 4, "ab_keep": [-1, 3]}, {"global_flip": True}, {"ab_gain": 0}, {"coarse_blend": 1}):
         save_file(state, str(bad), metadata=meta | {"config": json.dumps(json.loads(meta["config"]) | setting)})
-        with pytest.raises(LiteError, match=r"bad\.safetensors: its model config holds settings"):
-            LiteColorizer.load(bad)
+        with pytest.raises(NumpyWeightsError, match=r"bad\.safetensors: its model config holds settings"):
+            NumpyColorizer.load(bad)
 
 
 def test_one_photo_is_colorized_without_importing_torch(tmp_path, colour_jpeg):
@@ -210,8 +210,8 @@ def test_numpy_backend_for_a_folder_and_its_refusals(tmp_path, tiny_weights, cap
 def test_auto_picks_numpy_only_for_one_small_photo(tmp_path, colour_jpeg, tiny_weights, monkeypatch):
     import chromalift.inference.numpy_engine
     used = []
-    real = chromalift.inference.numpy_engine.LiteColorizer.load
-    monkeypatch.setattr(chromalift.inference.numpy_engine.LiteColorizer, "load", lambda *a: used.append(a) or real(*a))
+    real = chromalift.inference.numpy_engine.NumpyColorizer.load
+    monkeypatch.setattr(chromalift.inference.numpy_engine.NumpyColorizer, "load", lambda *a: used.append(a) or real(*a))
     second = tmp_path / "second.jpg"
     second.write_bytes(colour_jpeg.read_bytes())
     cases = [([], 1), (["--process-size", "0"], 0), (["--process-size", "2048"], 0), (["--model", str(tiny_weights)], 0),
@@ -225,7 +225,7 @@ def test_auto_picks_numpy_only_for_one_small_photo(tmp_path, colour_jpeg, tiny_w
 
 def test_bands_on_several_threads_give_the_same_photo(tiny_weights, monkeypatch):
     import chromalift.inference.numpy_engine
-    lite, rgb = LiteColorizer.load(tiny_weights), gradient_rgb(203, 301, seed=5)
+    lite, rgb = NumpyColorizer.load(tiny_weights), gradient_rgb(203, 301, seed=5)
     deep = rgb / 255.0
     whole, whole16 = lite.colorize(rgb), lite.colorize(deep, bits=16)
     monkeypatch.setattr(chromalift.inference.numpy_engine, "BAND_PIXELS", 301 * 7)      # 29 bands of 7 rows
