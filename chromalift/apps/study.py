@@ -21,7 +21,6 @@ import os
 import random
 import secrets
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 from PIL import Image
 
 from chromalift.color.lab import grey_baseline, rgb_to_lab
+from chromalift.io.atomic import make_dir
 from chromalift.io.photos import ImageError, find_images, read_photo
 
 REAL, GREY, SHIPPED = "real", "grey", "shipped"
@@ -136,7 +136,7 @@ def prepare_study(photos: list[Path], out: str | Path, sources: list[tuple[str, 
         raise StudyError(f"{out}: already exists (a study is never replaced: choose a new folder)")
     colorizers = {name: c for name, c in sources if name not in (REAL, GREY)}
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    tmp = make_dir(f".{out.name}.partial-", out.parent)
     try:
         (tmp / "images").mkdir()
         rng = random.Random(seed)

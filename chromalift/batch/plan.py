@@ -111,6 +111,9 @@ def plan_outputs(inputs: list[str], output: str | None = None, fmt: str | None =
     taken: set[Path] = set()
     for job in jobs:
         dst = job.dst
+        if dst.suffix.lower() not in IMAGE_EXTENSIONS and not _is_video(job.src):   # read (AVIF, HEIC), not written
+            dst = dst.with_suffix(".png")
+            plan.notes.append(f"{job.src}: {job.src.suffix} photos are read but not written, so this writes {dst}")
         if dst.resolve() in sources:
             if dst.resolve() == job.src.resolve() and out is not None and out.resolve() == dst.resolve():
                 plan.errors.append(f"{dst}: is the input itself; choose another output")

@@ -12,6 +12,7 @@ import copy
 import hashlib
 import itertools
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -143,12 +144,14 @@ class OnnxEngine:
         folder = (cache or _cache_dir()) / weights_key(model)
         if not ((folder / "global.onnx").exists() and (folder / "local.onnx").exists()):
             tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-            export_onnx(model, tmp, prior_graph=True)
-            os.makedirs(folder.parent, exist_ok=True)
             try:
+                export_onnx(model, tmp, prior_graph=True)
                 os.replace(tmp, folder)
-            except OSError:   # another process got there first
-                pass
+            except OSError:
+                if not (folder / "local.onnx").exists():   # else another process got there first
+                    raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -181,7 +184,13 @@ def make_engine(model: ColorizationNet, device: torch.device, backend: str = "au
             raise ValueError("--backend onnx runs on the CPU; use --device cpu or --backend torch")
         try:
             return OnnxEngine(model)
+        except ImportError as e:
+            raise ValueError(f"--backend onnx needs the onnx extra ({e.name or e} is missing): "
+                             "pip install 'chromalift[onnx]', or use --backend torch") from None
+        except OSError as e:   # the cache of exported graphs cannot be written
+            raise ValueError(f"--backend onnx: cannot write its cache in {_cache_dir()} ({e.strerror or e}); set "
+                             "XDG_CACHE_HOME to a writable folder, or use --backend torch") from None
         except Exception as e:  # noqa: BLE001 (onnx and onnxruntime raise types of their own)
             raise ValueError(f"--backend onnx: ONNX Runtime cannot run here ({str(e).splitlines()[0][:100]}); "
-                             "install the onnx extra or use --backend torch") from None
+                             "use --backend torch") from None
     return TorchEngine(model, device)

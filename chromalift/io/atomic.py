@@ -37,6 +37,21 @@ def remove_stale_temps(path: Path) -> None:
                 os.close(fd)
 
 
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def make_dir(prefix: str, parent: Path) -> Path:
+    """A temporary folder (mkdtemp: a name no one else has, so only our own is ever removed) with the
+    permissions a folder made by mkdir would have, not mkdtemp's 0700: it becomes an output (a cache, a
+    study) that the user's group may read."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(tmp, 0o777 & ~umask())
+    return tmp
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call write(tmp) on a temporary file beside `path`, then rename it into place.
 
@@ -49,9 +64,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     fcntl.flock(fd, fcntl.LOCK_EX)      # held until the end: marks the temp file as live for other runs
     try:
         write(tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)   # mkstemp makes 0600 files; give the permissions a user expects
+        os.chmod(tmp, 0o666 & ~umask())   # mkstemp makes 0600 files; give the permissions a user expects
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

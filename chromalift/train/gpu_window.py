@@ -84,6 +84,37 @@ def split_weights(weights: Path, out: Path, part_bytes: int = PART_BYTES) -> dic
     return manifest
 
 
+MAX_JOINED_BYTES = 4 * 2**30     # far above any weights file (ours: 12.6 MB); a forged manifest cannot ask for more
+
+
+def read_manifest(path: Path) -> dict:
+    """A parts manifest, every field checked for type and range; WindowError in one line otherwise."""
+    def bad(why: str) -> WindowError:
+        return WindowError(f"{path}: not a parts manifest ({why})")
+    try:
+        if path.stat().st_size > 2**20:
+            raise bad("larger than 1 MiB")
+        manifest = json.loads(path.read_text())
+    except OSError as e:
+        raise WindowError(f"{path}: cannot read it ({e.strerror or e})") from None
+    except (ValueError, RecursionError) as e:
+        raise bad(f"not JSON: {str(e)[:80]}") from None
+    is_hash = lambda v: isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
+    is_size = lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_JOINED_BYTES
+    if not isinstance(manifest, dict) or not is_hash(manifest.get("sha256")) or not is_size(manifest.get("bytes")):
+        raise bad("it needs sha256 and bytes for the whole file")
+    parts = manifest.get("parts")
+    if not isinstance(parts, list) or not 0 < len(parts) <= 1000:
+        raise bad("parts must be a list of 1 to 1000 entries")
+    for part in parts:
+        if not (isinstance(part, dict) and isinstance(part.get("name"), str) and is_hash(part.get("sha256"))
+                and is_size(part.get("bytes"))):
+            raise bad("each part needs a name, sha256 and bytes")
+    if sum(part["bytes"] for part in parts) != manifest["bytes"]:
+        raise bad("the parts' sizes do not add up to the file's")
+    return manifest
+
+
 def join_parts(folder: str | Path, dst: str | Path, *, overwrite: bool = False) -> Path:
     """Reassemble the parts listed in folder/manifest.json into dst, every checksum verified, then check
     that the result loads as chromalift weights. Nothing is written unless all of it is right."""
@@ -91,18 +122,17 @@ def join_parts(folder: str | Path, dst: str | Path, *, overwrite: bool = False) 
     from chromalift.model.weights import CheckpointError, load_weights
 
     folder, dst = Path(folder), Path(dst)
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-        parts = manifest["parts"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise WindowError(f"{folder / MANIFEST}: not a parts manifest ({e})") from None
+    manifest = read_manifest(folder / MANIFEST)
     if dst.exists() and not overwrite:
         raise WindowError(already_exists(dst))
     chunks = []
-    for part in parts:
+    for part in manifest["parts"]:
         path = folder / Path(part["name"]).name
         if not path.is_file():
             raise WindowError(f"{path}: part missing")
+        if path.stat().st_size != part["bytes"]:     # checked before reading: a huge file is never read
+            raise WindowError(f"{path}: {path.stat().st_size} bytes, the manifest says {part['bytes']} "
+                              "(damaged or incomplete download)")
         chunk = path.read_bytes()
         if hashlib.sha256(chunk).hexdigest() != part["sha256"]:
             raise WindowError(f"{path}: checksum mismatch (damaged or incomplete download)")

@@ -12,7 +12,7 @@ import fnmatch
 import json
 import os
 import shutil
-import tempfile
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from chromalift.color.lab import normalize_l, rgb_to_lab, uint8_to_float
 from chromalift.evaluation.metrics import colorfulness_u8
+from chromalift.io.atomic import make_dir
 from chromalift.io.photos import ImageError, find_images, read_photo
 from chromalift.train.data.augment import draw_boxes, sample_boxes
 
@@ -75,6 +76,19 @@ def decode_photo(args: tuple[str, int, float]) -> tuple[np.ndarray | None, float
     return pixels, colorfulness_u8(pixels), hist, "ok"
 
 
+MAX_NAMED = 20   # unreadable photos named one line each; beyond this, a count
+
+
+def skip(skipped: dict, status: str, write=print) -> None:
+    """Count a photo that is not used; an unreadable one is named (status holds the reader's one line
+    with the file's name), the first MAX_NAMED of them, so a user can find and fix them."""
+    kind = "grey" if status == "grey" else "unreadable"
+    skipped[kind] += 1
+    if kind == "unreadable" and skipped[kind] <= MAX_NAMED:
+        write(f"skipped, {status}" + (" (further unreadable photos are counted, not named)"
+                                     if skipped[kind] == MAX_NAMED else ""), file=sys.stderr)
+
+
 def scan_folder(folder: Path) -> tuple[list[Path], list[int], list[str]]:
     """Photos under `folder` and their labels: class subfolders give labels, a flat folder gives -1."""
     if not folder.is_dir():
@@ -118,7 +132,7 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 256, 
     files, labels, classes = labelled_files(src, classes)
     dst.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_builds(dst)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}{BUILD_MARK}", dir=dst.parent))
+    tmp = make_dir(f".{dst.name}{BUILD_MARK}", dst.parent)
     try:
         _build(src, dst, tmp, files, labels, classes, size, min_color_std, workers, progress)
     finally:
@@ -172,10 +186,11 @@ def _build(src: Path, dst: Path, tmp: Path, files: list[Path], labels: list[int]
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), initializer=torch.set_num_threads,
                              initargs=(1,)) as pool:
         results = pool.map(decode_photo, jobs, chunksize=64)
-        for f, label, (pixels, cf, h, status) in progress_bar(zip(files, labels, results), total=len(files),
-                                                     desc=f"prepare {src.name}", disable=not progress, unit="img"):
+        bar = progress_bar(zip(files, labels, results), total=len(files), desc=f"prepare {src.name}",
+                           disable=not progress, unit="img")
+        for f, label, (pixels, cf, h, status) in bar:
             if pixels is None:
-                skipped["grey" if status == "grey" else "unreadable"] += 1
+                skip(skipped, status, bar.write)
                 continue
             images[n] = pixels
             kept_labels.append(label)

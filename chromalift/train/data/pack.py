@@ -27,7 +27,7 @@ from PIL import Image
 
 from chromalift.color.lab import rgb_to_lab, uint8_to_float
 from chromalift.io.atomic import atomic_write
-from chromalift.train.data.cache import AB_BINS, Cache, DataError, decode_photo, labelled_files, load_cache
+from chromalift.train.data.cache import AB_BINS, Cache, DataError, decode_photo, labelled_files, load_cache, skip
 
 PACK_FORMAT = "colorizer/pack/v1"   # the format name from before the package was renamed: old packs still load
 PACK_SUFFIX = ".npz"
@@ -102,7 +102,7 @@ def build_pack(src: str | os.PathLike, dst: str | os.PathLike, *, max_mib: float
         for i, (blob, cf, h, psnr, status) in zip(order, pool.map(_encode_one, jobs, chunksize=32)):
             bar.update()
             if blob is None:
-                skipped["grey" if status == "grey" else "unreadable"] += 1
+                skip(skipped, status, bar.write)
                 continue
             if used + len(blob) > budget:
                 break

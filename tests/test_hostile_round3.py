@@ -1,0 +1,132 @@
+"""Hostile input, round 2 continued: each test reproduces an attack from issue 34 with files made by hand
+(or a real decoder's limits) and checks the one-line refusal, the bound, or the right output."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from chromalift.cli.main import main
+
+
+def _parts(tmp_path: Path, tiny_weights: Path) -> Path:
+    from chromalift.train.gpu_window import split_weights
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    split_weights(tiny_weights, folder, tiny_weights.stat().st_size // 3 + 1)
+    return folder
+
+
+@pytest.mark.parametrize("forge", [
+    lambda m: [m],                                                     # not an object
+    lambda m: m | {"parts": 7},                                        # parts not a list
+    lambda m: m | {"parts": [1, 2]},                                   # a part not an object
+    lambda m: m | {"parts": [p | {"name": 5} for p in m["parts"]]},    # a name not a string
+    lambda m: {k: v for k, v in m.items() if k != "sha256"},           # no checksum
+    lambda m: m | {"bytes": 10**15},                                   # a size past any weights file
+    lambda m: m | {"parts": [p | {"bytes": p["bytes"] + 1} for p in m["parts"]]},   # sizes that do not add up
+    lambda m: m | {"parts": []},
+    "[" * 5000 + "]" * 5000,                                           # deeply nested
+    "not json {",
+])
+def test_join_refuses_a_malformed_manifest_in_one_line(tmp_path, tiny_weights, capsys, forge):
+    folder = _parts(tmp_path, tiny_weights)
+    manifest = folder / "manifest.json"
+    text = forge if isinstance(forge, str) else json.dumps(forge(json.loads(manifest.read_text())))
+    manifest.write_text(text)
+    rc = main(["join", str(folder), str(tmp_path / "w.safetensors")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "not a parts manifest" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_join_does_not_read_a_part_larger_than_the_manifest_says(tmp_path, tiny_weights, capsys):
+    folder = _parts(tmp_path, tiny_weights)
+    first = folder / json.loads((folder / "manifest.json").read_text())["parts"][0]["name"]
+    with open(first, "ab") as f:
+        f.truncate(first.stat().st_size + 2**30)        # sparse: a 1 GiB file that costs no disk
+    assert main(["join", str(folder), str(tmp_path / "w.safetensors")]) == 1
+    assert "the manifest says" in capsys.readouterr().err
+    shutil.rmtree(folder)
+
+
+def test_join_still_joins_good_parts(tmp_path, tiny_weights):
+    folder = _parts(tmp_path, tiny_weights)
+    assert main(["join", str(folder), str(tmp_path / "w.safetensors")]) == 0
+    assert (tmp_path / "w.safetensors").read_bytes() == tiny_weights.read_bytes()
+
+
+def test_deeply_nested_json_inside_the_size_bound_is_a_400(tmp_path, tiny_weights):
+    pytest.importorskip("fastapi")
+    from test_hostile_round2 import _asgi, _photo
+
+    from chromalift.apps.study import prepare_study
+    from chromalift.apps.study_server import Ballot, create_app
+    from chromalift.inference.colorizer import Colorizer
+    photos = [_photo(tmp_path / "p" / f"{i}.png", i) for i in range(2)]
+    study = prepare_study(photos, tmp_path / "study", [("real", None), ("tiny", Colorizer.load(tiny_weights, device="cpu"))],
+                          size=32)
+    app = create_app(Ballot(study))
+    status, body = _asgi(app, "POST", "/api/vote", {"host": "127.0.0.1:7861", "content-type": "application/json"},
+                         b"[" * 2000 + b"]" * 2000)
+    assert status == 400 and b"JSON" in body
+
+
+def _colour(path: Path, seed: int = 0, size: int = 40) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_prepare_names_the_photos_it_cannot_read(tmp_path, capsys):
+    for i in range(2):
+        _colour(tmp_path / "src" / "a" / f"{i}.png", i)
+    (tmp_path / "src" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    assert main(["prepare", str(tmp_path / "src"), str(tmp_path / "cache"), "--size", "16", "--workers", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped" in err and "broken.jpg" in err and "Traceback" not in err
+
+
+def test_a_cache_and_a_study_get_the_permissions_mkdir_would_give(tmp_path, tiny_weights):
+    import os
+    import stat
+
+    from chromalift.apps.study import prepare_study
+    from chromalift.inference.colorizer import Colorizer
+    for i in range(2):
+        _colour(tmp_path / "src" / f"{i}.png", i)
+    mask = os.umask(0o022)
+    try:
+        assert main(["prepare", str(tmp_path / "src"), str(tmp_path / "cache"), "--size", "16", "--workers", "1"]) == 0
+        study = prepare_study(sorted((tmp_path / "src").glob("*.png")), tmp_path / "study",
+                              [("real", None), ("tiny", Colorizer.load(tiny_weights, device="cpu"))], size=32)
+    finally:
+        os.umask(mask)
+    for folder in (tmp_path / "cache", study.folder):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o755, folder
+
+
+def test_a_photo_format_read_but_not_written_is_settled_in_the_plan(tmp_path, tiny_weights, capsys):
+    from PIL import features
+    if not features.check("avif"):
+        pytest.skip("this Pillow reads no AVIF")
+    src = tmp_path / "old.avif"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 48), dtype=np.uint8)).save(src)
+    assert main([str(src), "--model", str(tiny_weights)]) == 0
+    assert (tmp_path / "old_color.png").is_file() and "writes" in capsys.readouterr().err
+
+
+def test_an_unwritable_onnx_cache_is_named_not_blamed_on_a_missing_extra(tmp_path, tiny_weights, capsys, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    blocker = tmp_path / "cache-is-a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    _colour(tmp_path / "p.png")
+    rc = main([str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png"), "--model", str(tiny_weights), "--backend", "onnx"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "cannot write its cache" in err and "extra" not in err and "Traceback" not in err
