@@ -130,3 +130,47 @@ def test_an_unwritable_onnx_cache_is_named_not_blamed_on_a_missing_extra(tmp_pat
     rc = main([str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png"), "--model", str(tiny_weights), "--backend", "onnx"])
     err = capsys.readouterr().err
     assert rc == 1 and "cannot write its cache" in err and "extra" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("dtype", ["int32", "uint32"])
+def test_32_bit_grey_tiffs_keep_their_tones(tmp_path, tiny_weights, dtype):
+    tifffile = pytest.importorskip("tifffile")
+    ramp = np.linspace(0, 1, 64 * 96).reshape(64, 96)
+    top = np.iinfo(dtype).max
+    tifffile.imwrite(tmp_path / "g.tif", (ramp * top).astype(dtype))
+    from chromalift.io.photos import read_photo
+    photo = read_photo(tmp_path / "g.tif")
+    grey = photo.pixels[..., 0]
+    assert photo.bits == 16 and abs(grey.min()) < 1e-6 and abs(grey.max() - 1) < 1e-6
+    assert len(np.unique(np.round(grey * 255))) == 256               # not flat, not three levels
+    assert main([str(tmp_path / "g.tif"), "-o", str(tmp_path / "o.png"), "--model", str(tiny_weights)]) == 0
+
+
+def test_a_description_of_500_pages_is_not_copied_onto_a_one_page_output(tmp_path, tiny_weights):
+    tifffile = pytest.importorskip("tifffile")
+    grey = (np.linspace(0, 255, 64 * 96).reshape(64, 96)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "g.tif", grey, description='{"shape": [500, 64, 96]}', metadata=None)
+    assert main([str(tmp_path / "g.tif"), "-o", str(tmp_path / "o.tif"), "--model", str(tiny_weights)]) == 0
+    with tifffile.TiffFile(tmp_path / "o.tif") as t:
+        assert t.asarray().shape == (64, 96, 3) and 270 not in t.pages[0].tags
+    tifffile.imwrite(tmp_path / "c.tif", grey, description="Grandma at the lake, 1931", metadata=None)
+    assert main([str(tmp_path / "c.tif"), "-o", str(tmp_path / "c_out.tif"), "--model", str(tiny_weights)]) == 0
+    with tifffile.TiffFile(tmp_path / "c_out.tif") as t:                # a caption is the photo's: kept
+        assert t.pages[0].tags[270].value == "Grandma at the lake, 1931"
+
+
+def test_a_film_above_the_frame_limit_is_refused_on_its_header(tmp_path, tiny_weights, capsys):
+    av = pytest.importorskip("av")
+    clip = tmp_path / "big.avi"
+    with av.open(str(clip), "w") as c:
+        s = c.add_stream("mjpeg", rate=1)
+        s.width, s.height, s.pix_fmt = 7008, 6000, "yuvj420p"        # 42 MP: above the 40 MP a frame
+        frame = av.VideoFrame(7008, 6000, "yuvj420p")
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        for p in [*s.encode(frame), *s.encode()]:
+            c.mux(p)
+    assert main([str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(tiny_weights)]) == 1
+    err = capsys.readouterr().err
+    assert "7008x6000 (42 MP), above the limit of 40 MP a frame" in err and "Traceback" not in err
+    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / ".o.mp4.parts").exists()

@@ -123,12 +123,13 @@ def run_jobs(colorizer, jobs: list, options: Options, *, reference=None, plan=No
 
 def _colorize_film(colorizer, job, options: Options, reference, tally: Tally) -> None:
     from chromalift.film.run import VideoError, colorize_video
-    from chromalift.film.settings import CUT_THRESHOLD
+    from chromalift.film.settings import CUT_THRESHOLD, MAX_FRAME_PIXELS
     try:
         result = colorize_video(colorizer, job.src, job.dst, prior_mode=options.prior, reference=reference,
                                 process_size=options.process_size, batch=options.batch,
                                 cut_threshold=CUT_THRESHOLD if options.cut_threshold is None else options.cut_threshold,
-                                steady=options.steady, overwrite=options.overwrite)
+                                steady=options.steady, overwrite=options.overwrite,
+                                max_pixels=min(options.max_pixels, MAX_FRAME_PIXELS))
     except VideoError as e:
         tally.failures.append(str(e))
         tally.records.append(record(job.src, error=str(e)))

@@ -17,7 +17,6 @@ when it is complete, and the work folder is then removed.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 from collections.abc import Callable
@@ -32,7 +31,8 @@ import torch.nn.functional as F
 from chromalift.color.lab import l_from_uint8, normalize_l
 from chromalift.evaluation.metrics import frame_flicker  # noqa: F401 -- this module's name too
 from chromalift.film import work_folder as film_work
-from chromalift.film.settings import CUT_RATIO, CUT_THRESHOLD, STEADY
+from chromalift.film.settings import CUT_THRESHOLD, MAX_FRAME_PIXELS, STEADY
+from chromalift.film.shots import SteadyColour, find_cuts, shots_from_cuts
 from chromalift.film.streams import (  # noqa: F401 -- VideoError, VideoInfo, Shot, probe and read_frames are this module's names too
     Shot,
     VideoError,
@@ -65,61 +65,15 @@ class VideoResult:
     resumed_shots: int      # shots found finished from an earlier, interrupted call
 
 
-@dataclass
-class SteadyColour:
-    """A temporal filter on the predicted ab, within a shot: where a pixel's luminance did not change
-    since the frame before, its colour leans on the previous frame's colour (weight `strength`); where
-    it changed (motion, a new object), the new prediction is taken as it is. This calms the colour
-    'boiling' that grain causes in still areas without dragging colour across moving edges.
-    Runs at the local path's resolution (cheap); reset() at every cut."""
-    strength: float = 0.8   # weight of the previous frame's colour where nothing moved
-    sigma: float = 3.0      # change of L (0-100, 3x3 mean) at which the weight has fallen to 1/e
-
-    def __post_init__(self):
-        self.reset()
-
-    def reset(self) -> None:
-        self._l = self._ab = None
-
-    def __call__(self, l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-        out = []
-        for i in range(l.shape[0]):   # frames in order; each leans on the filtered frame before it
-            li, ab_i = l[i:i + 1], ab[i:i + 1]
-            if self.strength > 0 and self._l is not None and self._l.shape == li.shape:
-                change = F.avg_pool2d((li - self._l).abs(), 3, stride=1, padding=1, count_include_pad=False)
-                weight = self.strength * torch.exp(-(change / self.sigma) ** 2)
-                ab_i = ab_i + weight * (self._ab - ab_i)
-            self._l, self._ab = li, ab_i
-            out.append(ab_i)
-        return torch.cat(out)
-
-
-def find_cuts(scores: np.ndarray, threshold: float = CUT_THRESHOLD, ratio: float = CUT_RATIO,
-              window: int = 12) -> list[int]:
-    """Frames that start a new shot, from scores[i] = mean |L_i - L_(i-1)| (scores[0] is ignored).
-
-    A cut is a change both large in itself and a spike against the motion around it (the median score
-    of up to `window` frames on each side), so a fast pan, steadily large, is not cut into pieces while a
-    cut after or before a calm stretch is found."""
-    scores = np.asarray(scores, dtype=np.float64)
-    cuts = []
-    for i in range(1, len(scores)):
-        if scores[i] < threshold:
-            continue
-        around = np.r_[scores[max(1, i - window):i], scores[i + 1:i + 1 + window]]
-        if scores[i] >= ratio * (float(np.median(around)) if len(around) else 0.0):
-            cuts.append(i)
-    return cuts
-
-
-def shots_from_cuts(cuts: list[int], frames: int) -> list[Shot]:
-    bounds = [0] + list(cuts) + [frames]
-    return [Shot(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+def _growth_limit(info: VideoInfo) -> float:
+    """The header's frame size passed the limit; a stream whose frames grow midway may not outgrow both."""
+    return max(MAX_FRAME_PIXELS, info.width * info.height)
 
 
 @torch.no_grad()
 def scan(colorizer: Colorizer, path: str | os.PathLike, *, batch: int = 32, progress: bool = True,
-         total: int | None = None, quarter_turns: int = 0) -> tuple[np.ndarray, np.ndarray]:
+         total: int | None = None, quarter_turns: int = 0, max_pixels: float | None = MAX_FRAME_PIXELS
+         ) -> tuple[np.ndarray, np.ndarray]:
     """Pass 1: every frame's global prior (N, C) and cut score (N,), decoding at the global size
     (turned upright by quarter_turns, as the network expects to see scenes)."""
     path = Path(path)
@@ -133,7 +87,7 @@ def scan(colorizer: Colorizer, path: str | os.PathLike, *, batch: int = 32, prog
         pending.clear()
 
     bar = progress_bar(total=total, desc="scan shots", unit="frame", disable=not progress, leave=False)
-    for frame in decode_frames(path):
+    for frame in decode_frames(path, max_pixels):
         rgb = frame.reformat(width=g, height=g, format="rgb24", interpolation="AREA").to_ndarray()
         rgb = np.ascontiguousarray(np.rot90(rgb, quarter_turns))
         l = l_from_uint8(torch.from_numpy(rgb)[None])                                # (1, 1, g, g)
@@ -161,14 +115,16 @@ def colorize_video(colorizer: Colorizer, src: str | os.PathLike, dst: str | os.P
                    prior_mode: str = "shot", reference: np.ndarray | None = None,
                    process_size: int | None = DEFAULT_PROCESS_SIZE, batch: int = 8,
                    cut_threshold: float = CUT_THRESHOLD, steady: float | None = None, overwrite: bool = False,
-                   progress: bool = True, on_shot: Callable[[int, Shot], None] | None = None) -> VideoResult:
+                   progress: bool = True, on_shot: Callable[[int, Shot], None] | None = None,
+                   max_pixels: float = MAX_FRAME_PIXELS) -> VideoResult:
     """Colorize the film `src` into `dst` (same frame rate, size and audio), resumably.
 
     prior_mode: 'shot' (one global prior per shot, the mean of its frames') or 'frame' (each frame its
     own, as a photo colorizer does; flickers more). `reference`: an (H, W, 3) float RGB photo whose
     prior every frame takes (the paper's style transfer). steady: strength of the SteadyColour filter
     (default STEADY with one prior per shot, 0 with one per frame; 0 = off: each frame is exactly what
-    the photo colorizer gives with its prior). on_shot(i, shot) is called as each shot is finished."""
+    the photo colorizer gives with its prior). on_shot(i, shot) is called as each shot is finished.
+    Frames above max_pixels are refused on the header (a frame is colorized whole)."""
     src, dst = Path(src), Path(dst)
     if steady is None:
         steady = STEADY if prior_mode == "shot" else 0.0
@@ -180,7 +136,7 @@ def colorize_video(colorizer: Colorizer, src: str | os.PathLike, dst: str | os.P
         raise VideoError(already_exists(dst))
     if dst.suffix.lower() not in VIDEO_EXTENSIONS or muxer_for(dst.suffix) is None:
         raise VideoError(f"{dst}: unknown video format {dst.suffix!r}; use .mp4, .mkv, .mov, .webm or .avi")
-    info = probe(src)
+    info = probe(src, max_pixels)
     work = film_work.work_folder(dst)
     lock = film_work.claim(work, dst)
     try:
@@ -219,7 +175,8 @@ def _plan_shots(colorizer: Colorizer, src: Path, info: VideoInfo, work: Path, se
     plan = _load_plan(work, settings)
     if plan is not None:
         return [Shot(**s) for s in plan["shots"]], np.load(work / "priors.npy")
-    frame_priors, scores = scan(colorizer, src, progress=progress, total=info.frames, quarter_turns=info.quarter_turns)
+    frame_priors, scores = scan(colorizer, src, progress=progress, total=info.frames, quarter_turns=info.quarter_turns,
+                                max_pixels=_growth_limit(info))
     announced = info.announced_frames
     if announced and len(scores) < 0.9 * announced - 1:   # FFmpeg stops quietly at a cut-off end
         raise VideoError(f"{src}: truncated or damaged: {len(scores)} of the {announced} frames its header "
@@ -316,7 +273,7 @@ def _colorize_shots(colorizer: Colorizer, job: _ShotWork) -> int:
     done, first, segment = 0, 0, None
     pending: list[np.ndarray] = []   # frames first.. waiting for a full batch or their shot's end
     try:
-        for index, frame in enumerate(decode_frames(job.src)):
+        for index, frame in enumerate(decode_frames(job.src, _growth_limit(job.info))):
             if index >= len(owner):
                 break
             shot_id = int(owner[index])

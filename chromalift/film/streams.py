@@ -102,11 +102,13 @@ def ffmpeg_reason(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e).split(":")[-1].strip() or type(e).__name__
 
 
-def probe(path: str | os.PathLike) -> VideoInfo:
-    """Size, frame rate, codec and audio of a video; VideoError for anything FFmpeg cannot decode."""
+def probe(path: str | os.PathLike, max_pixels: float | None = None) -> VideoInfo:
+    """Size, frame rate, codec and audio of a video; VideoError for anything FFmpeg cannot decode, or for
+    frames above max_pixels (checked on the header, before a frame is decoded)."""
     path = Path(path)
     container, stream = _open(path)
     try:
+        _check_size(path, stream.codec_context.width, stream.codec_context.height, max_pixels)
         fps = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
         aspect = stream.codec_context.sample_aspect_ratio or stream.sample_aspect_ratio
@@ -122,12 +124,21 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         container.close()
 
 
-def decode_frames(path: Path) -> Iterator[av.VideoFrame]:
+def _check_size(path: Path, width: int, height: int, max_pixels: float | None) -> None:
+    if max_pixels and width * height > max_pixels:
+        raise VideoError(f"{path}: its frames are {width}x{height} ({width * height / 1e6:.0f} MP), above the limit "
+                         f"of {max_pixels / 1e6:.0f} MP a frame")
+
+
+def decode_frames(path: Path, max_pixels: float | None = None) -> Iterator[av.VideoFrame]:
+    """The frames of the video's first stream; VideoError for one that cannot be decoded or (a stream that
+    changes size midway) is above max_pixels."""
     container, stream = _open(path)
     count = 0
     try:
         for frame in container.decode(stream):
             count += 1
+            _check_size(path, frame.width, frame.height, max_pixels)
             yield frame
     except av.error.FFmpegError as e:
         raise VideoError(f"{path}: cannot decode frame {count + 1} ({ffmpeg_reason(e)})") from None

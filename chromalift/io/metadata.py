@@ -45,6 +45,17 @@ MAX_EXIF = 65_000        # a JPEG's EXIF segment holds at most 65,533 bytes: mor
 MAX_TEXT = 256 * 1024    # text chunks carried from a PNG, in all: 60 chunks of 1 MB (64 KB zipped) are an attack
 
 
+IMAGE_DESCRIPTION = 270
+
+
+def _describes_layout(text) -> bool:
+    """An ImageDescription that describes the file's pages rather than the photo (tifffile's shaped JSON,
+    ImageJ's hyperstack header): on a one-page output it would make readers expect pages that are not there."""
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")
+    return isinstance(text, str) and (text.lstrip().startswith('{"shape"') or text.startswith("ImageJ="))
+
+
 def read_metadata(img: Image.Image) -> Metadata:
     """Everything of the above that `img` (as opened, before any transpose) carries."""
     meta = Metadata()
@@ -56,6 +67,8 @@ def read_metadata(img: Image.Image) -> Metadata:
         exif.load(original.tobytes())
         for tag in LAYOUT_TAGS & set(exif):   # XMP, IPTC and the ICC profile (34675) are carried on their own
             del exif[tag]
+        if _describes_layout(exif.get(IMAGE_DESCRIPTION)):
+            del exif[IMAGE_DESCRIPTION]
         meta.software = exif.get(SOFTWARE)
         if ORIENTATION in exif:
             exif[ORIENTATION] = 1

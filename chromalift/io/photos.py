@@ -101,9 +101,10 @@ def decode_photo(source: str | os.PathLike | bytes, *, name: str, max_pixels: in
                 meta = read_metadata(img)
                 photo, notes = _deep_tiff(img, source, name, orientation) if is_deep_colour_tiff(img) else (None, [])
                 if photo is None:
+                    kind = sample_kind(img)
                     img = ImageOps.exif_transpose(img)
                     img, more = to_srgb(img, name)
-                    photo = _to_photo(img, name)
+                    photo = _to_photo(img, name, kind)
                     notes += more
                 photo.meta, photo.warnings = meta, notes + [f"{name}: {w}" for w in meta.warnings] + photo.warnings
                 return photo
@@ -201,17 +202,39 @@ def _deep_tiff(img: Image.Image, source, name: str, orientation: int | None) -> 
     return Photo(rgb.astype(np.float32), alpha, bits=16), []
 
 
-def _to_photo(img: Image.Image, name: str = "photo") -> Photo:
+def sample_kind(img: Image.Image) -> str | None:
+    """'uint32' or 'int32' for a TIFF of 32-bit integer samples (read from its tags, which a transposed copy
+    no longer has), else None."""
+    tags = getattr(img, "tag_v2", None) or {}
+    bits, kind = tags.get(258, 0), tags.get(339, 1)
+    bits, kind = (v[0] if isinstance(v, tuple) else v for v in (bits, kind))
+    if img.mode != "I" or bits != 32:
+        return None
+    return "uint32" if kind == 1 else "int32"
+
+
+def _grey_samples(img: Image.Image, kind: str | None) -> tuple[np.ndarray, float]:
+    """A mode-I image's samples as floats, and the full scale of their type. Pillow reads 32-bit TIFF samples
+    as signed; unsigned ones (SampleFormat 1, the default) are read back as unsigned here."""
+    if kind == "uint32":
+        return np.asarray(img, dtype=np.int32).view(np.uint32).astype(np.float64), 2.0**32 - 1
+    if kind == "int32":
+        return np.asarray(img, dtype=np.float64), 2.0**31 - 1
+    return np.asarray(img, dtype=np.float32), 65535.0
+
+
+def _to_photo(img: Image.Image, name: str = "photo", kind: str | None = None) -> Photo:
     alpha = None
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
         alpha = np.asarray(img.getchannel("A"), dtype=np.uint8).copy()
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16-bit greyscale: keep its precision instead of truncating to 8 bits
-        arr = np.asarray(img, dtype=np.float32)
-        scale = 65535.0 if arr.max(initial=0) > 255 or img.mode.startswith("I;16") else 255.0
-        rgb = np.repeat(np.clip(arr / scale, 0.0, 1.0)[:, :, None], 3, axis=2)
+        # 16- and 32-bit greyscale: keep the precision instead of truncating to 8 bits
+        arr, full = _grey_samples(img, kind)
+        top = arr.max(initial=0)
+        scale = 255.0 if top <= 255 and not img.mode.startswith("I;16") else 65535.0 if top <= 65535 else full
+        rgb = np.repeat(np.clip(arr / scale, 0.0, 1.0).astype(np.float32)[:, :, None], 3, axis=2)
         notes, icc = [], img.info.get("icc_profile")
         if icc:   # a grey gamma profile, applied in float so that the 16 bits survive
             converted = icc_to_srgb(rgb.astype(np.float64), icc)
