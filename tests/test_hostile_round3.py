@@ -174,3 +174,93 @@ def test_a_film_above_the_frame_limit_is_refused_on_its_header(tmp_path, tiny_we
     err = capsys.readouterr().err
     assert "7008x6000 (42 MP), above the limit of 40 MP a frame" in err and "Traceback" not in err
     assert not (tmp_path / "o.mp4").exists() and not (tmp_path / ".o.mp4.parts").exists()
+
+
+def test_a_client_trickling_its_headers_is_cut_off_and_others_are_served(tiny_weights, monkeypatch):
+    pytest.importorskip("uvicorn")
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from chromalift.apps import server
+    from chromalift.apps.web import Service, create_app
+    from chromalift.inference.colorizer import Colorizer
+    monkeypatch.setattr(server, "HEADER_TIMEOUT_S", 1.0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(Service(Colorizer.load(tiny_weights, device="cpu"))), host="127.0.0.1",
+                            port=port, log_level="warning", http=server.HeaderDeadline, timeout_keep_alive=5)
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 20
+        while not srv.started:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.settimeout(5)
+        t0, closed = time.time(), False
+        for byte in b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 100:
+            try:
+                slow.send(bytes([byte]))
+                time.sleep(0.1)
+                fast = socket.create_connection(("127.0.0.1", port), timeout=5)   # meanwhile: served at once
+                fast.sendall(f"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+                assert fast.recv(64).startswith(b"HTTP/1.1 200")
+                fast.close()
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            if _readable(slow) and slow.recv(1) == b"":
+                closed = True
+                break
+        assert closed and time.time() - t0 < 4, "the trickling client was not cut off"
+        slow.close()
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+def _readable(sock) -> bool:
+    import select
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def test_a_tiff_whose_tiles_dwarf_the_image_is_refused_before_decoding(tmp_path, capsys):
+    tifffile = pytest.importorskip("tifffile")
+    import resource
+    import struct
+    src = tmp_path / "t.tif"
+    tifffile.imwrite(src, np.zeros((64, 64, 3), np.uint8), tile=(64, 64), compression="zlib", photometric="rgb")
+    data = bytearray(src.read_bytes())
+    with tifffile.TiffFile(src) as t:
+        offsets = [t.pages[0].tags[code].offset for code in (322, 323)]
+    for off in offsets:                                   # the tags say 16384 x 16384 tiles: 800 MB each
+        struct.pack_into("<I", data, off + 8, 16384)
+    src.write_bytes(bytes(data))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert main([str(src), "-o", str(tmp_path / "o.png")]) == 1
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024     # KB: nothing of 800 MB
+    assert "tiles are far larger than the 64x64 image" in capsys.readouterr().err
+
+
+def test_a_progressive_jpeg_of_thousands_of_scans_is_refused_before_decoding(tmp_path, capsys):
+    import io
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(
+        buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    last = data.rfind(b"\xff\xda")
+    header = data[last:last + 2 + int.from_bytes(data[last + 2:last + 4], "big")]
+    (tmp_path / "evil.jpg").write_bytes(data[:-2] + header * 5000 + b"\xff\xd9")    # 5000 empty scans
+    (tmp_path / "fine.jpg").write_bytes(data)
+    assert main([str(tmp_path / "evil.jpg"), "-o", str(tmp_path / "o.png")]) == 1
+    assert "more than 256 scans" in capsys.readouterr().err
+    assert main([str(tmp_path / "fine.jpg"), "-o", str(tmp_path / "f.png")]) == 0
+    from chromalift.io.photos import ImageError, decode_photo
+    with pytest.raises(ImageError, match="scans"):                      # an upload in memory, as the web page has it
+        decode_photo((tmp_path / "evil.jpg").read_bytes(), name="upload.jpg")

@@ -203,12 +203,11 @@ def create_app(ballot: Ballot, host: str = "127.0.0.1"):
 
 
 def serve(study: Study, host: str = "127.0.0.1", port: int = 7861) -> None:
-    import uvicorn
+    from chromalift.apps.server import run
 
     ballot = Ballot(study)
     votes = len(ballot.log.rows())
     print(f"colorize study: {len(ballot.versions)} photos, sources {', '.join(study.sources)}; {votes} votes so far "
           f"in {study.votes_path}", flush=True)
     print(f"colorize study: open http://{host}:{port}/ in a browser, one per participant (Ctrl+C stops)", flush=True)
-    uvicorn.run(create_app(ballot, host), host=host, port=port, log_level="warning", timeout_keep_alive=5,
-                h11_max_incomplete_event_size=64 * 1024)
+    run(create_app(ballot, host), host, port)

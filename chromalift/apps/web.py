@@ -325,8 +325,7 @@ def _replay(request, body: bytes):
 
 
 def serve(service: Service, host: str = "127.0.0.1", port: int = 7860) -> None:
-    import uvicorn
+    from chromalift.apps.server import run
 
     print(f"colorize web: open http://{host}:{port}/ in a browser (Ctrl+C stops)", flush=True)
-    uvicorn.run(create_app(service, host), host=host, port=port, log_level="warning", timeout_keep_alive=5,
-                h11_max_incomplete_event_size=64 * 1024)
+    run(create_app(service, host), host, port)

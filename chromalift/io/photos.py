@@ -5,6 +5,7 @@ that the CLI can print one line per failure instead of a traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
@@ -96,6 +97,9 @@ def decode_photo(source: str | os.PathLike | bytes, *, name: str, max_pixels: in
                     raise ImageTooLarge(f"{name}: {w}x{h} is too large; each side may be at most {max_side} pixels")
                 if w == 0 or h == 0:
                     raise ImageError(f"{name}: image has no pixels ({w}x{h})")
+                _check_tiles(img, name, max_pixels)
+                if img.format == "JPEG" and (img.info.get("progressive") or img.info.get("progression")):
+                    _check_scans(source, name)
                 orientation = img.getexif().get(0x0112)   # before loading: Pillow's TIFF loader forgets it
                 img.load()
                 meta = read_metadata(img)
@@ -119,6 +123,38 @@ def decode_photo(source: str | os.PathLike | bytes, *, name: str, max_pixels: in
         raise ImageError(f"{name}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
+
+
+MAX_SCANS = 256   # a progressive JPEG has about 10; each scan is a pass over the whole photo (20,000 empty scans
+                  # in a 200 KB file kept a decoder busy for 70 s)
+
+
+def _check_scans(source, name: str) -> None:
+    """Refuse a progressive JPEG with more than MAX_SCANS scans, counted on the file's bytes before decoding
+    (0xFF 0xDA starts a scan; entropy-coded data never holds it, as its 0xFF bytes are stuffed)."""
+    scans, tail = 0, b""
+    with open(source, "rb") if not isinstance(source, io.BytesIO) else contextlib.nullcontext(source) as f:
+        start = f.tell()
+        f.seek(0)
+        while chunk := f.read(1 << 20):
+            scans += (tail + chunk).count(b"\xff\xda")
+            tail = chunk[-1:]
+            if scans > MAX_SCANS:
+                raise ImageError(f"{name}: a progressive JPEG of more than {MAX_SCANS} scans (a hostile file); not decoded")
+        f.seek(start)
+
+
+def _check_tiles(img: Image.Image, name: str, max_pixels: int) -> None:
+    """A TIFF's decoder allocates whole tiles, whatever the image's size: a 64x64 image with one 16384x16384
+    tile costs 800 MB. Tiles are refused past max(4x the image, 1 MP) or the pixel limit."""
+    tags = getattr(img, "tag_v2", None)
+    if tags is None or 322 not in tags or 323 not in tags:
+        return
+    tw, th = (int(v[0] if isinstance(v, tuple) else v) for v in (tags[322], tags[323]))
+    w, h = img.size
+    if tw * th > min(max_pixels, max(4 * w * h, 2**20)):
+        raise ImageTooLarge(f"{name}: its {tw}x{th} tiles are far larger than the {w}x{h} image "
+                            "(a malformed or hostile TIFF); not decoded")
 
 
 def to_srgb(img: Image.Image, name: str) -> tuple[Image.Image, list[str]]:
