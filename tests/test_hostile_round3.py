@@ -264,3 +264,30 @@ def test_a_progressive_jpeg_of_thousands_of_scans_is_refused_before_decoding(tmp
     from chromalift.io.photos import ImageError, decode_photo
     with pytest.raises(ImageError, match="scans"):                      # an upload in memory, as the web page has it
         decode_photo((tmp_path / "evil.jpg").read_bytes(), name="upload.jpg")
+
+
+def test_a_film_touches_nothing_beside_its_output_and_a_full_disk_is_one_line(tmp_path, tiny_weights, capsys,
+                                                                              monkeypatch):
+    pytest.importorskip("av")
+    import errno
+    import os
+
+    from chromalift.film.synthetic import write_clip
+    film = tmp_path / "film.mkv"
+    write_clip(film, [np.full((32, 48, 3), 5 * i, np.uint8) for i in range(12)])
+    out = tmp_path / "out.mkv"
+    theirs = tmp_path / ".tmp-out.mkv"               # the name an earlier version joined into
+    theirs.write_text("a user's file")
+    real_save = np.save
+
+    def full(path, *a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(np, "save", full)
+    assert main([str(film), "-o", str(out), "--model", str(tiny_weights)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write the film's plan (No space left on device)" in err and "Traceback" not in err
+    work = tmp_path / ".out.mkv.parts"
+    assert not work.exists(), "nothing half-written is left: the emptied work folder went with the failed run"
+    monkeypatch.setattr(np, "save", real_save)
+    assert main([str(film), "-o", str(out), "--model", str(tiny_weights)]) == 0
+    assert out.exists() and theirs.read_text() == "a user's file" and not work.exists()

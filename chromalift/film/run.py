@@ -48,7 +48,7 @@ from chromalift.film.streams import (  # noqa: F401 -- VideoError, VideoInfo, Sh
 from chromalift.inference.colorizer import Colorizer
 from chromalift.inference.engines import weights_key
 from chromalift.inference.geometry import DEFAULT_PROCESS_SIZE
-from chromalift.io.atomic import already_exists
+from chromalift.io.atomic import already_exists, atomic_write
 from chromalift.io.formats import VIDEO_EXTENSIONS, find_videos, is_video  # noqa: F401 -- this module's names too
 from chromalift.progress import bar as progress_bar
 
@@ -188,9 +188,12 @@ def _plan_shots(colorizer: Colorizer, src: Path, info: VideoInfo, work: Path, se
         for s in shots:
             frame_priors[s.start:s.end] = frame_priors[s.start:s.end].mean(0, keepdims=True)
     film_work.clear(work)    # left by a run with other settings or another source: start afresh
-    np.save(work / "priors.npy", frame_priors)
-    (work / "plan.json").write_text(json.dumps({"settings": settings, "frames": len(scores),
-                                                "shots": [asdict(s) for s in shots]}, indent=1))
+    plan = json.dumps({"settings": settings, "frames": len(scores), "shots": [asdict(s) for s in shots]}, indent=1)
+    try:   # atomically, priors first: a plan.json is only ever beside the complete priors it names
+        atomic_write(work / "priors.npy", lambda tmp: np.save(tmp, frame_priors))
+        atomic_write(work / "plan.json", lambda tmp: Path(tmp).write_text(plan))
+    except OSError as e:
+        raise VideoError(f"{work}: cannot write the film's plan ({e.strerror or e})") from None
     return shots, frame_priors
 
 

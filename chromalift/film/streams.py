@@ -195,10 +195,12 @@ def _video_packets(segments: list[Path], shots: list[Shot], fps: Fraction):
 
 
 def join_segments(src: Path, segments: list[Path], shots: list[Shot], info: VideoInfo, dst: Path, overwrite: bool) -> None:
-    """Join the shot segments and the source's audio into dst, without re-encoding the video."""
+    """Join the shot segments and the source's audio into dst, without re-encoding the video. The joined
+    file is made in the segments' work folder (the run's own, locked: nothing beside dst is touched) and
+    renamed into place."""
     if dst.exists() and not overwrite:
         raise VideoError(already_exists(dst))
-    tmp = dst.with_name(f".tmp-{dst.name}")
+    tmp = segments[0].parent / f".tmp-joined{dst.suffix.lower()}"
     try:
         with av.open(str(segments[0])) as first, av.open(str(tmp), "w", format=muxer_for(dst.suffix)) as out:
             video = out.add_stream_from_template(first.streams.video[0])

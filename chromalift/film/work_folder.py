@@ -15,7 +15,8 @@ from pathlib import Path
 from chromalift.film.streams import VideoError
 
 MARKER = ".colorize-work"
-OURS = re.compile(r"^(plan\.json|priors\.npy|(\.tmp-)?shot-\d{5}\.[a-z0-9]+)$")
+OURS = re.compile(r"^((\.(plan\.json|priors\.npy)\.partial-\w{8}\.(json|npy))|plan\.json|priors\.npy|"
+                  r"(\.tmp-)?shot-\d{5}\.[a-z0-9]+|\.tmp-joined\.[a-z0-9]+)$")
 
 
 def work_folder(dst: Path) -> Path:
