@@ -291,3 +291,15 @@ def test_a_film_touches_nothing_beside_its_output_and_a_full_disk_is_one_line(tm
     monkeypatch.setattr(np, "save", real_save)
     assert main([str(film), "-o", str(out), "--model", str(tiny_weights)]) == 0
     assert out.exists() and theirs.read_text() == "a user's file" and not work.exists()
+
+
+def test_a_name_holding_line_breaks_prints_as_one_line(tmp_path, tiny_weights, capsys):
+    folder = tmp_path / "in"
+    _colour(folder / "a\ncolorize: error: forged.png")
+    (folder / "broken\rname\x1b[2J.jpg").write_bytes(b"not a photo")
+    assert main([str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_weights)]) == 1
+    out, err = capsys.readouterr()
+    lines = (out + err).splitlines()
+    assert not any(line.startswith("colorize: error: forged") for line in lines)
+    assert any("broken\\rname\\x1b[2J.jpg" in line for line in lines) and "\x1b" not in out + err
+    assert (tmp_path / "out" / "a\ncolorize: error: forged.png").is_file()      # the name itself works

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chromalift.inference.geometry import DEFAULT_PROCESS_SIZE
+from chromalift.io.names import one_line
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,9 @@ def run_jobs(colorizer, jobs: list, options: Options, *, reference=None, plan=No
         tally.failures, tally.count = list(plan.errors), tally.count + len(plan.errors)
         tally.records = [record(None, error=e) for e in plan.errors]
         for line in plan.errors:
-            print(f"colorize: error: {line}", file=sys.stderr)
+            print(f"colorize: error: {one_line(line)}", file=sys.stderr)
         for line in plan.notes:
-            print(f"colorize: {line}", file=sys.stderr)
+            print(f"colorize: {one_line(line)}", file=sys.stderr)
     prior = colorizer.prior(reference, scores=False)[0] if reference is not None else None
     videos = [job for job in jobs if is_video(job.src)]
     photos = [job for job in jobs if not is_video(job.src)]
@@ -133,10 +134,10 @@ def _colorize_film(colorizer, job, options: Options, reference, tally: Tally) ->
     except VideoError as e:
         tally.failures.append(str(e))
         tally.records.append(record(job.src, error=str(e)))
-        print(f"colorize: error: {e}", file=sys.stderr)
+        print(f"colorize: error: {one_line(e)}", file=sys.stderr)
         return
     resumed = f", {result.resumed_shots} finished before" if result.resumed_shots else ""
-    print(f"{job.src}: {result.frames} frames, {len(result.shots)} shots{resumed}", file=sys.stderr)
+    print(f"{one_line(job.src)}: {result.frames} frames, {len(result.shots)} shots{resumed}", file=sys.stderr)
     tally.done += 1
     tally.records.append(record(job.src, job.dst))
 
@@ -234,17 +235,17 @@ def _colorize_photos(colorizer, photos: list, options: Options, prior, tally: Ta
         bar.update()
         if error is None:
             for line in rec.pop("_warnings"):
-                bar.write(f"colorize: warning: {line}", file=sys.stderr)
+                bar.write(f"colorize: warning: {one_line(line)}", file=sys.stderr)
             classes = rec.pop("_classes")
             if options.show_class:
-                print(f"{job.src}: " + ", ".join(f"{name} {p:.0%}" for name, p in classes))
+                print(f"{one_line(job.src)}: " + ", ".join(f"{name} {p:.0%}" for name, p in classes))
             tally.records.append(rec)
             counted.append(job)
             return
         message = _failure_message(job, error)
         tally.failures.append(message)
         tally.records.append(record(job.src, error=message))
-        bar.write(f"colorize: error: {message}", file=sys.stderr)
+        bar.write(f"colorize: error: {one_line(message)}", file=sys.stderr)
 
     stages = PhotoStages(colorizer, options, prior)
     try:

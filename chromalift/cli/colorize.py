@@ -6,6 +6,7 @@ import argparse
 
 from chromalift.batch.run import Options, Tally, write_records
 from chromalift.cli.common import SUBCOMMANDS, fail, missing_extra, number
+from chromalift.io.names import one_line
 
 
 def _colorize_parser() -> argparse.ArgumentParser:
@@ -146,7 +147,7 @@ def _report(tallies: list[Tally], json_path: str | None, shard) -> bool:
         except OSError as e:   # a full disk or an unwritable folder: the summary still comes, the file is named
             json_error = f"{json_path}: cannot write the --json report ({e.strerror or e})"
     if t.count == 1 and t.done == 1 and not t.interrupted and len(tallies) == 1:
-        print(tallies[0].last)
+        print(one_line(tallies[0].last))
     elif t.count > 1 or t.interrupted or t.skipped:
         noun = "files" if t.videos and t.photos else "videos" if t.videos else "photos"
         where = f" by {len(tallies)} processes" if len(tallies) > 1 else f" ({shard})" if shard.split else ""
@@ -154,7 +155,7 @@ def _report(tallies: list[Tally], json_path: str | None, shard) -> bool:
               + (f"; {t.skipped} {'was' if t.skipped == 1 else 'were'} done already (skipped)" if t.skipped else "")
               + (f"; {len(t.failures)} failed:" if t.failures else ""))
         for f in t.failures:
-            print(f"  {f}")
+            print(f"  {one_line(f)}")
     if json_error:
-        print(f"colorize: error: {json_error}", file=sys.stderr)
+        print(f"colorize: error: {one_line(json_error)}", file=sys.stderr)
     return json_error is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from chromalift.io.names import one_line
+
 SUBCOMMANDS = ("prepare", "train", "evaluate", "export", "weights", "web", "pack", "join", "study")
 
 
@@ -24,7 +26,7 @@ def number(kind, lo: float, hi: float):
 
 
 def fail(message: str, code: int = 1, prog: str = "colorize") -> int:
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
     return code
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from chromalift.cli.common import fail, missing_extra
+from chromalift.io.names import one_line
 
 
 def cmd_evaluate(argv: list[str]) -> int:
@@ -43,8 +44,8 @@ def cmd_evaluate(argv: list[str]) -> int:
         return fail(str(e))
     print(markdown_table(results))
     save_json(results, out / "results.json")
-    print(f"\nwrote {out / 'results.json'} and comparison grids (grey | ours | truth) in {out}/")
+    print(f"\nwrote {one_line(out / 'results.json')} and comparison grids (grey | ours | truth) in {one_line(out)}/")
     failed = [line for r in results for line in r["failed"]]
     for line in failed:
-        print(f"colorize evaluate: skipped {line}", file=sys.stderr)
+        print(f"colorize evaluate: skipped {one_line(line)}", file=sys.stderr)
     return 1 if failed else 0

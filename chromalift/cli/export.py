@@ -6,6 +6,7 @@ from pathlib import Path
 
 from chromalift.cli.common import fail, missing_extra
 from chromalift.io.atomic import already_exists
+from chromalift.io.names import one_line
 
 
 def cmd_export(argv: list[str]) -> int:
@@ -29,5 +30,5 @@ def cmd_export(argv: list[str]) -> int:
         glob, local = export_onnx(model, args.onnx)
     except (CheckpointError, OSError) as e:
         return fail(str(e))
-    print(f"wrote {glob} and {local}")
+    print(f"wrote {one_line(glob)} and {one_line(local)}")
     return 0

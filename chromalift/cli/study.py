@@ -7,6 +7,7 @@ from functools import partial
 from pathlib import Path
 
 from chromalift.cli.common import fail as _cli_fail
+from chromalift.io.names import one_line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,11 +75,11 @@ def _prepare(args) -> int:
 
     def skip(line: str) -> None:
         skipped.append(line)
-        print(f"colorize study: skipped {line}", file=sys.stderr)
+        print(f"colorize study: skipped {one_line(line)}", file=sys.stderr)
 
     study = prepare_study(photos, args.out, sources, seed=args.seed, size=args.size, quality=args.quality,
                           process_size=args.process_size or None, on_skip=skip)
-    print(f"{study.folder}: {len(study.photos)} photos x {len(study.sources)} sources ({', '.join(study.sources)}) "
+    print(f"{one_line(study.folder)}: {len(study.photos)} photos x {len(study.sources)} sources ({', '.join(study.sources)}) "
           f"= {len(study.items)} images; serve it with: colorize study --serve {study.folder}")
     return 1 if skipped else 0
 

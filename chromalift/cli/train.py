@@ -6,6 +6,7 @@ from pathlib import Path
 
 from chromalift.cli.common import fail
 from chromalift.io.atomic import already_exists
+from chromalift.io.names import one_line
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -49,7 +50,7 @@ def cmd_prepare(argv: list[str]) -> int:
                         workers=args.workers)
     except DataError as e:
         return fail(str(e))
-    print(f"{args.dst}: {len(cache)} photos, {len(cache.classes)} classes, {cache.size}x{cache.size}")
+    print(f"{one_line(args.dst)}: {len(cache)} photos, {len(cache.classes)} classes, {cache.size}x{cache.size}")
     return 0
 
 
@@ -86,7 +87,7 @@ def cmd_pack(argv: list[str]) -> int:
             s = build_pack(src, path, max_mib=mib, size=args.size, quality=args.quality, codec=args.codec,
                            classes=classes, min_color_std=min_std)
             classes = s["classes"]
-            print(f"{path}: {s['count']} of {s['available']} photos, {s['bytes'] / 2**20:.1f} MiB, "
+            print(f"{one_line(path)}: {s['count']} of {s['available']} photos, {s['bytes'] / 2**20:.1f} MiB, "
                   f"{len(s['classes'])} classes; PSNR against the originals: L {s['l_psnr_mean']:.1f} dB "
                   f"(5th percentile {s['l_psnr_p5']:.1f}), a*b* {s['ab_psnr_mean']:.1f} dB "
                   f"(5th percentile {s['ab_psnr_p5']:.1f})")
@@ -105,7 +106,7 @@ def cmd_join(argv: list[str]) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
     args = p.parse_args(argv)
     try:
-        print(join_parts(args.folder, args.out, overwrite=args.overwrite))
+        print(one_line(join_parts(args.folder, args.out, overwrite=args.overwrite)))
     except (WindowError, OSError) as e:
         return fail(str(e))
     return 0

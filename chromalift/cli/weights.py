@@ -6,6 +6,7 @@ from pathlib import Path
 
 from chromalift.cli.common import fail
 from chromalift.io.atomic import already_exists
+from chromalift.io.names import one_line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,7 +78,7 @@ def cmd_weights(argv: list[str]) -> int:
         return fail(str(e))
     except ValueError as e:   # an inference setting these weights cannot take
         return fail(f"{args.source}: {e}")
-    print(f"wrote {out}" + (f" (step {info['step']})" if "step" in info else ""))
+    print(f"wrote {one_line(out)}" + (f" (step {info['step']})" if "step" in info else ""))
     return 0
 
 

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset, DistributedSampler
 from chromalift.color.lab import normalize_l, rgb_to_lab, uint8_to_float
 from chromalift.evaluation.metrics import colorfulness_u8
 from chromalift.io.atomic import make_dir
+from chromalift.io.names import one_line
 from chromalift.io.photos import ImageError, find_images, read_photo
 from chromalift.train.data.augment import draw_boxes, sample_boxes
 
@@ -85,7 +86,7 @@ def skip(skipped: dict, status: str, write=print) -> None:
     kind = "grey" if status == "grey" else "unreadable"
     skipped[kind] += 1
     if kind == "unreadable" and skipped[kind] <= MAX_NAMED:
-        write(f"skipped, {status}" + (" (further unreadable photos are counted, not named)"
+        write(f"skipped, {one_line(status)}" + (" (further unreadable photos are counted, not named)"
                                      if skipped[kind] == MAX_NAMED else ""), file=sys.stderr)
 
 
