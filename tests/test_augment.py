@@ -13,7 +13,8 @@ from helpers import make_photo_folder
 
 from chromalift.train.checkpoint import load_checkpoint
 from chromalift.train.data.augment import draw_boxes, sample_boxes
-from chromalift.train.data.cache import TrainBatches, prepare
+from chromalift.train.data.batches import TrainBatches
+from chromalift.train.data.cache import prepare
 from chromalift.train.data.device_batches import DeviceBatches
 from chromalift.train.loop import TrainConfig, train
 

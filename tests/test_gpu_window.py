@@ -155,7 +155,7 @@ def test_device_batches_resume_exactly(packs, tmp_path):
 
 
 def test_device_batches_match_the_loader_contract(packs):
-    from chromalift.train.data.cache import TrainBatches
+    from chromalift.train.data.batches import TrainBatches
     from chromalift.train.data.device_batches import DeviceBatches
     cache = load_pack(packs[0])
     l, ab, labels = next(DeviceBatches(cache, torch.device("cpu"), crop=32, flip=True, seed=0).epoch(list(range(8)), 4, 0))

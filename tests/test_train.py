@@ -18,7 +18,8 @@ from PIL import Image
 
 from chromalift.model.weights import CheckpointError
 from chromalift.train.checkpoint import load_checkpoint, save_checkpoint
-from chromalift.train.data.cache import DataError, EpochSampler, load_cache, prepare
+from chromalift.train.data.batches import EpochSampler
+from chromalift.train.data.cache import DataError, load_cache, prepare
 from chromalift.train.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -339,7 +340,7 @@ def test_init_maps_the_classifier_by_class_name_and_the_head_by_bin(tmp_path, ca
 def test_class_weights_draw_a_source_more_often():
     from types import SimpleNamespace
 
-    from chromalift.train.data.cache import sampling_weights
+    from chromalift.train.data.batches import sampling_weights
     cache = SimpleNamespace(classes=["abbey", "fl_rose", "fl_tulip", "in_church"],
                             labels=np.array([0, 1, 2, 3, -1, 1]), colorfulness=np.array([1, 2, 3, 4, 5, 6.0]))
     assert sampling_weights(cache) is None

@@ -23,7 +23,8 @@ from chromalift.model.network import ColorizationNet, ModelConfig, ab_bin_centre
 from chromalift.train import checkpoint as ckpt
 from chromalift.train import distributed as distributed
 from chromalift.train.config import TrainConfig
-from chromalift.train.data.cache import Cache, DataError, EpochSampler, rebalance_weights, sampling_weights
+from chromalift.train.data.batches import EpochSampler, sampling_weights
+from chromalift.train.data.cache import Cache, DataError, rebalance_weights
 from chromalift.train.data.device_batches import DeviceBatches
 from chromalift.train.data.loader import cache_for, epoch_batches, resident_batches, start_workers
 from chromalift.train.log import TrainLog

@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader
 from chromalift.color.lab import L_MAX, float_to_uint8, grey_baseline, lab_to_rgb, normalize_ab, unnormalize_ab
 from chromalift.evaluation.metrics import colorfulness_u8, psnr_u8, topk_correct
 from chromalift.model.network import ColorizationNet
-from chromalift.train.data.cache import Cache, eval_batches
+from chromalift.train.data.batches import eval_batches
+from chromalift.train.data.cache import Cache
 
 
 @torch.no_grad()

@@ -14,7 +14,8 @@ import torch
 
 from chromalift.color.lab import uint8_to_float
 from chromalift.train.data.augment import draw_boxes, sample_boxes
-from chromalift.train.data.cache import Cache, DataError, l_and_ab
+from chromalift.train.data.batches import l_and_ab
+from chromalift.train.data.cache import Cache, DataError
 
 
 class DeviceBatches:

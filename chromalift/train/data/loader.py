@@ -10,7 +10,8 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 
 from chromalift.train.config import TrainConfig
-from chromalift.train.data.cache import Cache, TrainBatches, prepare
+from chromalift.train.data.batches import TrainBatches
+from chromalift.train.data.cache import Cache, prepare
 from chromalift.train.data.device_batches import DeviceBatches
 from chromalift.train.data.pack import is_pack, load_training_set
 
