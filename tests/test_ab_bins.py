@@ -67,6 +67,7 @@ def test_a_colour_outside_the_kept_bins_learns_the_nearest_kept_one():
     assert torch.isfinite(loss)
 
 
+@pytest.mark.slow
 def test_cutting_trained_weights_keeps_their_colours_and_every_engine_reads_them(tmp_path):
     from chromalift.inference.numpy_engine import NumpyColorizer
     torch.manual_seed(0)

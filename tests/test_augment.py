@@ -82,6 +82,7 @@ def test_zoomed_device_batches_are_deterministic(cache):
     assert torch.equal(first(2.0)[0], l) and not torch.allclose(first(1.0)[0], l)
 
 
+@pytest.mark.slow
 def test_training_with_zoom_records_it_and_a_zoom_below_one_is_one_line(cache, tmp_path):
     cfg = TrainConfig(data=str(cache.root), out=str(tmp_path / "run"), width=0.125, crop=32, batch_size=8, steps=2,
                       zoom=1.5, workers=0, threads=1, progress=False, log_every=1, eval_every=100)

@@ -77,6 +77,7 @@ def test_conversions_match_kornia_to_float_precision():
         assert torch.allclose(lab_to_rgb(lab, clip=clip), kornia.color.lab_to_rgb(lab, clip=clip), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_colour_conversions_import_no_kornia():
     import subprocess
     import sys

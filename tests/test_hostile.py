@@ -183,6 +183,7 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_thin_strip_costs_no_more_than_a_photo(tmp_path, tiny_weights):
     from chromalift.inference.geometry import MIN_PROCESS_SIDE, process_shape
     for h, w, size in [(1, 100_000, 256), (100_000, 1, 256), (1, 100_000, None), (3, 50_000, 512)]:

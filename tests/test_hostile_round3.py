@@ -176,6 +176,7 @@ def test_a_film_above_the_frame_limit_is_refused_on_its_header(tmp_path, tiny_we
     assert not (tmp_path / "o.mp4").exists() and not (tmp_path / ".o.mp4.parts").exists()
 
 
+@pytest.mark.slow
 def test_a_client_trickling_its_headers_is_cut_off_and_others_are_served(tiny_weights, monkeypatch):
     pytest.importorskip("uvicorn")
     import socket
@@ -303,3 +304,22 @@ def test_a_name_holding_line_breaks_prints_as_one_line(tmp_path, tiny_weights, c
     assert not any(line.startswith("colorize: error: forged") for line in lines)
     assert any("broken\\rname\\x1b[2J.jpg" in line for line in lines) and "\x1b" not in out + err
     assert (tmp_path / "out" / "a\ncolorize: error: forged.png").is_file()      # the name itself works
+
+
+def test_a_tiff_whose_strip_tags_lie_is_one_line_in_bounded_memory(tmp_path, capsys):
+    tifffile = pytest.importorskip("tifffile")
+    import resource
+    import struct
+    src = tmp_path / "s.tif"
+    tifffile.imwrite(src, np.zeros((64, 64, 3), np.uint8), rowsperstrip=64, compression="zlib", photometric="rgb")
+    data = bytearray(src.read_bytes())
+    with tifffile.TiffFile(src) as t:
+        tags = {code: t.pages[0].tags[code].offset for code in (278, 279)}
+    struct.pack_into("<I", data, tags[278] + 8, 2**31)           # rows per strip
+    struct.pack_into("<I", data, tags[279] + 8, 3 * 2**30)       # a 3 GB strip in a 12 KB file
+    src.write_bytes(bytes(data))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert main([str(src), "-o", str(tmp_path / "o.png")]) == 1
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024
+    err = capsys.readouterr().err
+    assert "s.tif: corrupt or truncated image" in err and "Traceback" not in err

@@ -78,6 +78,7 @@ def test_bad_inputs_give_one_line_errors_naming_the_file(tmp_path, case):
     assert str(path) in msg and "\n" not in msg
 
 
+@pytest.mark.slow
 def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     path = tmp_path / "bomb.png"
     Image.new("L", (20000, 20000)).save(path)        # 400 MP of zeros compresses to a small file

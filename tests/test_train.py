@@ -136,6 +136,7 @@ def test_refuses_to_clobber_a_run_and_checks_config_on_resume(caches, tmp_path):
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 3
 
 
+@pytest.mark.slow
 def test_bad_data_gives_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no images"):

@@ -93,6 +93,7 @@ def test_video_keeps_rate_size_audio_and_uses_one_prior_per_shot(colorizer, clip
         assert error < 3 and error < 0.5 * np.abs(blocks(own) - blocks(got)).mean()
 
 
+@pytest.mark.slow
 def test_shot_prior_flickers_less_than_per_frame(colorizer, tmp_path):
     a, _ = _photos()
     grey = to_grey(film_look(pan_zoom(a, 16, (64, 48), static=True), grain=4.0, exposure=0.05))
