@@ -104,7 +104,7 @@ class Colorizer(PhotoColorizer):
         ph, pw = l_small.shape[-2:]
         x = F.pad(normalize_l(l_small), (0, -pw % 8, 0, -ph % 8), mode="replicate")   # (B, 1, ph+, pw+)
         ab01 = self.engine.local_ab(x, prior.expand(l_small.shape[0], -1)).to(l_small.device)   # (B, 2, ph+/2, pw+/2)
-        ab = F.interpolate(unnormalize_ab(ab01), scale_factor=2, mode="bilinear", align_corners=False)
+        ab = F.interpolate(unnormalize_ab(ab01), size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
         return ab[:, :, :ph, :pw]
 
     @torch.no_grad()

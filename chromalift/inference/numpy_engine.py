@@ -153,7 +153,7 @@ class NumpyColorizer(PhotoColorizer):
         ph, pw = small.shape
         x = np.pad(C.normalize_l(small), ((0, -ph % 8), (0, -pw % 8)), mode="edge")
         ab = C.unnormalize_ab(self.net.local_ab(x, prior))
-        ab = _bilinear(_bilinear(ab, ab.shape[0] * 2, 0), ab.shape[1] * 2, 1)
+        ab = _bilinear(_bilinear(ab, x.shape[0], 0), x.shape[1], 1)
         return ab[:ph, :pw]
 
     def _blend(self, ab: np.ndarray, ab_coarse: np.ndarray, share: float) -> np.ndarray:

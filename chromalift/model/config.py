@@ -25,6 +25,7 @@ class ModelConfig:
     ab_gain: float = 1.0     # inference: predicted ab scaled by this (a calibration against MSE's pull to grey)
     global_flip: str = "off"   # inference: "scenes" / "all": the scene scores / and the prior, from the photo and its mirror
     coarse_blend: float = 0.0  # inference: share of a second local pass at the global size, for larger photos
+    head_scale: int = 2      # the colour head predicts at 1/head_scale of the photo: 2 (paper), or 4 (Zhang et al.)
 
     def __post_init__(self):
         if self.global_size % 32 or self.global_size < 32:
@@ -41,6 +42,8 @@ class ModelConfig:
             raise ValueError(f"global_flip must be one of {', '.join(GLOBAL_FLIPS)}, got {self.global_flip!r}")
         if not 0 <= self.coarse_blend < 1:
             raise ValueError(f"coarse_blend must be in [0, 1), got {self.coarse_blend}")
+        if self.head_scale not in (2, 4):
+            raise ValueError(f"head_scale must be 2 or 4, got {self.head_scale}")
         if not 0 < self.ab_temperature <= 10:
             raise ValueError(f"ab_temperature must be in (0, 10], got {self.ab_temperature}")
         object.__setattr__(self, "ab_keep", tuple(self.ab_keep))   # JSON gives a list

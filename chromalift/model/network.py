@@ -102,7 +102,8 @@ class Fusion(nn.Module):
 
 class Colorization(nn.Module):
     """(B, 256, H/8, W/8) -> normalised ab in [0, 1] at (B, 2, H/2, W/2), or with ab_bins the logits of
-    the ab-bin distribution (B, bins, H/2, W/2) over the ab_bins^2 grid or its `ab_keep` bins."""
+    the ab-bin distribution (B, bins, H/2, W/2) over the ab_bins^2 grid or its `ab_keep` bins; with
+    head_scale 4 at H/4 x W/4 (the last two layers then cost a quarter)."""
 
     def __init__(self, c: ModelConfig):
         super().__init__()
@@ -111,7 +112,7 @@ class Colorization(nn.Module):
             nn.Upsample(scale_factor=2, mode="nearest"),
             conv_bn_relu(c.ch(128), c.ch(64)),
             conv_bn_relu(c.ch(64), c.ch(64)),
-            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Upsample(scale_factor=2, mode="nearest") if c.head_scale == 2 else nn.Identity(),   # same layer numbers
             conv_bn_relu(c.ch(64), c.ch(32)),
             nn.Conv2d(c.ch(32), c.ab_outputs, 3, 1, 1),
             *([] if c.ab_bins else [nn.Sigmoid()]),

@@ -94,7 +94,8 @@ class NumpyNet:
         return _dense(_dense(x.transpose(2, 0, 1).reshape(-1), self.layers["glob.fc1"]), self.layers["glob.fc2"])
 
     def local_ab(self, l: np.ndarray, prior: np.ndarray) -> np.ndarray:
-        """(H, W) normalised L, H and W multiples of 8, and the prior -> (H/2, W/2, 2) normalised ab."""
+        """(H, W) normalised L, H and W multiples of 8, and the prior -> (H/s, W/s, 2) normalised ab, s the
+        head scale (2, or 4)."""
         x = _conv(_conv(self._low(l[:, :, None]), self.layers["mid.0"]), self.layers["mid.1"])
         weight, bias = self.layers["fusion.linear"]
         c = x.shape[-1]
@@ -103,7 +104,9 @@ class NumpyNet:
         x = _dense(x, (weight[:c], bias + prior @ weight[c:]))    # the tiled prior's share is the same everywhere
         x = _conv(x, self.layers["colorization.layers.0"]).repeat(2, 0).repeat(2, 1)
         x = _conv(_conv(x, self.layers["colorization.layers.2"]), self.layers["colorization.layers.3"])
-        x = _conv(x.repeat(2, 0).repeat(2, 1), self.layers["colorization.layers.5"])
+        if self.config.get("head_scale", 2) == 2:
+            x = x.repeat(2, 0).repeat(2, 1)
+        x = _conv(x, self.layers["colorization.layers.5"])
         return self._decode(_conv(x, self.layers["colorization.layers.6"], relu=False))
 
     def _decode(self, head: np.ndarray) -> np.ndarray:

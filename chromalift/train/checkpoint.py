@@ -67,7 +67,7 @@ def init_from(model: ColorizationNet, path: str, classes: list[str], *, quiet: b
     quiet: the other processes of a distributed run)."""
     init_model, init_classes, _ = load_weights(path)
     src, dst = init_model.config, model.config
-    free = ("ab_bins", "ab_keep", "num_classes", *INFERENCE_SETTINGS)
+    free = ("ab_bins", "ab_keep", "num_classes", "head_scale", *INFERENCE_SETTINGS)   # same layers, same shapes
     if replace(src, **{k: getattr(dst, k) for k in free}) != dst:
         raise CheckpointError(f"{path}: weights are of another model ({src.to_dict()}), not {dst.to_dict()}")
     state, own = init_model.state_dict(), model.state_dict()

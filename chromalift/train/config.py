@@ -43,6 +43,8 @@ class TrainConfig:
     ab_soft: float = setting(0.0, "with --loss classify: 0 = each pixel's target is the bin its colour falls in; "
                                   "sigma > 0 (Lab units) = its 5 nearest bins weighted by a Gaussian of the distance "
                                   "(Zhang et al.'s soft-encoding, sigma 5)")
+    head_scale: int = setting(2, "the colour head predicts at 1/2 of the crop (the paper) or 1/4 (Zhang et al.: its "
+                                 "last two layers cost a quarter; the decoded a*b* are enlarged)")
     global_features: bool = setting(True, "the global prior (--no-global-features: the paper's ablation without it)")
     rebalance: float = setting(0.0, "0 = plain MSE (paper); s in (0, 1] weights each ab bin by 1/(s p + (1-s)/Q) "
                                     "(p its frequency, Q bins): rare, saturated colours count more (against sepia)")

@@ -99,7 +99,7 @@ def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: tor
     bins = cfg.ab_bins if cfg.loss == "classify" else 0
     keep = used_ab_bins(train_cache.images, bins, seed=cfg.seed) if bins and cfg.ab_prune else ()
     model_config = ModelConfig(num_classes=len(train_cache.classes), width=cfg.width, global_size=cfg.crop,
-                               ab_bins=bins, ab_keep=keep, global_features=cfg.global_features)
+                               ab_bins=bins, ab_keep=keep, global_features=cfg.global_features, head_scale=cfg.head_scale)
     model = ColorizationNet(model_config).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)

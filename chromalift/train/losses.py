@@ -136,6 +136,8 @@ def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor
     A head over some of the grid's bins takes their `head_bin_lookup` as ab_lookup; soft targets take
     ab_soft = their SoftBins."""
     pred, logits = model(l)
+    if pred.shape[-1] != ab.shape[-1]:   # a head at a quarter of the size: its targets pooled to it
+        ab = F.avg_pool2d(ab, ab.shape[-1] // pred.shape[-1])
     if ab_bins and ab_soft is not None:
         se = ab_bin_soft_cross_entropy(pred, ab, ab_soft)
     elif ab_bins:
