@@ -50,8 +50,9 @@ def test_the_trainer_trains_a_quarter_head_from_half_head_weights(tmp_path, tiny
     assert main(["train", "--data", str(src), "--out", str(out), "--width", "0.125", "--crop", "32",
                  "--batch-size", "4", "--steps", "2", "--loss", "classify", "--ab-bins", "6", "--ab-soft", "5",
                  "--head-scale", "4", "--prepare-size", "40", "--no-progress", "--device", "cpu",
-                 "--init", str(tiny_weights), "--eval-every", "1000"]) == 0
+                 "--init", str(tiny_weights), "--val", str(src)]) == 0
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["color_loss"]) for r in log if "color_loss" in r)
+    assert any(np.isfinite(r.get("val_psnr", np.nan)) for r in log), "validated at the end"
     assert main(["weights", str(out / "last.pt"), str(tmp_path / "q.safetensors")]) == 0
     assert load_weights(tmp_path / "q.safetensors")[0].config.head_scale == 4
