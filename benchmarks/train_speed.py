@@ -3,12 +3,14 @@
     python benchmarks/train_speed.py --data CACHE [--width 0.5 --crop 128 --batch-size 32 --steps 24]
                                      [--before DIR]
 
-For each recipe (MSE: --loss mse; bins: --loss classify --ab-prune --ab-soft 5; both --zoom 2.5 --alpha 3):
+For each recipe (MSE: --loss mse; bins: --loss classify --ab-prune --ab-soft 5; bins-quarter: the same with
+--head-scale 4; all --zoom 2.5 --alpha 3):
 - capacity: one 1-thread trainer per core (--threads 1 --workers 0) side by side, images/s summed;
 - bare step: the same, with random batches and targets instead of the trainer (the network, its loss and
   Adam alone);
 - trainer: `colorize train` as a user runs it (default workers and threads); with --before DIR, also the
-  trainer of another checkout (e.g. `git worktree add /tmp/before OLD`), so before/after compare in one run;
+  trainer of another checkout (e.g. `git worktree add /tmp/before OLD`; its own code, whatever is installed),
+  so before/after compare in one run;
 - the ratio trainer / capacity, the training MFU (FLOP per image-step x images/s over the CPU's nominal
   peak for the precision the step runs in, from its flags and measured clock: ceiling.peak_gflops), and where a default
   step's time goes (timers around batch, forward, loss, backward and optimiser).
@@ -25,7 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
-RECIPES = {"mse": {"loss": "mse"}, "bins": {"loss": "classify", "ab_prune": True, "ab_soft": 5.0}}
+RECIPES = {"mse": {"loss": "mse"}, "bins": {"loss": "classify", "ab_prune": True, "ab_soft": 5.0},
+           "bins-quarter": {"loss": "classify", "ab_prune": True, "ab_soft": 5.0, "head_scale": 4}}
+# `python -c BOOT CHECKOUT train ...` runs the colorize command of CHECKOUT: an editable install's import
+# finder would otherwise win over PYTHONPATH and time this checkout's code under another name
+BOOT = ("import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in "
+        "getattr(f, '__module__', '') + repr(f)]; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'colorize'; "
+        "runpy.run_module('chromalift', run_name='__main__', alter_sys=True)")
+HERE = str(Path(__file__).resolve().parents[1])
 WARM = 4   # steps left out of every images/s
 
 
@@ -36,16 +45,31 @@ def _config(args, recipe: str, out: str, **over):
                        ckpt_every=10 ** 9, progress=False, **RECIPES[recipe], **over)
 
 
-def child_trainer(args, recipe: str, over: dict) -> dict:
-    from chromalift.train.loop import train
-    with tempfile.TemporaryDirectory() as out:
-        train(_config(args, recipe, out, **over))
-        if os.environ.get("RANK", "0") != "0":     # under torchrun: rank 0 logs
-            return {}
-        log = [json.loads(line) for line in (Path(out) / "log.jsonl").read_text().splitlines()]
-    steps = [r for r in log if "seconds" in r]
-    first, last = steps[0], steps[-1]
-    return {"images_per_s": (last["step"] - first["step"]) * args.batch_size / (last["seconds"] - first["seconds"])}
+def trainers(args, recipe: str, over: dict, copies: int = 1, checkout: str = HERE, torchrun: int = 0) -> list[float]:
+    """`colorize train` of `checkout` (this one, or --before's), `copies` processes side by side (or one run of
+    `torchrun` processes), as a user runs it plus the recipe and `over`; -> each one's images/s after the
+    first WARM steps."""
+    flags = {"width": args.width, "crop": args.crop, "batch_size": args.batch_size, "steps": args.steps,
+             "zoom": 2.5, "alpha": 3.0, "optimizer": "adam", "lr": 1e-4, "log_every": WARM, "ckpt_every": 10 ** 9,
+             "progress": False, **RECIPES[recipe], **over}
+    argv = []
+    for key, value in flags.items():
+        flag = "--" + key.replace("_", "-")
+        argv += ([flag] if value is True else [f"--no-{flag[2:]}"] if value is False else [flag, str(value)])
+    with tempfile.TemporaryDirectory() as tmp:
+        outs = [Path(tmp) / f"run{i}" for i in range(copies)]
+        launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}",
+                   "-m", "chromalift"] if torchrun else [sys.executable, "-c", BOOT, checkout])
+        procs = [subprocess.Popen([*launch, "train", "--data", args.data, "--out", str(o), *argv],
+                                  stdout=subprocess.DEVNULL) for o in outs]
+        if any(p.wait() for p in procs):
+            raise SystemExit(f"trainer {recipe} {over} of {checkout}: failed")
+        rates = []
+        for o in outs:
+            steps = [r for r in map(json.loads, (o / "log.jsonl").read_text().splitlines()) if "seconds" in r]
+            first, last = steps[0], steps[-1]
+            rates.append((last["step"] - first["step"]) * args.batch_size / (last["seconds"] - first["seconds"]))
+    return rates
 
 
 def child_bare(args, recipe: str, over: dict) -> dict:
@@ -123,17 +147,12 @@ def child_profile(args, recipe: str, over: dict) -> dict:
     return {k: v / (args.steps - WARM) for k, v in timer.items()}
 
 
-def _spawn(args, kind: str, recipe: str, over: dict, copies: int = 1, pythonpath: str | None = None,
-           torchrun: int = 0) -> list[dict]:
-    """`copies` child processes side by side (or one torchrun of `torchrun` processes), each measuring `kind`;
-    -> their results."""
-    env = dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else None
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}"] \
-        if torchrun else [sys.executable]
-    cmd = [*launch, __file__, "--child", kind, "--recipe", recipe, "--over", json.dumps(over),
+def _spawn(args, kind: str, recipe: str, over: dict, copies: int = 1) -> list[dict]:
+    """`copies` child processes of this script side by side, each measuring `kind`; -> their results."""
+    cmd = [sys.executable, __file__, "--child", kind, "--recipe", recipe, "--over", json.dumps(over),
            "--data", args.data, "--width", str(args.width), "--crop", str(args.crop),
            "--batch-size", str(args.batch_size), "--steps", str(args.steps)]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True) for _ in range(copies)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(copies)]
     results = []
     for p in procs:
         out, _ = p.communicate()
@@ -157,7 +176,7 @@ def main() -> None:
     p.add_argument("--over", default="{}", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        kinds = {"trainer": child_trainer, "bare": child_bare, "profile": child_profile}
+        kinds = {"bare": child_bare, "profile": child_profile}
         print(json.dumps(kinds[args.child](args, args.recipe, json.loads(args.over))))
         return
     report(args)
@@ -174,15 +193,15 @@ def report(args) -> None:
     print(f"{cores} cores, {'bf16 autocast' if bf16 else 'fp32'}; nominal peak {peak / 1e9:.0f} GFLOP/s ({assumed})\n")
     one = {"threads": 1, "workers": 0}
     for recipe in args.recipes.split(","):
-        capacity = sum(r["images_per_s"] for r in _spawn(args, "trainer", recipe, one, cores))
+        capacity = sum(trainers(args, recipe, one, cores))
         bares = _spawn(args, "bare", recipe, one, cores)
         bare, flops = sum(r["images_per_s"] for r in bares), bares[0]["flops"]
         rows = [("capacity: 1-thread trainers, one per core", capacity), ("bare step, one per core", bare)]
-        if args.before:
-            rows.append(("trainer before (--before)", _spawn(args, "trainer", recipe, {}, 1, args.before)[0]["images_per_s"]))
-        trainer = _spawn(args, "trainer", recipe, {})[0]["images_per_s"]
+        if args.before and "head_scale" not in RECIPES[recipe]:
+            rows.append(("trainer before (--before)", trainers(args, recipe, {}, 1, args.before)[0]))
+        trainer = trainers(args, recipe, {})[0]
         rows.append(("trainer (colorize train defaults)", trainer))
-        ddp = _spawn(args, "trainer", recipe, one, torchrun=cores)[0]["images_per_s"]
+        ddp = trainers(args, recipe, one, torchrun=cores)[0]
         rows.append(("torchrun: one 1-thread trainer per core, one batch", ddp))
         print(f"{recipe}: {flops / 1e9:.2f} GFLOP per image-step (forward + backward)\n")
         print(f"| {recipe} | images/s | of capacity | MFU |\n|---|---|---|---|")
