@@ -213,7 +213,7 @@ def run_window(args) -> dict:
 
 WINDOW_SETTINGS = ["val", "minutes", "steps", "width", "crop", "batch_size", "lr", "warmup", "zoom", "alpha", "loss",
                    "ab_bins", "ab_prune", "ab_soft", "init", "device", "workers", "eval_every", "ckpt_every",
-                   "log_every", "compile", "seed"]    # the colorize train settings a window passes on
+                   "log_every", "compile", "seed", "head_scale"]    # the colorize train settings a window passes on
 
 
 def parser() -> argparse.ArgumentParser:
