@@ -122,7 +122,7 @@ class Service:
         if fmt == "jpeg":
             out.save(buf, format="JPEG", quality=95, subsampling=0)
         else:
-            out.save(buf, format="PNG", compress_level=1)   # 4x faster than the default level on a 12 MP photo
+            out.save(buf, format="PNG", compress_level=1)   # a fast level: the page waits for it (docs/speed.md)
         return buf.getvalue(), self.colorizer.top_classes(analysis.logits)
 
     def hints(self, points_json: str | None, strokes: bytes | None) -> Hints | None:

@@ -25,8 +25,8 @@ _ENCODERS = {
 }
 
 
-# H.264 elsewhere; no B-frames, so that segments join with monotonic timestamps; preset veryfast
-# encodes 720p 3.3x faster than medium (24 vs 81 ms a frame here) with a file no larger at this CRF
+# H.264 elsewhere; no B-frames, so that segments join with monotonic timestamps; preset veryfast: far
+# faster than medium with a file no larger at this CRF (docs/speed.md, "Defaults")
 _DEFAULT_ENCODER = ("libx264", {"crf": "17", "preset": "veryfast", "bf": "0"}, "aac")
 
 

@@ -87,7 +87,7 @@ class Colorizer(PhotoColorizer):
 
     @torch.no_grad()
     def _l(self, rgb: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 (through a table: 4x faster, the same L) or float in [0, 1] -> (1, 1, H, W) L."""
+        """(H, W, 3) uint8 (through a table: the same L, faster; docs/speed.md) or float in [0, 1] -> (1, 1, H, W) L."""
         if rgb.dtype == np.uint8:   # in bands of rows, so that the table's int64 indices stay small
             u8 = torch.from_numpy(np.require(rgb, requirements=("W", "C")))   # a flipped view is copied
             h, w = u8.shape[:2]

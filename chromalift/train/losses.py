@@ -84,8 +84,8 @@ class SoftBins:
     """Zhang et al. 2016's soft-encoding of colours over a head's bins: each colour's SOFT_NEIGHBOURS nearest
     bins, weighted by exp(-d^2 / 2 sigma^2) and normalised.
 
-    Measuring every colour against every bin (131k pixels x 193 bins a batch) cost a quarter of a training
-    step; instead each 2-unit cell of the ab plane lists the bins that can be among the nearest of any colour
+    Measuring every colour against every bin (131k pixels x 193 bins a batch) is costly (docs/speed.md);
+    instead each 2-unit cell of the ab plane lists the bins that can be among the nearest of any colour
     in it (those within its centre's 5th-nearest distance plus the cell's diagonal, by the triangle
     inequality), and a colour is measured against its cell's few: the same bins and weights, exactly."""
 
