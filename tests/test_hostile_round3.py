@@ -323,3 +323,26 @@ def test_a_tiff_whose_strip_tags_lie_is_one_line_in_bounded_memory(tmp_path, cap
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024
     err = capsys.readouterr().err
     assert "s.tif: corrupt or truncated image" in err and "Traceback" not in err
+
+
+def test_an_interrupt_while_a_photo_is_reported_loses_no_report_and_repeats_none():
+    import os
+    import signal
+    import time
+
+    from chromalift.batch.pipeline import overlapped
+    written, reported = [], []
+
+    def write(job, data, result):
+        time.sleep(0.01)
+        written.append(job)
+        return job
+
+    def done(job, result, error):
+        if job == 2 and 2 not in reported:
+            os.kill(os.getpid(), signal.SIGINT)      # arrives in the middle of reporting job 2
+            time.sleep(0.05)
+        reported.append(job)
+    with pytest.raises(KeyboardInterrupt):
+        overlapped(range(50), lambda j: j, lambda j, d: d, write, done)
+    assert sorted(reported) == sorted(set(reported)) and set(reported) == set(written) and len(written) < 50

@@ -231,27 +231,32 @@ def _colorize_photos(colorizer, photos: list, options: Options, prior, tally: Ta
         from chromalift.progress import bar as progress_bar
         bar = progress_bar(total=len(photos), desc="colorize", unit="photo")
 
+    outcomes: list[tuple] = []   # (job, its record): appending one is the commit of a photo's outcome
+
     def finished(job, rec, error):
+        if outcomes and outcomes[-1][0] is job:   # called again: an interrupt landed after the commit
+            return
         bar.update()
         if error is None:
-            for line in rec.pop("_warnings"):
+            for line in rec.get("_warnings", ()):
                 bar.write(f"colorize: warning: {one_line(line)}", file=sys.stderr)
-            classes = rec.pop("_classes")
             if options.show_class:
-                print(f"{one_line(job.src)}: " + ", ".join(f"{name} {p:.0%}" for name, p in classes))
-            tally.records.append(rec)
-            counted.append(job)
+                print(f"{one_line(job.src)}: " + ", ".join(f"{name} {p:.0%}" for name, p in rec.get("_classes", ())))
+            outcomes.append((job, {k: v for k, v in rec.items() if not k.startswith("_")}))
             return
         message = _failure_message(job, error)
-        tally.failures.append(message)
-        tally.records.append(record(job.src, error=message))
         bar.write(f"colorize: error: {one_line(message)}", file=sys.stderr)
+        outcomes.append((job, record(job.src, error=message)))
 
     stages = PhotoStages(colorizer, options, prior)
     try:
         overlapped(photos, stages.read, stages.work, stages.write, finished)
     finally:
         bar.close()
+        mine = [rec for _, rec in outcomes]
+        tally.records += mine
+        tally.failures += [r["error"] for r in mine if r["error"]]
+        counted += [r for r in mine if not r["error"]]
 
 
 def _out_of_memory(error: RuntimeError) -> bool:
