@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chromalift.film.settings import CUT_THRESHOLD, MAX_FRAME_PIXELS
 from chromalift.inference.geometry import DEFAULT_PROCESS_SIZE
 from chromalift.io.names import one_line
 
@@ -31,7 +32,7 @@ class Options:
     hints: object = None              # inference.hints.Hints for a one-photo run
     prior: str = "shot"               # films: one global prior per shot, or per frame
     batch: int = 8                    # films: frames colorized together
-    cut_threshold: float | None = None   # films: None = film/settings.py's
+    cut_threshold: float = CUT_THRESHOLD   # films: a mean change of L between frames that counts as a cut
     steady: float | None = None       # films: None = the default for the prior mode
 
 
@@ -79,21 +80,21 @@ def colorize_files(inputs: list[str], output: str | None = None, *, colorizer=No
                                    process_size=options.process_size, hints=options.hints is not None,
                                    films=any(is_video(j.src) for j in plan.jobs))
     ref = read_photo(reference, max_pixels=int(options.max_pixels)).rgb if reference else None
-    todo = [j for j in plan.jobs if not (resume and j.dst.exists())]
-    tally = run_jobs(colorizer, todo, options, reference=ref, plan=plan, progress=progress)
-    tally.skipped = len(plan.jobs) - len(todo)
-    tally.count += tally.skipped
+    tally = run_jobs(colorizer, plan.jobs, options, resume=resume, reference=ref, plan=plan, progress=progress)
     if report:
         write_records(report, tally.records)
     return tally
 
 
-def run_jobs(colorizer, jobs: list, options: Options, *, reference=None, plan=None, progress: bool = True) -> Tally:
-    """This process's films and photos; `plan` (on one process only) adds the plan's errors and notes.
-    A Ctrl-C or SIGTERM ends it with tally.interrupted set."""
+def run_jobs(colorizer, jobs: list, options: Options, *, resume: bool = False, reference=None, plan=None,
+             progress: bool = True) -> Tally:
+    """This process's films and photos (with `resume`, those whose output exists are counted as skipped);
+    `plan` (on one process only) adds the plan's errors and notes. A Ctrl-C or SIGTERM ends it with
+    tally.interrupted set."""
     from chromalift.io.formats import is_video
 
-    tally = Tally(count=len(jobs))
+    todo = [j for j in jobs if not (resume and j.dst.exists())]
+    tally = Tally(count=len(jobs), skipped=len(jobs) - len(todo))   # the plan's refusals are counted below
     if plan is not None:
         tally.failures, tally.count = list(plan.errors), tally.count + len(plan.errors)
         tally.records = [record(None, error=e) for e in plan.errors]
@@ -102,33 +103,31 @@ def run_jobs(colorizer, jobs: list, options: Options, *, reference=None, plan=No
         for line in plan.notes:
             print(f"colorize: {one_line(line)}", file=sys.stderr)
     prior = colorizer.prior(reference, scores=False)[0] if reference is not None else None
-    videos = [job for job in jobs if is_video(job.src)]
-    photos = [job for job in jobs if not is_video(job.src)]
-    tally.videos, tally.photos, counted = len(videos), len(photos), []   # counted: photos written, kept on Ctrl-C
+    videos = [job for job in todo if is_video(job.src)]
+    photos = [job for job in todo if not is_video(job.src)]
+    tally.videos, tally.photos = len(videos), len(photos)
     previous = _sigterm_as_interrupt()
     try:
         for job in videos:
             _colorize_film(colorizer, job, options, reference, tally)
-        _colorize_photos(colorizer, photos, options, prior, tally, counted, progress)
+        _colorize_photos(colorizer, photos, options, prior, tally, progress)
     except KeyboardInterrupt:
         tally.interrupted = True
         print("\ncolorize: interrupted; what was written is complete (films resume when run again)", file=sys.stderr)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    tally.done += len(counted)
-    if len(jobs) == 1 and tally.done == 1:
-        tally.last = str(jobs[0].dst)
+    if len(todo) == 1 and tally.done == 1:
+        tally.last = str(todo[0].dst)
     return tally
 
 
 def _colorize_film(colorizer, job, options: Options, reference, tally: Tally) -> None:
     from chromalift.film.run import VideoError, colorize_video
-    from chromalift.film.settings import CUT_THRESHOLD, MAX_FRAME_PIXELS
     try:
         result = colorize_video(colorizer, job.src, job.dst, prior_mode=options.prior, reference=reference,
                                 process_size=options.process_size, batch=options.batch,
-                                cut_threshold=CUT_THRESHOLD if options.cut_threshold is None else options.cut_threshold,
+                                cut_threshold=options.cut_threshold,
                                 steady=options.steady, overwrite=options.overwrite,
                                 max_pixels=min(options.max_pixels, MAX_FRAME_PIXELS))
     except VideoError as e:
@@ -219,10 +218,9 @@ def _failure_message(job, error: BaseException) -> str:
     return f"{job.src}: out of memory; try a smaller --process-size or --max-pixels"
 
 
-def _colorize_photos(colorizer, photos: list, options: Options, prior, tally: Tally, counted: list,
-                     progress: bool) -> None:
+def _colorize_photos(colorizer, photos: list, options: Options, prior, tally: Tally, progress: bool) -> None:
     """The photos through read -> colorize -> write, overlapped; one line per failure. Each photo written is
-    appended to `counted` (which survives a Ctrl-C)."""
+    counted in tally.done, a Ctrl-C or SIGTERM included."""
     from chromalift.batch.pipeline import overlapped
 
     if len(photos) < 2 or options.show_class or not progress:
@@ -231,32 +229,29 @@ def _colorize_photos(colorizer, photos: list, options: Options, prior, tally: Ta
         from chromalift.progress import bar as progress_bar
         bar = progress_bar(total=len(photos), desc="colorize", unit="photo")
 
-    outcomes: list[tuple] = []   # (job, its record): appending one is the commit of a photo's outcome
+    outcomes: list[dict] = []   # each photo's record, in order; the tally takes them however the run ends
 
     def finished(job, rec, error):
-        if outcomes and outcomes[-1][0] is job:   # called again: an interrupt landed after the commit
-            return
         bar.update()
         if error is None:
             for line in rec.get("_warnings", ()):
                 bar.write(f"colorize: warning: {one_line(line)}", file=sys.stderr)
             if options.show_class:
                 print(f"{one_line(job.src)}: " + ", ".join(f"{name} {p:.0%}" for name, p in rec.get("_classes", ())))
-            outcomes.append((job, {k: v for k, v in rec.items() if not k.startswith("_")}))
+            outcomes.append({k: v for k, v in rec.items() if not k.startswith("_")})
             return
         message = _failure_message(job, error)
         bar.write(f"colorize: error: {one_line(message)}", file=sys.stderr)
-        outcomes.append((job, record(job.src, error=message)))
+        outcomes.append(record(job.src, error=message))
 
     stages = PhotoStages(colorizer, options, prior)
     try:
         overlapped(photos, stages.read, stages.work, stages.write, finished)
     finally:
         bar.close()
-        mine = [rec for _, rec in outcomes]
-        tally.records += mine
-        tally.failures += [r["error"] for r in mine if r["error"]]
-        counted += [r for r in mine if not r["error"]]
+        tally.records += outcomes
+        tally.failures += [r["error"] for r in outcomes if r["error"]]
+        tally.done += sum(1 for r in outcomes if not r["error"])
 
 
 def _out_of_memory(error: RuntimeError) -> bool:

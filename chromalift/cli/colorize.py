@@ -92,11 +92,8 @@ def cmd_colorize(argv: list[str]) -> int:
                       prior=args.prior, batch=args.batch, cut_threshold=args.cut_threshold, steady=args.steady)
     shard.start()
     try:
-        mine = shard.take(plan.jobs)
-        todo = [j for j in mine if not (resume and j.dst.exists())]
-        tally = run_jobs(colorizer, todo, options, reference=reference, plan=plan if shard.index == 0 else None)
-        tally.skipped = len(mine) - len(todo)    # not tally.count: that holds the plan's refusals too
-        tally.count += tally.skipped
+        tally = run_jobs(colorizer, shard.take(plan.jobs), options, resume=resume, reference=reference,
+                         plan=plan if shard.index == 0 else None)
         tallies = [tally] if tally.interrupted else shard.gather(tally)
         reported = True
         if not shard.launched or shard.index == 0 or tally.interrupted:
@@ -115,8 +112,6 @@ def _read_hints(args, plan):
     from chromalift.io.formats import is_video
     if len(plan.jobs) != 1 or is_video(plan.jobs[0].src):
         raise ValueError("--hint and --hints are in one photo's pixels: give exactly one photo")
-    if args.backend == "numpy":
-        raise ValueError("colour hints run on the PyTorch backend: leave out --backend numpy")
     if message := missing_extra("colorize --hint", "hints", "scipy"):
         raise ValueError(message)
     strokes = None

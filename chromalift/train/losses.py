@@ -130,14 +130,18 @@ def ab_bin_soft_cross_entropy(logits: torch.Tensor, ab: torch.Tensor, soft: Soft
     return (torch.logsumexp(flat, dim=1) - (flat.gather(1, nearest) * weights).sum(dim=1)).view(b, 1, h, w)
 
 
+def targets_at(ab: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
+    """ab (B, 2, H/2, W/2) as a head of `head`'s size sees them: pooled for a head at a quarter of the size."""
+    return ab if ab.shape[-1] == head.shape[-1] else F.avg_pool2d(ab, ab.shape[-1] // head.shape[-1])
+
+
 def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor | None, ab_bins: int = 0,
                  ab_lookup: torch.Tensor | None = None, ab_soft: SoftBins | None = None):
     """-> (total loss, colour loss (MSE, or cross-entropy over ab bins), classification CE or None, logits).
     A head over some of the grid's bins takes their `head_bin_lookup` as ab_lookup; soft targets take
     ab_soft = their SoftBins."""
     pred, logits = model(l)
-    if pred.shape[-1] != ab.shape[-1]:   # a head at a quarter of the size: its targets pooled to it
-        ab = F.avg_pool2d(ab, ab.shape[-1] // pred.shape[-1])
+    ab = targets_at(ab, pred)
     if ab_bins and ab_soft is not None:
         se = ab_bin_soft_cross_entropy(pred, ab, ab_soft)
     elif ab_bins:

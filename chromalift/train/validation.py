@@ -13,6 +13,7 @@ from chromalift.evaluation.metrics import colorfulness_u8, psnr_u8, topk_correct
 from chromalift.model.network import ColorizationNet
 from chromalift.train.data.batches import eval_batches
 from chromalift.train.data.cache import Cache
+from chromalift.train.losses import targets_at
 
 
 @torch.no_grad()
@@ -26,8 +27,7 @@ def validate(model: ColorizationNet, cache: Cache, *, crop: int, device: torch.d
         l, ab, labels = l.to(device), ab.to(device), labels.to(device)
         pred, logits = model(l)
         pred = model.colorization.decode(pred)
-        target = ab if ab.shape[-1] == pred.shape[-1] else F.avg_pool2d(ab, ab.shape[-1] // pred.shape[-1])
-        mse_sum += float(((pred.float() - normalize_ab(target)) ** 2).mean(dim=(1, 2, 3)).sum())
+        mse_sum += float(((pred.float() - normalize_ab(targets_at(ab, pred))) ** 2).mean(dim=(1, 2, 3)).sum())
         L = (l + 0.5) * L_MAX
         up = lambda t: F.interpolate(t, size=L.shape[-2:], mode="bilinear", align_corners=False)
         ours = float_to_uint8(lab_to_rgb(torch.cat([L, up(unnormalize_ab(pred.float()))], 1))).cpu().numpy()
