@@ -1,7 +1,7 @@
 """How fast `colorize train` trains against what the machine can do, in one run, for the MSE and the bin recipe.
 
     python benchmarks/train_speed.py --data CACHE [--width 0.5 --crop 128 --batch-size 32 --steps 24]
-                                     [--before DIR]
+                                     [--repeats 3] [--before DIR ...]
 
 For each recipe (MSE: --loss mse; bins: --loss classify --ab-prune --ab-soft 5; bins-quarter: the same with
 --head-scale 4; all --zoom 2.5 --alpha 3):
@@ -9,8 +9,11 @@ For each recipe (MSE: --loss mse; bins: --loss classify --ab-prune --ab-soft 5; 
 - bare step: the same, with random batches and targets instead of the trainer (the network, its loss and
   Adam alone);
 - trainer: `colorize train` as a user runs it (default workers and threads); with --before DIR, also the
-  trainer of another checkout (e.g. `git worktree add /tmp/before OLD`; its own code, whatever is installed),
-  so before/after compare in one run;
+  trainer of another checkout (e.g. `git worktree add /tmp/before OLD`; its own code, whatever is installed;
+  --before may be given more than once), so before/after compare in one run;
+- capacity and the trainers are measured --repeats times, interleaved (capacity, trainers, capacity, ...),
+  so that a shared machine's slow minutes fall on all of them: the rows give medians, and the ratio's
+  range over the repeats (each trainer against the capacity measured beside it);
 - the ratio trainer / capacity, the training MFU (FLOP per image-step x images/s over the CPU's nominal
   peak for the precision the step runs in, from its flags and measured clock: ceiling.peak_gflops), and where a default
   step's time goes (timers around batch, forward, loss, backward and optimiser).
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -170,7 +174,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=24)
     p.add_argument("--recipes", default="mse,bins")
-    p.add_argument("--before", help="a checkout of an earlier chromalift whose trainer to time alongside")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved measurements of capacity and trainers")
+    p.add_argument("--before", action="append", default=[],
+                   help="a checkout of an earlier chromalift whose trainer to time alongside (repeatable)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--recipe", help=argparse.SUPPRESS)
     p.add_argument("--over", default="{}", help=argparse.SUPPRESS)
@@ -193,20 +199,29 @@ def report(args) -> None:
     print(f"{cores} cores, {'bf16 autocast' if bf16 else 'fp32'}; nominal peak {peak / 1e9:.0f} GFLOP/s ({assumed})\n")
     one = {"threads": 1, "workers": 0}
     for recipe in args.recipes.split(","):
-        capacity = sum(trainers(args, recipe, one, cores))
         bares = _spawn(args, "bare", recipe, one, cores)
         bare, flops = sum(r["images_per_s"] for r in bares), bares[0]["flops"]
-        rows = [("capacity: 1-thread trainers, one per core", capacity), ("bare step, one per core", bare)]
-        if args.before and "head_scale" not in RECIPES[recipe]:
-            rows.append(("trainer before (--before)", trainers(args, recipe, {}, 1, args.before)[0]))
-        trainer = trainers(args, recipe, {})[0]
-        rows.append(("trainer (colorize train defaults)", trainer))
+        befores = [] if "head_scale" in RECIPES[recipe] else args.before
+        named = [(f"trainer before ({Path(b).name})", b) for b in befores] + [("**trainer now** (defaults)", HERE)]
+        capacities, rates = [], {name: [] for name, _ in named}
+        for _ in range(args.repeats):
+            capacities.append(sum(trainers(args, recipe, one, cores)))
+            for name, checkout in named:
+                rates[name].append(trainers(args, recipe, {}, 1, checkout)[0])
+        capacity = statistics.median(capacities)
         ddp = trainers(args, recipe, one, torchrun=cores)[0]
-        rows.append(("torchrun: one 1-thread trainer per core, one batch", ddp))
-        print(f"{recipe}: {flops / 1e9:.2f} GFLOP per image-step (forward + backward)\n")
-        print(f"| {recipe} | images/s | of capacity | MFU |\n|---|---|---|---|")
-        for name, rate in rows:
-            print(f"| {name} | {rate:.1f} | {rate / capacity:.2f} | {rate * flops / peak:.1%} |")
+        print(f"{recipe}: {flops / 1e9:.2f} GFLOP per image-step (forward + backward); "
+              f"capacity over {args.repeats} repeats: " + ", ".join(f"{c:.1f}" for c in capacities) + "\n")
+        print(f"| {recipe} | images/s (median) | of capacity | range over repeats | MFU |\n|---|---|---|---|---|")
+        print(f"| capacity: 1-thread trainers, one per core | {capacity:.1f} | 1.00 | | {capacity * flops / peak:.1%} |")
+        print(f"| bare step, one per core | {bare:.1f} | {bare / capacity:.2f} | | {bare * flops / peak:.1%} |")
+        for name, got in rates.items():
+            ratios = [r / c for r, c in zip(got, capacities)]
+            rate = statistics.median(got)
+            print(f"| {name} | {rate:.1f} | {rate / capacity:.2f} | {min(ratios):.2f}-{max(ratios):.2f} | "
+                  f"{rate * flops / peak:.1%} |")
+        print(f"| torchrun: one 1-thread trainer per core, one batch | {ddp:.1f} | {ddp / capacity:.2f} | | "
+              f"{ddp * flops / peak:.1%} |")
         phases = _spawn(args, "profile", recipe, {})[0]
         total = sum(phases.values())
         print(f"\ntrainer's step, {total:.3f} s: " + ", ".join(f"{k} {v / total:.0%}" for k, v in phases.items()) + "\n")

@@ -1,5 +1,6 @@
 """Speed changes to the trainer that must not change what it learns: the soft targets from the cell
-candidates, and batches made in the training process by default on a CPU."""
+candidates, the bin cross-entropy a chunk of rows at a time, and batches made in the training process by
+default on a CPU."""
 from __future__ import annotations
 
 import json
@@ -28,13 +29,58 @@ def _losses(cache: Path, out: Path, **kw) -> list[float]:
     return [r["loss"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r]
 
 
-def test_the_soft_targets_train_as_measuring_every_bin_did(cache, tmp_path, monkeypatch):
+@pytest.mark.parametrize("rows", [losses._ROWS, 100])    # one chunk a batch here, and many
+def test_the_soft_targets_train_as_measuring_every_bin_did(cache, tmp_path, monkeypatch, rows):
+    monkeypatch.setattr(losses, "_ROWS", rows)
     recipe = {"loss": "classify", "ab_bins": 8, "ab_prune": True, "ab_soft": 5.0, "workers": 0, "amp": False}
     fast = _losses(cache, tmp_path / "fast", **recipe)
     monkeypatch.setattr(losses, "ab_bin_soft_cross_entropy",
                         lambda logits, ab, soft: _every_bin_soft_cross_entropy(logits, ab, soft.points[:-1], soft.sigma).float())
     plain = _losses(cache, tmp_path / "plain", **recipe)
     assert len(fast) == 6 and fast == pytest.approx(plain, rel=1e-4, abs=1e-5)
+
+
+def _plain(logits, ab, soft=None, target=None):
+    """Torch's own cross-entropy through autograd, in float32: what the chunked loss computes."""
+    b, q, h, w = logits.shape
+    flat = logits.permute(0, 2, 3, 1).reshape(-1, q).float()
+    if soft is None:
+        return torch.nn.functional.cross_entropy(flat, target.reshape(-1), reduction="none").view(b, 1, h, w)
+    nearest, weights = soft.encode(ab.permute(0, 2, 3, 1).reshape(-1, 2))
+    return (torch.logsumexp(flat, 1) - (flat.gather(1, nearest) * weights).sum(1)).view(b, 1, h, w)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("kind", ["hard", "soft"])
+def test_the_chunked_bin_loss_and_its_gradient_are_torchs_own(monkeypatch, dtype, kind):
+    """Across chunk edges (rows not a multiple of the chunk), with per-pixel weights on the loss, in either
+    precision: the same losses and the same gradient as autograd through torch's cross-entropy."""
+    monkeypatch.setattr(losses, "_ROWS", 64)
+    torch.manual_seed(4)
+    centres = torch.rand(30, 2) * 160 - 80
+    soft = losses.SoftBins(centres, 5.0) if kind == "soft" else None
+    ab = torch.rand(3, 2, 9, 11) * 120 - 60
+    target = torch.randint(0, 30, (3, 9, 11))
+    raw = (torch.randn(3, 30, 9, 11) * 3).to(memory_format=torch.channels_last).to(dtype)
+    pixel_weights = torch.rand(3, 1, 9, 11)
+    chunked = ((lambda x: losses.ab_bin_soft_cross_entropy(x, ab, soft)) if soft else
+               (lambda x: losses.ab_bin_cross_entropy(x, target)))
+    results = []
+    for fn in (chunked, lambda x: _plain(x, ab, soft, target)):
+        logits = raw.clone().requires_grad_()
+        loss = fn(logits)
+        (loss * pixel_weights).mean().backward()
+        results.append((loss.detach(), logits.grad.float()))
+    (chunked, grad), (plain, plain_grad) = results
+    assert chunked.dtype == torch.float32 and torch.allclose(chunked, plain, atol=1e-5)
+    assert torch.allclose(grad, plain_grad, atol=1e-6, rtol=1e-2 if dtype == torch.bfloat16 else 1e-5)
+
+
+def test_the_bin_loss_without_gradients_makes_none():
+    logits = torch.randn(1, 5, 4, 4, requires_grad=True)
+    with torch.no_grad():
+        loss = losses.ab_bin_cross_entropy(logits, torch.zeros(1, 4, 4, dtype=torch.long))
+    assert loss.shape == (1, 1, 4, 4) and not loss.requires_grad
 
 
 def test_batches_made_in_the_trainer_train_as_a_loader_process_did(cache, tmp_path):

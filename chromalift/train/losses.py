@@ -71,9 +71,63 @@ def ab_bin_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Te
 
     The bins as the last axis: a view of channels_last logits, so no transposing copy of 63 million numbers
     forwards and backwards (benchmarks/loss_speed.py)."""
-    b, q, h, w = logits.shape
-    flat = logits.permute(0, 2, 3, 1).reshape(-1, q).float()
-    return F.cross_entropy(flat, target.reshape(-1), reduction="none").view(b, 1, h, w)
+    b, _, h, w = logits.shape
+    index = target.reshape(-1, 1)
+    return _rows_cross_entropy(_bins_last(logits), lambda rows: (index[rows], None)).view(b, 1, h, w)
+
+
+def _bins_last(logits: torch.Tensor) -> torch.Tensor:
+    """(B, Q, h, w) -> (B*h*w, Q): a view where the logits are channels_last."""
+    return logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+
+
+_ROWS = 2048   # logits rows per chunk on a CPU: 1.6 MB as float32, so each chunk's passes stay in cache
+
+
+class _RowsCrossEntropy(torch.autograd.Function):
+    """Per-row cross-entropy of (N, Q) logits against targets over a few bins, a chunk of rows at a time.
+
+    -sum w log softmax = logsumexp - sum w x (the weights sum to one). Each chunk's float32 copy, its
+    log-sum-exp and its gradient (softmax minus the target) are made while the chunk sits in cache, and
+    the gradient is kept in the logits' dtype for backward: torch's own path writes and re-reads a float32
+    copy of all N x Q logits forwards and again backwards, half a training step's loss time on a CPU
+    (docs/speed.md)."""
+
+    @staticmethod
+    def forward(ctx, flat, targets, want_grad: bool):
+        n = flat.shape[0]
+        rows = _ROWS if flat.device.type == "cpu" else n
+        loss = torch.empty(n, dtype=torch.float32, device=flat.device)
+        grad = torch.empty_like(flat) if want_grad else None
+        with torch.autocast(flat.device.type, enabled=False):   # targets and sums in float32 whatever the step runs in
+            for start in range(0, n, rows):
+                _chunk(flat, targets, slice(start, min(start + rows, n)), loss, grad)
+        ctx.save_for_backward(grad)
+        return loss
+
+    @staticmethod
+    def backward(ctx, upstream):
+        (grad,) = ctx.saved_tensors
+        return grad * upstream[:, None].to(grad.dtype), None, None
+
+
+def _chunk(flat, targets, part: slice, loss: torch.Tensor, grad: torch.Tensor | None) -> None:
+    """One chunk of _RowsCrossEntropy: its rows' losses, and their gradient where `grad` is given."""
+    nearest, weights = targets(part)
+    x = flat[part].to(torch.float32, copy=True)
+    lse = torch.logsumexp(x, dim=1)
+    picked = x.gather(1, nearest)
+    loss[part] = lse - (picked.squeeze(1) if weights is None else (picked * weights).sum(dim=1))
+    if grad is not None:
+        p = torch.exp_(x.sub_(lse[:, None]))
+        p.scatter_add_(1, nearest, torch.full_like(picked, -1.0) if weights is None else -weights)
+        grad[part] = p
+
+
+def _rows_cross_entropy(flat: torch.Tensor, targets) -> torch.Tensor:
+    """(N, Q) logits and targets(rows) -> ((n, k) bin indices, (n, k) weights or None for one bin) of a
+    slice of rows -> (N,) float32 cross-entropy."""
+    return _RowsCrossEntropy.apply(flat, targets, torch.is_grad_enabled() and flat.requires_grad)
 
 
 SOFT_NEIGHBOURS = 5   # Zhang et al.: each colour's target spreads over its 5 nearest bins
@@ -122,12 +176,10 @@ class SoftBins:
 
 def ab_bin_soft_cross_entropy(logits: torch.Tensor, ab: torch.Tensor, soft: SoftBins) -> torch.Tensor:
     """(B, Q, h, w) bin logits, (B, 2, h, w) ab in Lab units -> (B, 1, h, w) cross-entropy (float32) against
-    the soft targets of `soft`. The weights sum to one, so -sum w log p = logsumexp(logits) - sum w logits."""
-    b, q, h, w = logits.shape
-    with torch.autocast(ab.device.type, enabled=False):   # targets in float32 whatever the step runs in
-        nearest, weights = soft.encode(ab.permute(0, 2, 3, 1).reshape(-1, 2))
-    flat = logits.permute(0, 2, 3, 1).reshape(-1, q).float()
-    return (torch.logsumexp(flat, dim=1) - (flat.gather(1, nearest) * weights).sum(dim=1)).view(b, 1, h, w)
+    the soft targets of `soft`, encoded a chunk of pixels at a time."""
+    b, _, h, w = logits.shape
+    colours = ab.permute(0, 2, 3, 1).reshape(-1, 2)
+    return _rows_cross_entropy(_bins_last(logits), lambda rows: soft.encode(colours[rows])).view(b, 1, h, w)
 
 
 def targets_at(ab: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
