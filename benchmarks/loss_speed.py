@@ -101,5 +101,6 @@ def main() -> None:
     print(f"| training step, MSE (the paper) | {mse:.3f} | {n / mse:.1f} | 1.00 |\n"
           f"| training step, `--loss classify` | {classify:.3f} | {n / classify:.1f} | {classify / mse:.2f} |")
 
+
 if __name__ == "__main__":
     main()

@@ -73,7 +73,8 @@ def ab_bin_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Te
     forwards and backwards (benchmarks/loss_speed.py)."""
     b, _, h, w = logits.shape
     index = target.reshape(-1, 1)
-    return _rows_cross_entropy(_bins_last(logits), lambda rows: (index[rows], None)).view(b, 1, h, w)
+    whole = torch.ones(index.shape, device=index.device)   # each pixel's one bin, with all the weight
+    return _rows_cross_entropy(_bins_last(logits), lambda rows: (index[rows], whole[rows])).view(b, 1, h, w)
 
 
 def _bins_last(logits: torch.Tensor) -> torch.Tensor:
@@ -117,16 +118,17 @@ def _chunk(flat, targets, part: slice, loss: torch.Tensor, grad: torch.Tensor | 
     x = flat[part].to(torch.float32, copy=True)
     lse = torch.logsumexp(x, dim=1)
     picked = x.gather(1, nearest)
-    loss[part] = lse - (picked.squeeze(1) if weights is None else (picked * weights).sum(dim=1))
+    loss[part] = lse - (picked * weights).sum(dim=1)
     if grad is not None:
         p = torch.exp_(x.sub_(lse[:, None]))
-        p.scatter_add_(1, nearest, torch.full_like(picked, -1.0) if weights is None else -weights)
+        p.scatter_add_(1, nearest, -weights)
         grad[part] = p
 
 
 def _rows_cross_entropy(flat: torch.Tensor, targets) -> torch.Tensor:
-    """(N, Q) logits and targets(rows) -> ((n, k) bin indices, (n, k) weights or None for one bin) of a
-    slice of rows -> (N,) float32 cross-entropy."""
+    """(N, Q) logits and targets(rows) -> ((n, k) bin indices, (n, k) weights) of a slice of rows -> (N,)
+    float32 cross-entropy. Whether to make the gradient is decided here: inside forward,
+    ctx.needs_input_grad says True under torch.no_grad too (validation would pay for a gradient)."""
     return _RowsCrossEntropy.apply(flat, targets, torch.is_grad_enabled() and flat.requires_grad)
 
 
