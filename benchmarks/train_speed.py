@@ -1,7 +1,7 @@
 """How fast `colorize train` trains against what the machine can do, in one run, for the MSE and the bin recipe.
 
     python benchmarks/train_speed.py --data CACHE [--width 0.5 --crop 128 --batch-size 32 --steps 24]
-                                     [--repeats 3] [--before DIR ...]
+                                     [--repeats 3] [--before DIR ...] [--fp32]
 
 For each recipe (MSE: --loss mse; bins: --loss classify --ab-prune --ab-soft 5; bins-quarter: the same with
 --head-scale 4; all --zoom 2.5 --alpha 3):
@@ -46,7 +46,7 @@ def _config(args, recipe: str, out: str, **over):
     from chromalift.train.config import TrainConfig
     return TrainConfig(data=args.data, out=out, width=args.width, crop=args.crop, batch_size=args.batch_size,
                        steps=args.steps, zoom=2.5, alpha=3.0, optimizer="adam", lr=1e-4, log_every=WARM,
-                       ckpt_every=10 ** 9, progress=False, **RECIPES[recipe], **over)
+                       ckpt_every=10 ** 9, progress=False, amp=not args.fp32, **RECIPES[recipe], **over)
 
 
 def trainers(args, recipe: str, over: dict, copies: int = 1, checkout: str = HERE, torchrun: int = 0) -> list[float]:
@@ -55,7 +55,7 @@ def trainers(args, recipe: str, over: dict, copies: int = 1, checkout: str = HER
     first WARM steps."""
     flags = {"width": args.width, "crop": args.crop, "batch_size": args.batch_size, "steps": args.steps,
              "zoom": 2.5, "alpha": 3.0, "optimizer": "adam", "lr": 1e-4, "log_every": WARM, "ckpt_every": 10 ** 9,
-             "progress": False, **RECIPES[recipe], **over}
+             "progress": False, "amp": not args.fp32, **RECIPES[recipe], **over}
     argv = []
     for key, value in flags.items():
         flag = "--" + key.replace("_", "-")
@@ -80,11 +80,13 @@ def child_bare(args, recipe: str, over: dict) -> dict:
     """The network, its loss and Adam on random batches: what a step costs with no data to make."""
     import torch
 
+    from chromalift.train.heap import keep_freed_memory
     from chromalift.train.loop import _prepare_run, autocast_for
     with tempfile.TemporaryDirectory() as out:
         cfg = _config(args, recipe, out, **over)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        keep_freed_memory()   # as the trainer does
         run = _prepare_run(cfg, Path(out), 0, 1, torch.device("cpu"), resuming=False)
     b, c = args.batch_size, args.crop
     l = torch.rand(b, 1, c, c).to(memory_format=torch.channels_last)
@@ -132,11 +134,13 @@ def child_profile(args, recipe: str, over: dict) -> dict:
     import torch
 
     from chromalift.train.data.loader import epoch_batches, start_workers
+    from chromalift.train.heap import keep_freed_memory
     from chromalift.train.loop import _prepare_run, autocast_for
     with tempfile.TemporaryDirectory() as out:
         cfg = _config(args, recipe, out, **over)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        keep_freed_memory()
         run = _prepare_run(cfg, Path(out), 0, 1, torch.device("cpu"), resuming=False)
     run.sampler.set_epoch(0)
     batches = start_workers(epoch_batches(cfg, run.train_cache, None, list(run.sampler), run.per_rank, 0, 0,
@@ -155,7 +159,7 @@ def _spawn(args, kind: str, recipe: str, over: dict, copies: int = 1) -> list[di
     """`copies` child processes of this script side by side, each measuring `kind`; -> their results."""
     cmd = [sys.executable, __file__, "--child", kind, "--recipe", recipe, "--over", json.dumps(over),
            "--data", args.data, "--width", str(args.width), "--crop", str(args.crop),
-           "--batch-size", str(args.batch_size), "--steps", str(args.steps)]
+           "--batch-size", str(args.batch_size), "--steps", str(args.steps), *(["--fp32"] if args.fp32 else [])]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(copies)]
     results = []
     for p in procs:
@@ -177,6 +181,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="interleaved measurements of capacity and trainers")
     p.add_argument("--before", action="append", default=[],
                    help="a checkout of an earlier chromalift whose trainer to time alongside (repeatable)")
+    p.add_argument("--fp32", action="store_true", help="every run without bf16 autocast (--no-amp), as on a CPU "
+                                                       "without fast bf16 (AVX2 only)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--recipe", help=argparse.SUPPRESS)
     p.add_argument("--over", default="{}", help=argparse.SUPPRESS)
@@ -193,7 +199,7 @@ def report(args) -> None:
 
     from chromalift.inference.device import cpu_has_fast_bf16
     cores = len(os.sched_getaffinity(0))
-    bf16 = cpu_has_fast_bf16()
+    bf16 = cpu_has_fast_bf16() and not args.fp32
     peak, assumed = peak_gflops(cores, bf16=bf16)
     peak *= 1e9
     print(f"{cores} cores, {'bf16 autocast' if bf16 else 'fp32'}; nominal peak {peak / 1e9:.0f} GFLOP/s ({assumed})\n")

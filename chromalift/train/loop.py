@@ -27,6 +27,7 @@ from chromalift.train.data.batches import EpochSampler, sampling_weights
 from chromalift.train.data.cache import Cache, DataError, rebalance_weights
 from chromalift.train.data.device_batches import DeviceBatches
 from chromalift.train.data.loader import cache_for, epoch_batches, resident_batches, start_workers
+from chromalift.train.heap import keep_freed_memory
 from chromalift.train.log import TrainLog
 from chromalift.train.losses import SoftBins, compute_loss, head_bin_lookup, used_ab_bins
 from chromalift.train.schedule import lr_at, progress
@@ -204,8 +205,10 @@ def _setup(cfg: TrainConfig) -> tuple[int, int, torch.device, Path]:
     unless resuming."""
     rank, world, local_rank = distributed.setup()
     device = pick_device(cfg.device, local_rank=local_rank)
-    if cfg.threads and device.type == "cpu":
-        torch.set_num_threads(cfg.threads)
+    if device.type == "cpu":
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        keep_freed_memory()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True    # fixed shapes: let cuDNN pick the fastest convolutions
     out = Path(cfg.out)
