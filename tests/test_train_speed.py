@@ -102,24 +102,27 @@ _FAULTS = """
 import resource, sys, torch
 from chromalift.train.heap import keep_freed_memory
 
-def faults_of_a_step():   # a step's 64 MiB buffer, made, used and freed twice: the faults of the second time
-    torch.empty(2 ** 24).fill_(1.0)
+kept = keep_freed_memory() if sys.argv[1] == "keep" else None
+for step in range(4):   # a step's 64 MiB buffer, made, used and freed; the faults of the last step
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     torch.empty(2 ** 24).fill_(1.0)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-plain = faults_of_a_step()
-kept = keep_freed_memory()
-print(plain, kept, faults_of_a_step())
+    small = [torch.empty(100) for _ in range(50)]   # the small allocations a step makes between its large ones
+print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
+
+
+def _faults(how: str) -> tuple[str, int]:
+    kept, faults = subprocess.run([sys.executable, "-c", _FAULTS, how], capture_output=True, text=True,
+                                  check=True).stdout.split()
+    return kept, int(faults)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 def test_a_steps_freed_memory_is_kept_for_the_next_step():
-    """glibc gives a large tensor's pages back on free, so the next step faults 16k pages in again; with
-    keep_freed_memory (as the trainer runs on a CPU) it reuses them. Its own process: the setting is global."""
-    out = subprocess.run([sys.executable, "-c", _FAULTS], capture_output=True, text=True, check=True).stdout.split()
-    plain, kept, after = int(out[0]), out[1] == "True", int(out[2])
-    assert kept
+    """glibc gives a large tensor's pages back on free, so every step faults 16k pages in again; with
+    keep_freed_memory (as the trainer runs on a CPU) the steps after the first two reuse them. In processes
+    of their own: the setting is for the whole process."""
+    (_, plain), (kept, after) = _faults("plain"), _faults("keep")
+    assert kept == "True"
     assert plain >= 32              # 16k pages of 4 KiB, or 32 of 2 MiB where the kernel hands out huge pages
     assert after < plain / 20
