@@ -80,7 +80,7 @@ int main(void) {   /* ten dependent 1-cycle register adds per iteration: adds pe
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     /* register + register, not + immediate: recent Intel cores fold chains of immediate adds
-       (19.9 G adds/s measured on one core of a Xeon with AMX), a register operand it cannot fold */
+       (19.9 G adds/s measured on one core of a Xeon with AMX), a register operand they cannot fold */
     __asm__ volatile("1:\n\t"
         "add %2, %0\n\tadd %2, %0\n\tadd %2, %0\n\tadd %2, %0\n\tadd %2, %0\n\t"
         "add %2, %0\n\tadd %2, %0\n\tadd %2, %0\n\tadd %2, %0\n\tadd %2, %0\n\t"
