@@ -7,7 +7,8 @@ For each recipe (MSE: --loss mse; bins: --loss classify --ab-prune --ab-soft 5; 
 --head-scale 4; all --zoom 2.5 --alpha 3):
 - capacity: one 1-thread trainer per core (--threads 1 --workers 0) side by side, images/s summed;
 - bare step: the same, with random batches and targets instead of the trainer (the network, its loss and
-  Adam alone);
+  Adam alone); and once more in one process with the trainer's default threads, which shows what intra-op
+  threads lose against one process per core;
 - trainer: `colorize train` as a user runs it (default workers and threads); with --before DIR, also the
   trainer of another checkout (e.g. `git worktree add /tmp/before OLD`; its own code, whatever is installed;
   --before may be given more than once), so before/after compare in one run;
@@ -207,6 +208,7 @@ def report(args) -> None:
     for recipe in args.recipes.split(","):
         bares = _spawn(args, "bare", recipe, one, cores)
         bare, flops = sum(r["images_per_s"] for r in bares), bares[0]["flops"]
+        shared = _spawn(args, "bare", recipe, {})[0]["images_per_s"]   # what threads lose against processes
         befores = [] if "head_scale" in RECIPES[recipe] else args.before
         named = [(f"trainer before ({Path(b).name})", b) for b in befores] + [("**trainer now** (defaults)", HERE)]
         capacities, rates = [], {name: [] for name, _ in named}
@@ -221,6 +223,8 @@ def report(args) -> None:
         print(f"| {recipe} | images/s (median) | of capacity | range over repeats | MFU |\n|---|---|---|---|---|")
         print(f"| capacity: 1-thread trainers, one per core | {capacity:.1f} | 1.00 | | {capacity * flops / peak:.1%} |")
         print(f"| bare step, one per core | {bare:.1f} | {bare / capacity:.2f} | | {bare * flops / peak:.1%} |")
+        print(f"| bare step, one process with the trainer's threads | {shared:.1f} | {shared / capacity:.2f} | | "
+              f"{shared * flops / peak:.1%} |")
         for name, got in rates.items():
             ratios = [r / c for r, c in zip(got, capacities)]
             rate = statistics.median(got)
