@@ -17,7 +17,8 @@ def _parser() -> argparse.ArgumentParser:
                                 epilog="""examples:
   colorize weights runs/mine/last.pt mine.safetensors --half --ab-gain 1.1
   colorize weights shipped fast.safetensors --global-flip off       the shipped model without the mirror pass
-  colorize weights runs/rebalanced/last.pt w.safetensors --half --ab-logit-adjust 1   take back --rebalance""",
+  colorize weights runs/rebalanced/last.pt w.safetensors --half --ab-logit-adjust 1   take back --rebalance
+  colorize weights runs/mine/last.pt bold.safetensors --half --ab-rebalance 0.1     rarer colours at inference""",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", help="a training checkpoint (last.pt, best.pt), a weights file (.safetensors), or "
                    "'shipped' (the shipped model)")
@@ -38,7 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ab-logit-adjust", type=float, metavar="BETA", help="for ab-bin weights trained with "
                    "--rebalance: take back this share (0-1) of the bias it gave rare colours (logit adjustment; 1: "
                    "the unweighted posterior), computed from the training photos")
-    p.add_argument("--rebalance-data", metavar="DATA", help="--ab-logit-adjust: the training cache or pack "
+    p.add_argument("--ab-rebalance", type=float, metavar="S", help="for ab-bin weights trained without "
+                   "--rebalance: weight each bin's probability at inference as --rebalance S would have weighted "
+                   "it in training (0-1; Zhang et al.'s class rebalancing without retraining): bolder, rarer "
+                   "colours for some PSNR, computed from the training photos")
+    p.add_argument("--rebalance-data", metavar="DATA", help="--ab-logit-adjust, --ab-rebalance: the training "
+                   "cache or pack "
                    "(default: the path the weights record)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file (never the source)")
     return p
@@ -68,8 +74,8 @@ def cmd_weights(argv: list[str]) -> int:
             model, classes, info = model_from_checkpoint(source)
         model = recalibrated(model, ab_gain=args.ab_gain, ab_temperature=args.ab_temperature,
                              global_flip=args.global_flip, coarse_blend=args.coarse_blend)
-        if args.ab_logit_adjust is not None:    # before any cut: the bins are those the run trained
-            model, info = _logit_adjusted(model, info, args.ab_logit_adjust, args.rebalance_data)
+        if args.ab_logit_adjust is not None or args.ab_rebalance is not None:   # before any cut: the run's bins
+            model, info = _prior_adjusted(model, info, args.ab_logit_adjust, args.ab_rebalance, args.rebalance_data)
         if args.ab_keep_from:
             photos, bins = load_training_set(args.ab_keep_from).images, model.config.ab_bins
             model = pruned(model, used_ab_bins(photos, bins) if bins else ())
@@ -82,24 +88,41 @@ def cmd_weights(argv: list[str]) -> int:
     return 0
 
 
-def _logit_adjusted(model, info: dict, beta: float, data: str | None):
-    """The weights with `beta` of their --rebalance taken back, and their info saying so. ValueError where
-    they were not trained with it, regress a*b* or were adjusted already."""
-    from chromalift.model.weights import check_logit_adjust, logit_adjusted
+def _prior_adjusted(model, info: dict, beta: float | None, strength: float | None, data: str | None):
+    """The weights with `beta` of their --rebalance taken back, or rebalanced at inference with `strength`,
+    and their info saying so. ValueError where they cannot take it: a*b* regression, adjusted already, or
+    trained otherwise than the option needs."""
+    from chromalift.model.weights import check_ab_rebalance, check_logit_adjust, logit_adjusted, rebalanced
     from chromalift.train.data.pack import load_training_set
     from chromalift.train.losses import head_bin_weights
 
-    check_logit_adjust(beta)                 # before reading the training photos
+    if beta is not None and strength is not None:
+        raise ValueError("--ab-logit-adjust takes back a training's --rebalance, --ab-rebalance adds one to "
+                         "weights trained without it: choose one")
+    if strength is None:                     # the value first: before reading the training photos
+        check_logit_adjust(beta)
+    else:
+        check_ab_rebalance(strength)
     trained, c = info.get("train_args", {}), model.config
-    if "ab_logit_adjust" in info:
-        raise ValueError(f"these weights are logit-adjusted already ({info['ab_logit_adjust']}); start from "
-                         "the training checkpoint")
-    if not trained.get("rebalance") or not c.ab_bins:
-        raise ValueError("--ab-logit-adjust takes back --rebalance of ab-bin weights (--loss classify); these "
-                         "were not trained so")
+    done = {k: info[k] for k in ("ab_logit_adjust", "ab_rebalance") if k in info}
+    if done:
+        raise ValueError(f"these weights are adjusted already ({done}); start from the training checkpoint")
+    if not c.ab_bins:
+        raise ValueError("--ab-logit-adjust and --ab-rebalance need ab-bin weights (--loss classify); these "
+                         "regress a*b*")
+    if strength is None and not trained.get("rebalance"):
+        raise ValueError("--ab-logit-adjust takes back --rebalance; these weights were not trained so")
+    if strength is not None and trained.get("rebalance"):
+        raise ValueError(f"these weights were trained with --rebalance {trained['rebalance']}: move from it "
+                         "with --ab-logit-adjust")
+    if not (data or trained.get("data")):
+        raise ValueError("no training photos recorded in these weights: give --rebalance-data")
     cache = load_training_set(data or trained["data"])
-    weights = head_bin_weights(cache.images, cache.ab_hist, float(trained["rebalance"]), c.ab_bins, c.ab_keep)
-    return logit_adjusted(model, weights, beta), {**info, "ab_logit_adjust": beta}
+    if strength is None:
+        weights = head_bin_weights(cache.images, cache.ab_hist, float(trained["rebalance"]), c.ab_bins, c.ab_keep)
+        return logit_adjusted(model, weights, beta), {**info, "ab_logit_adjust": beta}
+    weights = head_bin_weights(cache.images, cache.ab_hist, strength, c.ab_bins, c.ab_keep)
+    return rebalanced(model, weights), {**info, "ab_rebalance": strength}
 
 
 def _stored_half(path: Path) -> bool:

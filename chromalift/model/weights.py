@@ -174,16 +174,35 @@ def logit_adjusted(model: ColorizationNet, bin_weights: torch.Tensor, beta: floa
     beta 1 is the unweighted posterior (what plain training would aim for, from features that rebalancing
     taught rare colours), beta 0 the weights as trained. `bin_weights` (one per head output) from
     `losses.head_bin_weights`. Raises ValueError for weights that regress a*b* or a beta outside [0, 1]."""
-    if not model.config.ab_bins:
-        raise ValueError("logit adjustment needs weights with ab bins (--loss classify); these regress a*b*")
     check_logit_adjust(beta)
+    return _head_bias_shifted(model, -beta * bin_weights.clamp(min=1e-6).log(), "logit adjustment")
+
+
+def check_ab_rebalance(strength: float) -> None:
+    """ValueError for an inference rebalancing strength outside (0, 1]."""
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(f"rebalancing {strength}: choose a strength in (0, 1], as for --rebalance")
+
+
+def rebalanced(model: ColorizationNet, bin_weights: torch.Tensor) -> ColorizationNet:
+    """The same ab-bin weights, trained without rebalancing, with each bin's probability multiplied by its
+    weight w_k at inference: p(k | photo) w_k, where a cross-entropy weighted by w_k would have led
+    training (Zhang et al.'s class rebalancing, reached by Bayes' rule instead of retraining). Rare,
+    saturated colours then win where the photo leaves them plausible, instead of the common browns an
+    uncertain pixel's distribution peaks at. `bin_weights` from `losses.head_bin_weights`."""
+    return _head_bias_shifted(model, bin_weights.clamp(min=1e-6).log(), "rebalancing")
+
+
+def _head_bias_shifted(model: ColorizationNet, shift: torch.Tensor, what: str) -> ColorizationNet:
+    """A copy of ab-bin weights whose head bias is moved by `shift` (one per output): the head's
+    probabilities times exp(shift), renormalised."""
+    if not model.config.ab_bins:
+        raise ValueError(f"{what} needs weights with ab bins (--loss classify); these regress a*b*")
     state = model.state_dict()
     bias = state[HEAD + ".bias"]
-    if bin_weights.shape != bias.shape:
-        raise ValueError(f"{bin_weights.numel()} bin weights for a head of {bias.numel()} bins")
-    state[HEAD + ".bias"] = bias - beta * bin_weights.to(bias.dtype).clamp(min=1e-6).log()
+    if shift.shape != bias.shape:
+        raise ValueError(f"{shift.numel()} bin weights for a head of {bias.numel()} bins")
+    state[HEAD + ".bias"] = bias + shift.to(bias.dtype)
     out = ColorizationNet(model.config)
     out.load_state_dict(state)
     return out.eval()
-
-
