@@ -1,7 +1,8 @@
 """A head over only the ab bins photos use (`ModelConfig.ab_keep`): chosen from the training photos, cut
 from trained weights without changing their colours, stored in the weights, trained, and read by every engine.
 And taking back --rebalance at inference (`colorize weights --ab-logit-adjust`): the mean loss weight of each
-head bin from the training photos, and a head whose bias divides each bin's probability by it."""
+head bin from the training photos, and a head whose bias divides each bin's probability by it; or adding it
+at inference to weights trained without it (`--ab-rebalance S`), a head whose bias multiplies by it."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,16 @@ from helpers import make_photo_folder
 
 from chromalift.color.lab import rgb_to_lab
 from chromalift.model.network import ColorizationNet, ModelConfig, ab_bin_centres
-from chromalift.model.weights import HEAD, CheckpointError, config_from, load_weights, logit_adjusted, pruned, save_weights
+from chromalift.model.weights import (
+    HEAD,
+    CheckpointError,
+    config_from,
+    load_weights,
+    logit_adjusted,
+    pruned,
+    rebalanced,
+    save_weights,
+)
 from chromalift.train.checkpoint import load_checkpoint, save_checkpoint
 from chromalift.train.data.cache import ab_bin_index, load_cache, prepare, rebalance_weights
 from chromalift.train.loop import TrainConfig, train
@@ -171,14 +181,20 @@ def test_a_head_bins_weight_is_the_mean_loss_weight_of_the_pixels_that_target_it
     assert torch.allclose(cut[[int(lookup[red_bin]), int(lookup[grey_bin])]], pixel_weight) and cut[2] == 1
 
 
-def test_weights_cli_takes_back_the_rebalancing_the_checkpoint_records(cache, tmp_path, capsys):
-    from chromalift.cli.main import main
+def _checkpoints(cache, tmp_path) -> ColorizationNet:
+    """plain.pt and rebalanced.pt (--rebalance 0.5) in tmp_path: the same weights, trained on `cache`."""
     classes = load_cache(cache).classes
     torch.manual_seed(1)
     model = ColorizationNet(replace(BINS, num_classes=len(classes)))
-    for name, args in (("rebalanced", {"rebalance": 0.5, "data": str(cache)}), ("plain", {"rebalance": 0.0})):
+    for name, rebalance in (("rebalanced", 0.5), ("plain", 0.0)):
         save_checkpoint(tmp_path / f"{name}.pt", {"model_config": model.config.to_dict(), "model": model.state_dict(),
-                        "step": 3, "classes": classes, "args": args})
+                        "step": 3, "classes": classes, "args": {"rebalance": rebalance, "data": str(cache)}})
+    return model
+
+
+def test_weights_cli_takes_back_the_rebalancing_the_checkpoint_records(cache, tmp_path, capsys):
+    from chromalift.cli.main import main
+    model = _checkpoints(cache, tmp_path)
     out = tmp_path / "adjusted.safetensors"
     assert main(["weights", str(tmp_path / "rebalanced.pt"), str(out), "--ab-logit-adjust", "1"]) == 0
     adjusted, _, info = load_weights(out)
@@ -193,5 +209,54 @@ def test_weights_cli_takes_back_the_rebalancing_the_checkpoint_records(cache, tm
                                 (tmp_path / "rebalanced.pt", ["--ab-logit-adjust", "2"], "choose 0")):
         target = tmp_path / "again.safetensors"
         assert main(["weights", str(source), str(target), "--ab-logit-adjust", "0.5", *extra]) == 1
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1 and not target.exists()
+
+
+def test_the_rebalanced_head_multiplies_each_bins_probability_by_its_weight():
+    torch.manual_seed(0)
+    model = ColorizationNet(replace(BINS, ab_keep=KEEP)).eval()
+    weights = torch.rand(len(KEEP)) * 4 + 0.2
+    l = torch.rand(1, 1, 32, 48) - 0.5
+    want = _bin_probabilities(model, l) * weights.double()[None, :, None, None]
+    got = _bin_probabilities(rebalanced(model, weights), l)
+    assert torch.allclose(got, want / want.sum(1, keepdim=True), atol=1e-6)
+    rare = int(weights.argmax())       # the most up-weighted bin gains probability everywhere
+    assert (got[:, rare] > _bin_probabilities(model, l)[:, rare]).all()
+    with pytest.raises(ValueError, match="regress"):
+        rebalanced(ColorizationNet(replace(BINS, ab_bins=0)), weights)
+    with pytest.raises(ValueError, match="bin weights"):
+        rebalanced(model, weights[:3])
+
+
+def test_weights_cli_rebalances_plain_weights_from_their_training_photos(cache, tmp_path):
+    from chromalift.cli.main import main
+    model = _checkpoints(cache, tmp_path)
+    out = tmp_path / "bold.safetensors"
+    assert main(["weights", str(tmp_path / "plain.pt"), str(out), "--ab-rebalance", "0.25"]) == 0
+    bold, _, info = load_weights(out)
+    assert info["ab_rebalance"] == 0.25 and "ab_logit_adjust" not in info
+    cached = load_cache(cache)
+    weights = head_bin_weights(cached.images, cached.ab_hist, 0.25, 8)
+    shift = bold.state_dict()[HEAD + ".bias"] - model.state_dict()[HEAD + ".bias"]
+    assert torch.allclose(shift, weights.log(), atol=1e-5) and (weights != 1).any()
+
+
+def test_weights_cli_refuses_what_it_cannot_rebalance_in_one_line(cache, tmp_path, capsys):
+    from chromalift.cli.main import main
+    _checkpoints(cache, tmp_path)
+    done = tmp_path / "done.safetensors"
+    assert main(["weights", str(tmp_path / "plain.pt"), str(done), "--ab-rebalance", "0.1"]) == 0
+    capsys.readouterr()
+    for source, extra, said in ((done, ["--ab-rebalance", "0.1"], "adjusted already"),
+                                (tmp_path / "rebalanced.pt", ["--ab-rebalance", "0.1"], "--ab-logit-adjust"),
+                                (tmp_path / "plain.pt", ["--ab-rebalance", "0"], "choose a strength"),
+                                (tmp_path / "plain.pt", ["--ab-rebalance", "1.5"], "choose a strength"),
+                                (tmp_path / "plain.pt", ["--ab-rebalance", "0.1", "--ab-logit-adjust", "1"],
+                                 "choose one"),
+                                (tmp_path / "plain.pt", ["--ab-rebalance", "0.1", "--rebalance-data",
+                                                         str(tmp_path / "gone")], "gone")):
+        target = tmp_path / "again.safetensors"
+        assert main(["weights", str(source), str(target), *extra]) == 1
         err = capsys.readouterr().err
         assert said in err and len(err.strip().splitlines()) == 1 and not target.exists()

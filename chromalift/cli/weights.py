@@ -118,10 +118,10 @@ def _prior_adjusted(model, info: dict, beta: float | None, strength: float | Non
     if not (data or trained.get("data")):
         raise ValueError("no training photos recorded in these weights: give --rebalance-data")
     cache = load_training_set(data or trained["data"])
+    weights = head_bin_weights(cache.images, cache.ab_hist, float(trained["rebalance"]) if strength is None
+                               else strength, c.ab_bins, c.ab_keep)
     if strength is None:
-        weights = head_bin_weights(cache.images, cache.ab_hist, float(trained["rebalance"]), c.ab_bins, c.ab_keep)
         return logit_adjusted(model, weights, beta), {**info, "ab_logit_adjust": beta}
-    weights = head_bin_weights(cache.images, cache.ab_hist, strength, c.ab_bins, c.ab_keep)
     return rebalanced(model, weights), {**info, "ab_rebalance": strength}
 
 
