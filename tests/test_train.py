@@ -295,6 +295,42 @@ def test_ab_bin_loss_is_the_per_pixel_cross_entropy_in_either_memory_format(chan
     assert torch.allclose(weighted, (per_pixel * weights[ab_bin_index(ab)][:, None]).mean(), atol=1e-6)
 
 
+def test_saturated_targets_scale_chroma_keep_hue_and_stay_in_the_bins_range():
+    from chromalift.color.lab import AB_RANGE
+    from chromalift.train.losses import saturated
+    ab = torch.tensor([[3.0, -4.0], [60.0, 20.0], [120.0, -30.0], [0.0, 0.0]]).T.reshape(1, 2, 4, 1)
+    out = saturated(ab, 1.2)
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor([3.6, -4.8]))          # 1.2x the chroma
+    assert torch.allclose(out[0, :, 1, 0], torch.tensor([72.0, 24.0]))
+    assert torch.allclose(out[0, :, 2, 0], torch.tensor([AB_RANGE, -32.0]))   # capped at the range, hue kept
+    assert torch.equal(out[0, :, 3, 0], torch.zeros(2))                       # grey stays grey
+    assert saturated(ab, 1.0) is ab
+    assert torch.allclose(saturated(ab, 0.5), ab * 0.5)
+
+
+def test_the_bin_loss_trains_towards_the_saturated_colour():
+    from chromalift.train.losses import ab_bin_targets, compute_loss
+    head = torch.randn(1, 16, 2, 2)
+    ab = torch.full((1, 2, 2, 2), 40.0)                    # a bin whose 1.6x lies one bin further out
+    model = lambda l: (head, None)
+    _, plain, _, _ = compute_loss(model, None, ab, torch.full((1,), -1), alpha=0, ab_weights=None, ab_bins=4)
+    _, vivid, _, _ = compute_loss(model, None, ab, torch.full((1,), -1), alpha=0, ab_weights=None, ab_bins=4,
+                                  saturation=1.6)
+    assert not torch.equal(ab_bin_targets(ab, 4), ab_bin_targets(ab * 1.6, 4))
+    for loss, colour in ((plain, ab), (vivid, ab * 1.6)):
+        target = ab_bin_targets(colour, 4)
+        assert torch.allclose(loss, -torch.log_softmax(head, 1).gather(1, target[:, None]).mean(), atol=1e-6)
+
+
+def test_a_run_on_saturated_targets_records_it_and_a_bad_factor_is_one_line(caches, tmp_path):
+    train_dir, _ = caches
+    train(tiny(tmp_path / "run", train_dir, steps=2, loss="classify", ab_prune=True, target_saturation=1.2))
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["args"]["target_saturation"] == 1.2
+    r = subprocess.run([sys.executable, "-m", "chromalift", "train", "--data", str(train_dir), "--out",
+                        str(tmp_path / "bad"), "--crop", "32", "--target-saturation", "0"], capture_output=True, text=True)
+    assert r.returncode != 0 and "--target-saturation 0" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_classification_loss_over_ab_bins_learns_and_its_weights_colorize(caches, tmp_path, colour_jpeg):
     from chromalift.cli.main import main
     from chromalift.train.losses import ab_bin_targets

@@ -48,6 +48,8 @@ class TrainConfig:
     global_features: bool = setting(True, "the global prior (--no-global-features: the paper's ablation without it)")
     rebalance: float = setting(0.0, "0 = plain MSE (paper); s in (0, 1] weights each ab bin by 1/(s p + (1-s)/Q) "
                                     "(p its frequency, Q bins): rare, saturated colours count more (against sepia)")
+    target_saturation: float = setting(1.0, "the colour targets' chroma times this (hue kept, within the ab range): "
+                                            "1.2 = DDColor's and BigColor's more vivid targets")
     color_sampling: float = setting(0.0, "0 = uniform; p > 0 samples photos with probability ~ colourfulness^p")
     class_weights: str = setting("", "PATTERN=W[,PATTERN=W...]: photos of the classes whose names match PATTERN "
                                      "(shell-style, e.g. 'fl_*=2') are drawn W times as often (a source's share of the mix)")

@@ -84,6 +84,8 @@ def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: tor
         raise ValueError(f"--loss {cfg.loss}: choose mse or classify")
     if not cfg.zoom >= 1:
         raise ValueError(f"--zoom {cfg.zoom}: 1 (off) or more")
+    if not 0 < cfg.target_saturation <= 4:
+        raise ValueError(f"--target-saturation {cfg.target_saturation}: a factor in (0, 4], e.g. 1.2")
     if cfg.ab_soft and (cfg.loss != "classify" or not cfg.ab_soft > 0):
         raise ValueError(f"--ab-soft {cfg.ab_soft}: a sigma > 0 (Lab units), with --loss classify")
     train_cache = cache_for(cfg.data, out, "train", cfg, rank, world)
@@ -163,7 +165,8 @@ def _step(run: _Run, net, cfg: TrainConfig, batch, device: torch.device, autocas
         group["lr"] = lr_at(cfg, run.lr, progress(cfg, run.step, run.seconds))
     with autocast:
         loss, color, scene, _ = compute_loss(net, l, ab, labels, alpha=cfg.alpha, ab_weights=run.ab_weights,
-                                      ab_bins=run.model_config.ab_bins, ab_lookup=run.ab_lookup, ab_soft=run.ab_soft)
+                                             ab_bins=run.model_config.ab_bins, ab_lookup=run.ab_lookup,
+                                             ab_soft=run.ab_soft, saturation=cfg.target_saturation)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()

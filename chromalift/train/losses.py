@@ -190,13 +190,22 @@ def targets_at(ab: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
     return ab if ab.shape[-1] == head.shape[-1] else F.avg_pool2d(ab, ab.shape[-1] // head.shape[-1])
 
 
+def saturated(ab: torch.Tensor, factor: float) -> torch.Tensor:
+    """(B, 2, h, w) ab with each pixel's chroma multiplied by `factor`, hue kept; a pixel is scaled only as far
+    as both channels stay within the bins' range (DDColor and BigColor train on targets saturated 1.2x)."""
+    if factor == 1.0:
+        return ab
+    room = AB_RANGE / ab.abs().amax(dim=1, keepdim=True).clamp_min(1e-6)
+    return ab * room.clamp(1.0, factor) if factor > 1.0 else ab * factor
+
+
 def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor | None, ab_bins: int = 0,
-                 ab_lookup: torch.Tensor | None = None, ab_soft: SoftBins | None = None):
+                 ab_lookup: torch.Tensor | None = None, ab_soft: SoftBins | None = None, saturation: float = 1.0):
     """-> (total loss, colour loss (MSE, or cross-entropy over ab bins), classification CE or None, logits).
     A head over some of the grid's bins takes their `head_bin_lookup` as ab_lookup; soft targets take
-    ab_soft = their SoftBins."""
+    ab_soft = their SoftBins; the colour targets' chroma is multiplied by `saturation`."""
     pred, logits = model(l)
-    ab = targets_at(ab, pred)
+    ab = saturated(targets_at(ab, pred), saturation)
     if ab_bins and ab_soft is not None:
         se = ab_bin_soft_cross_entropy(pred, ab, ab_soft)
     elif ab_bins:
