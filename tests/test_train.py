@@ -331,6 +331,36 @@ def test_a_run_on_saturated_targets_records_it_and_a_bad_factor_is_one_line(cach
     assert r.returncode != 0 and "--target-saturation 0" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_the_colourfulness_loss_is_ddcolors_on_the_decoded_photo_and_its_gradient_adds_colour():
+    from chromalift.color.lab import lab_to_rgb, normalize_l
+    from chromalift.evaluation.metrics import colorfulness_u8
+    from chromalift.train.losses import colourfulness_shortfall
+    torch.manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [40.0, 30.0], [-30.0, 40.0], [10.0, -45.0]])
+    pick = torch.randint(0, 4, (2, 6, 5))
+    head = torch.nn.functional.one_hot(pick, 4).permute(0, 3, 1, 2).float() * 60.0     # one bin each, sharply
+    lum = torch.rand(2, 1, 6, 5) * 60 + 20
+    loss = colourfulness_shortfall(head, normalize_l(lum), centres)
+    photos = lab_to_rgb(torch.cat([lum, centres[pick].permute(0, 3, 1, 2)], 1))
+    cf = [colorfulness_u8(p.permute(1, 2, 0).double().numpy() * 255.0) for p in photos]
+    assert abs(float(loss) - (1 - np.mean(cf) / 100)) < 1e-3
+    grey = torch.zeros(1, 4, 6, 5, requires_grad=True)                  # even odds: a greyish mean
+    before = colourfulness_shortfall(grey, normalize_l(lum[:1]), centres)
+    before.backward()
+    after = colourfulness_shortfall(grey.detach() - 50.0 * grey.grad, normalize_l(lum[:1]), centres)
+    assert float(after) < float(before.detach())                        # the step made it more colourful
+
+
+def test_a_run_with_the_colourfulness_loss_trains_and_without_bins_is_one_line(caches, tmp_path):
+    train_dir, _ = caches
+    train(tiny(tmp_path / "run", train_dir, steps=2, loss="classify", ab_prune=True, colorfulness_loss=0.5))
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["step"] == 2 and state["args"]["colorfulness_loss"] == 0.5
+    r = subprocess.run([sys.executable, "-m", "chromalift", "train", "--data", str(train_dir), "--out",
+                        str(tmp_path / "bad"), "--crop", "32", "--colorfulness-loss", "1"], capture_output=True, text=True)
+    assert r.returncode != 0 and "--colorfulness-loss 1" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_classification_loss_over_ab_bins_learns_and_its_weights_colorize(caches, tmp_path, colour_jpeg):
     from chromalift.cli.main import main
     from chromalift.train.losses import ab_bin_targets

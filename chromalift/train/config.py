@@ -50,6 +50,8 @@ class TrainConfig:
                                     "(p its frequency, Q bins): rare, saturated colours count more (against sepia)")
     target_saturation: float = setting(1.0, "the colour targets' chroma times this (hue kept, within the ab range): "
                                             "1.2 = DDColor's and BigColor's more vivid targets")
+    colorfulness_loss: float = setting(0.0, "with --loss classify: add W x DDColor's colourfulness loss (1 - CF/100 "
+                                            "of the decoded photo; it pushes towards vivid colour)")
     color_sampling: float = setting(0.0, "0 = uniform; p > 0 samples photos with probability ~ colourfulness^p")
     class_weights: str = setting("", "PATTERN=W[,PATTERN=W...]: photos of the classes whose names match PATTERN "
                                      "(shell-style, e.g. 'fl_*=2') are drawn W times as often (a source's share of the mix)")

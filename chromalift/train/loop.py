@@ -71,6 +71,7 @@ class _Run:
     lr: float
     ab_lookup: torch.Tensor | None   # a head over some ab bins: every grid bin's output index (losses.head_bin_lookup)
     ab_soft: SoftBins | None = None   # soft bin targets over the head's bins
+    vivid: tuple[float, torch.Tensor] | None = None   # --colorfulness-loss: its weight, the bins' Lab centres
     step: int = 0
     best_val: float = math.inf
     last_val: dict = field(default_factory=dict)
@@ -86,6 +87,8 @@ def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: tor
         raise ValueError(f"--zoom {cfg.zoom}: 1 (off) or more")
     if not 0 < cfg.target_saturation <= 4:
         raise ValueError(f"--target-saturation {cfg.target_saturation}: a factor in (0, 4], e.g. 1.2")
+    if cfg.colorfulness_loss and (cfg.loss != "classify" or not cfg.colorfulness_loss > 0):
+        raise ValueError(f"--colorfulness-loss {cfg.colorfulness_loss}: a weight > 0, with --loss classify")
     if cfg.ab_soft and (cfg.loss != "classify" or not cfg.ab_soft > 0):
         raise ValueError(f"--ab-soft {cfg.ab_soft}: a sigma > 0 (Lab units), with --loss classify")
     train_cache = cache_for(cfg.data, out, "train", cfg, rank, world)
@@ -117,6 +120,8 @@ def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: tor
                optimizers[cfg.optimizer](model.parameters(), lr=lr), lr, None if lookup is None else lookup.to(device))
     if cfg.ab_soft:
         run.ab_soft = SoftBins(unnormalize_ab(ab_bin_centres(model_config)).T, cfg.ab_soft).to(device)
+    if cfg.colorfulness_loss:
+        run.vivid = (cfg.colorfulness_loss, unnormalize_ab(ab_bin_centres(model_config)).T.contiguous().to(device))
     if resuming:
         _restore(run, Path(cfg.out) / "last.pt")
     return run
@@ -166,7 +171,7 @@ def _step(run: _Run, net, cfg: TrainConfig, batch, device: torch.device, autocas
     with autocast:
         loss, color, scene, _ = compute_loss(net, l, ab, labels, alpha=cfg.alpha, ab_weights=run.ab_weights,
                                              ab_bins=run.model_config.ab_bins, ab_lookup=run.ab_lookup,
-                                             ab_soft=run.ab_soft, saturation=cfg.target_saturation)
+                                             ab_soft=run.ab_soft, saturation=cfg.target_saturation, vivid=run.vivid)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from chromalift.color.lab import AB_RANGE, normalize_ab, rgb_to_lab
+from chromalift.color.lab import AB_RANGE, L_MAX, lab_to_rgb, normalize_ab, rgb_to_lab
 from chromalift.train.data.cache import ab_bin_index, rebalance_weights
 
 
@@ -199,11 +199,29 @@ def saturated(ab: torch.Tensor, factor: float) -> torch.Tensor:
     return ab * room.clamp(1.0, factor) if factor > 1.0 else ab * factor
 
 
+def colourfulness_shortfall(head: torch.Tensor, l: torch.Tensor, centres: torch.Tensor,
+                            temperature: float = 0.38) -> torch.Tensor:
+    """DDColor's colourfulness loss, the mean over photos of 1 - CF / 100 (Hasler and Suesstrunk's CF of the
+    sRGB photo on the 0-255 scale), of the bins' annealed mean at the head's size: a push towards vivid
+    colour that does not look at the truth. head (B, Q, h, w) bin logits, l the network's (B, 1, H, W) input,
+    centres (Q, 2) the bins in Lab units."""
+    z = head.float().permute(0, 2, 3, 1)
+    ab = (torch.softmax(z / temperature, dim=-1) @ centres).permute(0, 3, 1, 2)
+    lum = (F.adaptive_avg_pool2d(l.float(), ab.shape[-2:]) + 0.5) * L_MAX
+    r, g, b = (lab_to_rgb(torch.cat([lum, ab], dim=1)) * 255.0).flatten(2).unbind(1)
+    rg, yb = r - g, 0.5 * (r + g) - b
+    spread = (rg.var(dim=1, correction=0) + yb.var(dim=1, correction=0)).sqrt()
+    cast = (rg.mean(dim=1).square() + yb.mean(dim=1).square()).sqrt()
+    return (1.0 - (spread + 0.3 * cast) / 100.0).mean()
+
+
 def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor | None, ab_bins: int = 0,
-                 ab_lookup: torch.Tensor | None = None, ab_soft: SoftBins | None = None, saturation: float = 1.0):
+                 ab_lookup: torch.Tensor | None = None, ab_soft: SoftBins | None = None, saturation: float = 1.0,
+                 vivid: tuple[float, torch.Tensor] | None = None):
     """-> (total loss, colour loss (MSE, or cross-entropy over ab bins), classification CE or None, logits).
     A head over some of the grid's bins takes their `head_bin_lookup` as ab_lookup; soft targets take
-    ab_soft = their SoftBins; the colour targets' chroma is multiplied by `saturation`."""
+    ab_soft = their SoftBins; the colour targets' chroma is multiplied by `saturation`; vivid = (weight, the
+    bins' Lab centres) adds weight x `colourfulness_shortfall` to the colour loss."""
     pred, logits = model(l)
     ab = saturated(targets_at(ab, pred), saturation)
     if ab_bins and ab_soft is not None:
@@ -216,6 +234,8 @@ def compute_loss(model, l, ab, labels, *, alpha: float, ab_weights: torch.Tensor
     if ab_weights is not None:
         se = se * ab_weights[ab_bin_index(ab)][:, None]
     color = se.mean()
+    if vivid is not None:
+        color = color + vivid[0] * colourfulness_shortfall(pred, l, vivid[1])
     scene = None
     if logits is not None and bool((labels >= 0).any()):
         scene = F.cross_entropy(logits.float(), labels, ignore_index=-1)
