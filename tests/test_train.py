@@ -322,15 +322,6 @@ def test_the_bin_loss_trains_towards_the_saturated_colour():
         assert torch.allclose(loss, -torch.log_softmax(head, 1).gather(1, target[:, None]).mean(), atol=1e-6)
 
 
-def test_a_run_on_saturated_targets_records_it_and_a_bad_factor_is_one_line(caches, tmp_path):
-    train_dir, _ = caches
-    train(tiny(tmp_path / "run", train_dir, steps=2, loss="classify", ab_prune=True, target_saturation=1.2))
-    assert load_checkpoint(tmp_path / "run" / "last.pt")["args"]["target_saturation"] == 1.2
-    r = subprocess.run([sys.executable, "-m", "chromalift", "train", "--data", str(train_dir), "--out",
-                        str(tmp_path / "bad"), "--crop", "32", "--target-saturation", "0"], capture_output=True, text=True)
-    assert r.returncode != 0 and "--target-saturation 0" in r.stderr and "Traceback" not in r.stderr
-
-
 def test_the_colourfulness_loss_is_ddcolors_on_the_decoded_photo_and_its_gradient_adds_colour():
     from chromalift.color.lab import lab_to_rgb, normalize_l
     from chromalift.evaluation.metrics import colorfulness_u8
@@ -351,14 +342,17 @@ def test_the_colourfulness_loss_is_ddcolors_on_the_decoded_photo_and_its_gradien
     assert float(after) < float(before.detach())                        # the step made it more colourful
 
 
-def test_a_run_with_the_colourfulness_loss_trains_and_without_bins_is_one_line(caches, tmp_path):
+@pytest.mark.parametrize("setting, value, bad", [("target_saturation", 1.2, "0"),      # a factor must be > 0
+                                                ("colorfulness_loss", 0.5, "1")])     # and this needs the bins
+def test_a_vividness_lever_trains_is_recorded_and_a_bad_value_is_one_line(caches, tmp_path, setting, value, bad):
     train_dir, _ = caches
-    train(tiny(tmp_path / "run", train_dir, steps=2, loss="classify", ab_prune=True, colorfulness_loss=0.5))
+    train(tiny(tmp_path / "run", train_dir, steps=2, loss="classify", ab_prune=True, **{setting: value}))
     state = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert state["step"] == 2 and state["args"]["colorfulness_loss"] == 0.5
+    assert state["step"] == 2 and state["args"][setting] == value
+    flag = "--" + setting.replace("_", "-")
     r = subprocess.run([sys.executable, "-m", "chromalift", "train", "--data", str(train_dir), "--out",
-                        str(tmp_path / "bad"), "--crop", "32", "--colorfulness-loss", "1"], capture_output=True, text=True)
-    assert r.returncode != 0 and "--colorfulness-loss 1" in r.stderr and "Traceback" not in r.stderr
+                        str(tmp_path / "bad"), "--crop", "32", flag, bad], capture_output=True, text=True)
+    assert r.returncode != 0 and f"{flag} {bad}" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_classification_loss_over_ab_bins_learns_and_its_weights_colorize(caches, tmp_path, colour_jpeg):

@@ -118,10 +118,11 @@ def _prepare_run(cfg: TrainConfig, out: Path, rank: int, world: int, device: tor
     lookup = head_bin_lookup(bins, keep)
     run = _Run(train_cache, val_cache, sampler, per_rank, steps_per_epoch, ab_weights, model, model_config,
                optimizers[cfg.optimizer](model.parameters(), lr=lr), lr, None if lookup is None else lookup.to(device))
+    centres = unnormalize_ab(ab_bin_centres(model_config)).T.contiguous() if bins else None   # (Q, 2) Lab units
     if cfg.ab_soft:
-        run.ab_soft = SoftBins(unnormalize_ab(ab_bin_centres(model_config)).T, cfg.ab_soft).to(device)
+        run.ab_soft = SoftBins(centres, cfg.ab_soft).to(device)
     if cfg.colorfulness_loss:
-        run.vivid = (cfg.colorfulness_loss, unnormalize_ab(ab_bin_centres(model_config)).T.contiguous().to(device))
+        run.vivid = (cfg.colorfulness_loss, centres.to(device))
     if resuming:
         _restore(run, Path(cfg.out) / "last.pt")
     return run
